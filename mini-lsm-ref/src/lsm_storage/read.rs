@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The read path: point lookups and scans over the memtables and the L0 SSTs, newest first.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use anyhow::Result;
+use bytes::Bytes;
+
+use super::{LsmStorageInner, LsmStorageState};
+use crate::iterators::merge_iterator::MergeIterator;
+use crate::iterators::two_merge_iterator::TwoMergeIterator;
+use crate::iterators::StorageIterator;
+use crate::key::{KeyBytes, KeySlice};
+use crate::lsm_iterator::{FusedIterator, LsmIterator};
+use crate::mem_table::{map_bound, MemTableIterator};
+use crate::table::{SsTable, SsTableIterator};
+
+/// A stored value as the user sees it: a tombstone (the empty value) means "no value".
+fn live(value: Bytes) -> Option<Bytes> {
+    (!value.is_empty()).then_some(value)
+}
+
+// ANCHOR: range_filter
+/// Whether `key` lies within a table's key range, so that the table may hold it.
+fn key_within(table: &SsTable, key: &[u8]) -> bool {
+    // @task week1_day6 3
+    table.first_key().raw_ref() <= key && key <= table.last_key().raw_ref()
+    // @end
+}
+
+/// Whether the user range `lower..upper` meets the table range `first..=last`.
+fn range_overlap(
+    lower: Bound<&[u8]>,
+    upper: Bound<&[u8]>,
+    first: &KeyBytes,
+    last: &KeyBytes,
+) -> bool {
+    // @task week1_day6 3
+    let (first, last) = (first.raw_ref(), last.raw_ref());
+    let starts_after_range = match upper {
+        Bound::Included(upper) => first > upper,
+        Bound::Excluded(upper) => first >= upper,
+        Bound::Unbounded => false,
+    };
+    let ends_before_range = match lower {
+        Bound::Included(lower) => last < lower,
+        Bound::Excluded(lower) => last <= lower,
+        Bound::Unbounded => false,
+    };
+    !starts_after_range && !ends_before_range
+    // @end
+}
+// ANCHOR_END: range_filter
+
+/// An iterator over `table` positioned at the first key within `lower`.
+fn seek_table(table: Arc<SsTable>, lower: Bound<&[u8]>) -> Result<SsTableIterator> {
+    // @task week1_day5 3
+    Ok(match lower {
+        Bound::Included(key) => {
+            SsTableIterator::create_and_seek_to_key(table, KeySlice::from_slice(key))?
+        }
+        Bound::Excluded(key) => {
+            let mut iter =
+                SsTableIterator::create_and_seek_to_key(table, KeySlice::from_slice(key))?;
+            if iter.is_valid() && iter.key().raw_ref() == key {
+                iter.next()?;
+            }
+            iter
+        }
+        Bound::Unbounded => SsTableIterator::create_and_seek_to_first(table)?,
+    })
+    // @end
+}
+
+/// The merge of every memtable in `snapshot` over `lower..upper`, newest first.
+fn memtables_iter(
+    snapshot: &LsmStorageState,
+    lower: Bound<&[u8]>,
+    upper: Bound<&[u8]>,
+) -> MergeIterator<MemTableIterator> {
+    // @task week1_day2 4
+    let memtables = std::iter::once(&snapshot.memtable).chain(snapshot.imm_memtables.iter());
+    MergeIterator::create(
+        memtables
+            .map(|memtable| Box::new(memtable.scan(lower, upper)))
+            .collect(),
+    )
+    // @end
+}
+
+/// The smallest key greater than every key that starts with `prefix`, if there is one: the prefix
+/// with its last byte below 0xff incremented, and what follows that byte dropped.
+fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
+    // @task week1_day6 5
+    let last = prefix.iter().rposition(|&b| b != u8::MAX)?;
+    let mut upper = prefix[..=last].to_vec();
+    upper[last] += 1;
+    Some(upper)
+    // @end
+}
+
+impl LsmStorageInner {
+    // ANCHOR: get
+    /// Returns the value of `key`, or `None` if it was never written or was deleted.
+    ///
+    /// # Errors
+    /// If an SST block cannot be read or is corrupt.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        // @task week1_day1 4
+        let snapshot = self.snapshot();
+        let memtables = std::iter::once(&snapshot.memtable).chain(snapshot.imm_memtables.iter());
+        for memtable in memtables {
+            if let Some(value) = memtable.get(key) {
+                return Ok(live(value));
+            }
+        }
+        // @task week1_day5 2 stub=comment
+        let key_slice = KeySlice::from_slice(key);
+        for id in &snapshot.l0_sstables {
+            let table = snapshot.table(*id)?;
+            // @task week1_day6 3 stub=comment
+            if !key_within(table, key) {
+                continue;
+            }
+            // @end
+            // @task week1_day7 2 stub=comment
+            if table.bloom_excludes(key) {
+                continue;
+            }
+            // @end
+            let iter = SsTableIterator::create_and_seek_to_key(table.clone(), key_slice)?;
+            if iter.is_valid() && iter.key() == key_slice {
+                return Ok(live(Bytes::copy_from_slice(iter.value())));
+            }
+        }
+        // @end
+        Ok(None)
+        // @end
+    }
+    // ANCHOR_END: get
+
+    // ANCHOR: scan
+    /// Returns an iterator over the live entries with keys in `lower..upper`, in key order.
+    ///
+    /// # Errors
+    /// If an SST block cannot be read or is corrupt.
+    pub fn scan(
+        &self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Result<FusedIterator<LsmIterator>> {
+        // @task week1_day5 3
+        let snapshot = self.snapshot();
+        let memtables = memtables_iter(&snapshot, lower, upper);
+        let mut tables = Vec::with_capacity(snapshot.l0_sstables.len());
+        for id in &snapshot.l0_sstables {
+            let table = snapshot.table(*id)?;
+            // @task week1_day6 3 stub=comment
+            if !range_overlap(lower, upper, table.first_key(), table.last_key()) {
+                continue;
+            }
+            // @end
+            tables.push(Box::new(seek_table(table.clone(), lower)?));
+        }
+        let inner = TwoMergeIterator::create(memtables, MergeIterator::create(tables))?;
+        Ok(FusedIterator::new(LsmIterator::new(
+            inner,
+            map_bound(upper),
+        )?))
+        // @or week1_day2 4
+        // let snapshot = self.snapshot();
+        // let memtables = memtables_iter(&snapshot, lower, upper);
+        // Ok(FusedIterator::new(LsmIterator::new(memtables, map_bound(upper))?))
+        // @end
+    }
+    // ANCHOR_END: scan
+
+    /// Returns an iterator over the live entries whose keys start with `prefix`. SSTs whose key
+    /// range cannot hold such a key are not read.
+    ///
+    /// # Errors
+    /// As [`Self::scan`].
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<FusedIterator<LsmIterator>> {
+        // @task week1_day6 5
+        let upper = prefix_upper_bound(prefix);
+        let upper = upper.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        self.scan(Bound::Included(prefix), upper)
+        // @end
+    }
+}

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The write path: put and delete into the memtable, freezing, and the write stall.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Result};
+use parking_lot::MutexGuard;
+
+use super::LsmStorageInner;
+use crate::mem_table::MemTable;
+
+impl LsmStorageInner {
+    /// Stores `value` under `key`.
+    ///
+    /// # Errors
+    /// If `value` is empty (the empty value marks a deletion: use [`Self::delete`]), the key or
+    /// value is longer than 65535 bytes, a background flush has failed, or the write stalled past
+    /// `write_stall_timeout`. On error nothing was written.
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        ensure!(
+            !value.is_empty(),
+            "cannot put an empty value: the empty value marks a deletion; call delete instead"
+        );
+        self.write_entry(key, value)
+    }
+
+    /// Deletes `key` by writing a tombstone (the empty value).
+    ///
+    /// # Errors
+    /// As [`Self::put`].
+    pub fn delete(&self, key: &[u8]) -> Result<()> {
+        self.write_entry(key, b"")
+    }
+
+    /// Writes one entry; an empty value is a tombstone.
+    fn write_entry(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        ensure!(
+            key.len() <= u16::MAX as usize && value.len() <= u16::MAX as usize,
+            "keys and values are limited to 65535 bytes (got a {}-byte key and a {}-byte value)",
+            key.len(),
+            value.len()
+        );
+        self.check_bg_error()?;
+        // @task week1_day6 4 stub=comment
+        self.wait_for_room()?;
+        // @end
+        // @task week1_day1 2
+        // ANCHOR: write_entry
+        // The read lock keeps a freeze from swapping the memtable out while we write into it, so a
+        // frozen memtable never receives a write. Writers share the read lock with each other.
+        let size = {
+            let state = self.state.read();
+            state.memtable.put(key, value)?;
+            state.memtable.approximate_size()
+        };
+        // ANCHOR_END: write_entry
+        // @task week1_day1 3 stub=comment
+        self.try_freeze(size)?;
+        // @end
+        Ok(())
+        // @end
+    }
+
+    // ANCHOR: try_freeze
+    /// Freezes the memtable if a write took it past the target size.
+    fn try_freeze(&self, estimated_size: usize) -> Result<()> {
+        // @task week1_day1 3
+        if estimated_size < self.options.target_sst_size {
+            return Ok(());
+        }
+        let state_lock = self.state_lock.lock();
+        // Several writers may cross the threshold at once; only the first to get the lock should
+        // freeze, so look again now that structural changes are excluded.
+        if self.state.read().memtable.approximate_size() >= self.options.target_sst_size {
+            self.force_freeze_memtable(&state_lock)?;
+        }
+        Ok(())
+        // @end
+    }
+    // ANCHOR_END: try_freeze
+
+    // ANCHOR: force_freeze
+    /// Makes the current memtable immutable and starts a new, empty one.
+    ///
+    /// Requires `state_lock` (the guard proves the caller holds it).
+    ///
+    /// # Errors
+    /// None in week 1; from week 2 creating the new memtable's log can fail.
+    pub fn force_freeze_memtable(&self, _state_lock_observer: &MutexGuard<'_, ()>) -> Result<()> {
+        // @task week1_day1 3
+        // Create the new memtable before taking the write lock: keep the critical section to the
+        // pointer swap.
+        let memtable = Arc::new(MemTable::create(self.next_sst_id()));
+        let mut guard = self.state.write();
+        let mut snapshot = guard.as_ref().clone();
+        let frozen = std::mem::replace(&mut snapshot.memtable, memtable);
+        snapshot.imm_memtables.insert(0, frozen);
+        *guard = Arc::new(snapshot);
+        Ok(())
+        // @end
+    }
+    // ANCHOR_END: force_freeze
+
+    // ANCHOR: write_stall
+    /// Blocks the writer while more than `num_memtable_limit + write_stall_margin` memtables exist,
+    /// for at most `write_stall_timeout`.
+    ///
+    /// # Errors
+    /// The background error if the flush thread fails while we wait; a timeout error otherwise.
+    fn wait_for_room(&self) -> Result<()> {
+        // @task week1_day6 4
+        let limit = self.options.num_memtable_limit + self.options.write_stall_margin;
+        let count = |inner: &Self| 1 + inner.state.read().imm_memtables.len();
+        if count(self) <= limit {
+            return Ok(()); // The fast path: no lock but the brief read lock.
+        }
+        let deadline = Instant::now() + self.options.write_stall_timeout;
+        // Holding `flush_done.0` from the check to the wait means a flush that finishes in
+        // between cannot notify before we wait: it must take the same mutex to notify.
+        let mut guard = self.flush_done.0.lock();
+        loop {
+            self.check_bg_error()?;
+            let memtables = count(self);
+            if memtables <= limit {
+                return Ok(());
+            }
+            if self
+                .flush_done
+                .1
+                .wait_until(&mut guard, deadline)
+                .timed_out()
+            {
+                self.check_bg_error()?;
+                bail!(
+                    "write stalled for {:?} with {memtables} memtables waiting to be flushed \
+                     (limit {} + stall margin {}); the write was not applied. Is the flush \
+                     thread running?",
+                    self.options.write_stall_timeout,
+                    self.options.num_memtable_limit,
+                    self.options.write_stall_margin
+                );
+            }
+        }
+        // @end
+    }
+    // ANCHOR_END: write_stall
+}

@@ -1,0 +1,1 @@
+// placeholder until `cargo x sync` writes the starter
