@@ -5,7 +5,7 @@
 //! Commands are parsed by [`Command::parse`] and run by [`Shell::execute`], both free of terminal
 //! I/O so that a script can drive them; [`main`] adds line editing and history around them.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::ops::Bound;
 use std::path::PathBuf;
 
@@ -227,6 +227,7 @@ pub fn main() -> Result<()> {
     let mut shell = Shell::open(&args)?;
     let mut editor = rustyline::DefaultEditor::new()?;
     let mut stdout = std::io::stdout();
+    let interactive = std::io::stdin().is_terminal();
     loop {
         let line = match editor.readline("mini-lsm> ") {
             Ok(line) => line,
@@ -234,6 +235,10 @@ pub fn main() -> Result<()> {
             Err(e) => return Err(e.into()),
         };
         let _ = editor.add_history_entry(line.as_str());
+        if !interactive {
+            // Echo scripted commands, so that the output reads as a transcript.
+            let _ = writeln!(stdout, "mini-lsm> {line}");
+        }
         let flow = Command::parse(&line)
             .and_then(|command| match command {
                 Some(command) => shell.execute(command, &mut stdout),

@@ -2,3 +2,17 @@
 // mini-lsm-tests/ in place (never copied), in chapter order.
 #[path = "../../mini-lsm-tests/harness.rs"]
 mod harness;
+#[path = "../../mini-lsm-tests/week1_day1.rs"]
+mod week1_day1;
+#[path = "../../mini-lsm-tests/week1_day2.rs"]
+mod week1_day2;
+#[path = "../../mini-lsm-tests/week1_day3.rs"]
+mod week1_day3;
+#[path = "../../mini-lsm-tests/week1_day4.rs"]
+mod week1_day4;
+#[path = "../../mini-lsm-tests/week1_day5.rs"]
+mod week1_day5;
+#[path = "../../mini-lsm-tests/week1_day6.rs"]
+mod week1_day6;
+#[path = "../../mini-lsm-tests/week1_day7.rs"]
+mod week1_day7;

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Blocks: the unit in which an SST is written, read and cached.
+//!
+//! A block holds a run of sorted entries followed by an index of where each entry starts, so that a
+//! reader can binary-search it without decoding every entry.
+//!
+//! # Format
+//!
+//! All integers are big-endian.
+//!
+//! ```text
+//! block  := entry{n}  offset{n}  n
+//! offset := u16            byte position of entry i from the start of the block
+//! n      := u16            number of entries (at least 1)
+//! entry  := key  value_len:u16  value[value_len]
+//!
+//! key    := overlap:u16  rest_len:u16  rest[rest_len]     (week 1 day 7, prefix compression)
+//!           the key is first_key[..overlap] ++ rest, where first_key is the key of entry 0;
+//!           entry 0 has overlap 0
+//! key    := key_len:u16  key[key_len]                    (week 1 day 3, before compression)
+//! ```
+//!
+//! So keys and values are at most 65535 bytes, and a block's entries start below 64 KiB.
+//!
+//! Invariant: a [`Block`] that exists has passed [`Block::decode`]'s checks (or came from a
+//! builder), so every offset points at an entry that lies wholly inside `data`. The iterator relies
+//! on that and never re-checks.
+
+mod builder;
+mod iterator;
+
+use std::ops::Range;
+
+use anyhow::{bail, ensure, Result};
+use bytes::{Buf, BufMut, Bytes};
+
+pub use builder::BlockBuilder;
+pub use iterator::BlockIterator;
+
+/// Bytes in a `u16` length or offset field.
+pub(crate) const SIZEOF_U16: usize = std::mem::size_of::<u16>();
+
+/// A decoded data block: the entry bytes and where each entry starts.
+pub struct Block {
+    pub(crate) data: Vec<u8>,
+    pub(crate) offsets: Vec<u16>,
+}
+
+/// Where one entry's parts lie in `Block::data`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EntryRef {
+    /// How many leading bytes the key shares with the block's first key.
+    pub overlap: usize,
+    /// The rest of the key, after the shared prefix.
+    pub rest: Range<usize>,
+    /// The value.
+    pub value: Range<usize>,
+}
+
+impl Block {
+    /// Serialises the block as specified in the module docs.
+    pub fn encode(&self) -> Bytes {
+        todo!("week 1 day 3, task 1: build, encode and decode a data block (book: week1-03-block)")
+    }
+
+    /// Parses and checks a block read from disk.
+    ///
+    /// # Errors
+    /// If the bytes are too short, the entry count or an offset points outside the block, or an
+    /// entry runs past the end of its data. Never panics, whatever the input.
+    pub fn decode(data: &[u8]) -> Result<Self> {
+        todo!("week 1 day 3, task 1: build, encode and decode a data block (book: week1-03-block)")
+    }
+
+    /// The number of entries in the block.
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    /// Whether the block has no entries (only a builder's empty block can).
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    /// Locates entry `idx`, checking that it lies wholly inside the block.
+    ///
+    /// # Errors
+    /// If the offset or any length points past the end of the entry data.
+    pub(crate) fn parse_entry(&self, idx: usize) -> Result<EntryRef> {
+        todo!("week 1 day 3, task 1: build, encode and decode a data block (book: week1-03-block)")
+    }
+}
+
+/// Appends `key`, encoded against the block's first key, to `buf`.
+pub(crate) fn encode_key(buf: &mut Vec<u8>, first_key: &[u8], key: &[u8]) {
+    todo!("week 1 day 3, task 1: build, encode and decode a data block (book: week1-03-block)")
+}
+
+/// Reads a key's header at `pos` with `field` (which reads one `u16` and advances `pos`), and
+/// returns `(overlap, rest_len)`.
+pub(crate) fn decode_key_header(
+    pos: &mut usize,
+    mut field: impl FnMut(&mut usize) -> Result<usize>,
+) -> Result<(usize, usize)> {
+    todo!("week 1 day 3, task 1: build, encode and decode a data block (book: week1-03-block)")
+}

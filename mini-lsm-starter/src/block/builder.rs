@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Building a block, entry by entry, up to a target size.
+
+use bytes::BufMut;
+
+use crate::key::{KeySlice, KeyVec};
+
+use super::{encode_key, Block, SIZEOF_U16};
+
+/// Builds a [`Block`] from entries added in key order.
+pub struct BlockBuilder {
+    /// Where each entry starts in `data`.
+    offsets: Vec<u16>,
+    /// The encoded entries.
+    data: Vec<u8>,
+    /// The target size of the encoded block, in bytes.
+    block_size: usize,
+    /// The key of entry 0; later keys are encoded against it.
+    first_key: KeyVec,
+}
+
+impl BlockBuilder {
+    /// An empty builder aiming at blocks of `block_size` bytes (at most 65535).
+    pub fn new(block_size: usize) -> Self {
+        Self {
+            offsets: Vec::new(),
+            data: Vec::new(),
+            block_size,
+            first_key: KeyVec::new(),
+        }
+    }
+
+    /// Appends an entry. Keys must come in increasing order.
+    ///
+    /// Returns `false`, and adds nothing, when the entry would take the encoded block past its
+    /// target size; the first entry is always accepted, however large, so that no entry is ever
+    /// impossible to store.
+    ///
+    /// # Panics
+    /// If the key or value is longer than 65535 bytes (the engine rejects such writes earlier).
+    pub fn add(&mut self, key: KeySlice, value: &[u8]) -> bool {
+        todo!("week 1 day 3, task 1: build, encode and decode a data block (book: week1-03-block)")
+    }
+
+    /// Whether no entry has been added.
+    pub fn is_empty(&self) -> bool {
+        todo!("week 1 day 3, task 1: build, encode and decode a data block (book: week1-03-block)")
+    }
+
+    /// Finishes the block.
+    pub fn build(self) -> Block {
+        todo!("week 1 day 3, task 1: build, encode and decode a data block (book: week1-03-block)")
+    }
+}

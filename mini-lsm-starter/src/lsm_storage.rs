@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The engine: its state, and the read, write and flush paths over it.
+//!
+//! # The state
+//!
+//! ```text
+//!   state: RwLock<Arc<LsmStorageState>>
+//!            │
+//!            ▼
+//!   ┌──────────────┬──────────────────────────┬───────────────────────┐
+//!   │ memtable     │ imm_memtables            │ l0_sstables           │
+//!   │ (mutable)    │ newest ──────▶ oldest    │ newest ──────▶ oldest │
+//!   └──────────────┴──────────────────────────┴───────────────────────┘
+//!        puts go here     flushed from the end ──▶ new SST at the front
+//! ```
+//!
+//! The state is an immutable snapshot behind an `Arc`. A reader takes the read lock only long
+//! enough to clone the `Arc`, then reads from its snapshot with no lock at all; a structural
+//! change (freeze, flush) copies the snapshot, edits the copy and swaps it in under the write
+//! lock. So the read/write lock is only ever held for a pointer copy or swap, never for I/O.
+//!
+//! # The two locks
+//!
+//! - `state` (read/write lock) guards *which* snapshot is current. Held for O(1) work.
+//! - `state_lock` (mutex) serialises structural changes. A change reads the current snapshot,
+//!   does its slow work, and installs a new snapshot derived from the one it read; holding
+//!   `state_lock` throughout guarantees no other change installed a snapshot in between, so
+//!   nothing it did is lost. Writers of entries do not take it: a put only needs the read lock, to
+//!   be sure the memtable it writes into is the current one and not being frozen.
+//!
+//! Lock order: `state_lock` before `state`. Never hold `state` while waiting for `state_lock`.
+//!
+//! # Invariants
+//!
+//! - Every key ever written is in exactly the newest of: the memtable, an immutable memtable, an
+//!   L0 SST (in that order of age); reads search in that order and stop at the first hit.
+//! - An immutable memtable is never written again.
+//! - `imm_memtables` and `l0_sstables` are ordered newest first; a flush takes the *last*
+//!   immutable memtable (the oldest) and puts its SST *first* in L0, so age order is kept.
+//!
+//! Left out in week 1, and what it costs: no write-ahead log (a crash loses the memtables), no
+//! manifest (reopening starts empty), no compaction (L0 grows without bound, and so does the
+//! number of SSTs a read may touch). Week 2 adds all three.
+
+mod flush;
+mod mini_lsm;
+mod read;
+mod write;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, ensure, Context, Result};
+use parking_lot::{Condvar, Mutex, RwLock};
+
+pub use mini_lsm::MiniLsm;
+
+use crate::block_cache::BlockCache;
+pub use crate::compact::CompactionOptions;
+use crate::mem_table::MemTable;
+use crate::table::{sst_path, SsTable};
+
+/// One consistent view of the engine's memtables and SSTs.
+#[derive(Clone)]
+pub struct LsmStorageState {
+    /// The memtable that takes writes.
+    pub memtable: Arc<MemTable>,
+    /// Frozen memtables waiting to be flushed, newest first.
+    pub imm_memtables: Vec<Arc<MemTable>>,
+    /// L0 SST ids, newest first. Their key ranges may overlap.
+    pub l0_sstables: Vec<usize>,
+    /// Levels below L0 as `(level, SST ids)`, sorted by key within a level; empty in week 1.
+    pub levels: Vec<(usize, Vec<usize>)>,
+    /// Every live SST by id.
+    pub sstables: HashMap<usize, Arc<SsTable>>,
+}
+
+impl LsmStorageState {
+    fn create() -> Self {
+        Self {
+            memtable: Arc::new(MemTable::create(0)),
+            imm_memtables: Vec::new(),
+            l0_sstables: Vec::new(),
+            levels: Vec::new(),
+            sstables: HashMap::new(),
+        }
+    }
+
+    /// The SST with id `id`.
+    ///
+    /// # Errors
+    /// If the state lists an id it has no table for, which would be a bug in a state change.
+    pub fn table(&self, id: usize) -> Result<&Arc<SsTable>> {
+        self.sstables
+            .get(&id)
+            .ok_or_else(|| anyhow!("SST {id} is listed in the state but not open"))
+    }
+}
+
+/// The engine's settings. Build one with a `default_for_*` constructor and change fields, so that
+/// fields added by later chapters never break your code.
+#[derive(Debug, Clone)]
+pub struct LsmStorageOptions {
+    /// Target size of a data block, in bytes (at most 65535).
+    pub block_size: usize,
+    /// A memtable is frozen once it holds about this many bytes; also the target SST size.
+    pub target_sst_size: usize,
+    /// The flush thread flushes while there are more memtables than this (mutable included).
+    pub num_memtable_limit: usize,
+    /// Writers stall while there are more than `num_memtable_limit + write_stall_margin` memtables.
+    pub write_stall_margin: usize,
+    /// How long a stalled writer waits before it gives up with an error.
+    pub write_stall_timeout: Duration,
+    /// Bits per key of each SST's bloom filter.
+    pub bloom_bits_per_key: usize,
+    /// Capacity of the block cache, in bytes.
+    pub block_cache_bytes: usize,
+    /// The compaction strategy (week 2).
+    pub compaction_options: CompactionOptions,
+    /// Whether writes go to a write-ahead log first (week 2).
+    pub enable_wal: bool,
+}
+
+impl LsmStorageOptions {
+    /// Settings for week 1 tests: 4 KiB blocks, 2 MiB memtables, and a memtable limit so high
+    /// that the flush thread never flushes on its own.
+    pub fn default_for_week1_test() -> Self {
+        Self {
+            block_size: 4096,
+            target_sst_size: 2 << 20,
+            num_memtable_limit: 50,
+            write_stall_margin: 50,
+            write_stall_timeout: Duration::from_secs(30),
+            bloom_bits_per_key: 10,
+            block_cache_bytes: 16 << 20,
+            compaction_options: CompactionOptions::NoCompaction,
+            enable_wal: false,
+        }
+    }
+
+    /// Settings for the write-path chapter: at most two memtables before the flush thread acts.
+    pub fn default_for_week1_day6_test() -> Self {
+        Self {
+            num_memtable_limit: 2,
+            ..Self::default_for_week1_test()
+        }
+    }
+
+    /// Checks that the settings make sense together.
+    ///
+    /// # Errors
+    /// Names the first field that is out of range and why.
+    pub fn validate(&self) -> Result<()> {
+        ensure!(
+            (1..=u16::MAX as usize).contains(&self.block_size),
+            "block_size is {}; it must be 1..=65535 because block offsets are 16-bit",
+            self.block_size
+        );
+        ensure!(self.target_sst_size > 0, "target_sst_size must be positive");
+        ensure!(
+            self.num_memtable_limit >= 1,
+            "num_memtable_limit must be at least 1 (the mutable memtable)"
+        );
+        Ok(())
+    }
+}
+
+/// The storage engine proper; [`MiniLsm`] wraps it with the background flush thread.
+pub struct LsmStorageInner {
+    /// The current snapshot of the state (see the module docs). Held only to clone or swap it.
+    pub(crate) state: Arc<RwLock<Arc<LsmStorageState>>>,
+    /// Serialises structural changes to `state` (freeze, flush); see the module docs.
+    pub(crate) state_lock: Mutex<()>,
+    path: PathBuf,
+    pub(crate) block_cache: Arc<BlockCache>,
+    next_sst_id: AtomicUsize,
+    pub(crate) options: Arc<LsmStorageOptions>,
+    /// Stalled writers wait on the condvar; every flush notifies it. The mutex guards no data: it
+    /// closes the gap between a writer's check and its wait, so a notification cannot be missed.
+    flush_done: (Mutex<()>, Condvar),
+    /// Set once a background flush has failed; the fast check on the write path.
+    has_bg_error: AtomicBool,
+    /// The first background error, kept forever: every later write and `close` return it.
+    bg_error: Mutex<Option<String>>,
+}
+
+impl LsmStorageInner {
+    /// Opens the engine in directory `path`.
+    ///
+    /// # Errors
+    /// If the options are invalid or the directory cannot be created.
+    pub fn open(path: impl AsRef<Path>, options: LsmStorageOptions) -> Result<Self> {
+        options.validate()?;
+        let path = path.as_ref().to_path_buf();
+        // TODO(week 1 day 6, task 1: flush the earliest immutable memtable to a new L0 SST (book: week1-06-write-path))
+        Ok(Self {
+            state: Arc::new(RwLock::new(Arc::new(LsmStorageState::create()))),
+            state_lock: Mutex::new(()),
+            block_cache: Arc::new(BlockCache::new(options.block_cache_bytes)),
+            path,
+            next_sst_id: AtomicUsize::new(1),
+            options: Arc::new(options),
+            flush_done: (Mutex::new(()), Condvar::new()),
+            has_bg_error: AtomicBool::new(false),
+            bg_error: Mutex::new(None),
+        })
+    }
+
+    /// A fresh id for a memtable and the SST it becomes.
+    pub(crate) fn next_sst_id(&self) -> usize {
+        self.next_sst_id.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Where SST `id` lives.
+    pub(crate) fn path_of_sst(&self, id: usize) -> PathBuf {
+        sst_path(&self.path, id)
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The current state snapshot; the read lock is held only while cloning the `Arc`.
+    pub fn snapshot(&self) -> Arc<LsmStorageState> {
+        Arc::clone(&self.state.read())
+    }
+
+    /// Durability for acknowledged writes; a no-op until the write-ahead log of week 2.
+    ///
+    /// # Errors
+    /// Never in week 1.
+    pub fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Keeps the first background error, and wakes stalled writers so they see it.
+    pub(crate) fn record_bg_error(&self, error: anyhow::Error) {
+        let mut slot = self.bg_error.lock();
+        if slot.is_none() {
+            *slot = Some(format!("{error:#}"));
+            self.has_bg_error.store(true, Ordering::Release);
+        }
+        drop(slot);
+        self.notify_flush_done();
+    }
+
+    /// Returns the background error, if a background flush has ever failed.
+    ///
+    /// # Errors
+    /// The sticky background error.
+    pub fn check_bg_error(&self) -> Result<()> {
+        if !self.has_bg_error.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        match &*self.bg_error.lock() {
+            Some(message) => Err(anyhow!(
+                "a background flush failed earlier, so the engine refuses writes: {message}"
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Wakes every writer stalled in `wait_for_room`.
+    pub(crate) fn notify_flush_done(&self) {
+        let _guard = self.flush_done.0.lock();
+        self.flush_done.1.notify_all();
+    }
+}

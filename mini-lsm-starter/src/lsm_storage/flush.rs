@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The flush path: turning the oldest immutable memtable into the newest L0 SST.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use crossbeam_channel::Receiver;
+
+use super::LsmStorageInner;
+use crate::table::SsTableBuilder;
+
+/// How often the flush thread checks whether there are too many memtables.
+pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+
+impl LsmStorageInner {
+    /// Flushes the earliest immutable memtable to a new L0 SST, which becomes the newest in L0.
+    /// Does nothing when there is no immutable memtable.
+    ///
+    /// # Errors
+    /// If the SST cannot be written; the state is then unchanged and the memtable stays queued.
+    pub fn force_flush_next_imm_memtable(&self) -> Result<()> {
+        todo!("week 1 day 6, task 1: flush the earliest immutable memtable to a new L0 SST (book: week1-06-write-path)")
+    }
+
+    /// Flushes the earliest memtables while there are more than `num_memtable_limit` memtables
+    /// (the mutable one included). The flush thread calls this every 50 ms; tests call it directly.
+    ///
+    /// # Errors
+    /// The first failed flush.
+    pub fn trigger_flush(&self) -> Result<()> {
+        todo!("week 1 day 6, task 2: flush in the background and stop the thread on close (book: week1-06-write-path)")
+    }
+
+    /// Starts the flush thread: every `FLUSH_INTERVAL` it calls `trigger_flush`, until a message
+    /// (or a hang-up) arrives on `stop`. A failed flush is recorded as the sticky background error
+    /// and ends the thread: retrying a failing disk forever helps nobody.
+    ///
+    /// # Errors
+    /// If the thread cannot be spawned.
+    pub(crate) fn spawn_flush_thread(
+        self: &Arc<Self>,
+        stop: Receiver<()>,
+    ) -> Result<JoinHandle<()>> {
+        todo!("week 1 day 6, task 2: flush in the background and stop the thread on close (book: week1-06-write-path)")
+    }
+}

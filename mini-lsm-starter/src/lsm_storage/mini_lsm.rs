@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: Apache-2.0
+//! [`MiniLsm`]: the engine as its users open and close it, with its background thread.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use anyhow::{anyhow, Result};
+use bytes::Bytes;
+use crossbeam_channel::Sender;
+use parking_lot::Mutex;
+
+use super::{LsmStorageInner, LsmStorageOptions};
+use crate::lsm_iterator::{FusedIterator, LsmIterator};
+
+/// The storage engine, with its flush thread. Open it with [`MiniLsm::open`] and end it with
+/// [`MiniLsm::close`].
+pub struct MiniLsm {
+    /// The engine proper; tests drive it directly for deterministic flushes.
+    pub inner: Arc<LsmStorageInner>,
+    /// Stops the flush thread when a message arrives or it is dropped.
+    flush_stop: Sender<()>,
+    /// The flush thread, until `close` joins it.
+    flush_thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl MiniLsm {
+    /// Opens the engine in directory `path` (created if missing) and starts the flush thread.
+    ///
+    /// # Errors
+    /// If the options are invalid, or the directory or the thread cannot be created.
+    pub fn open(path: impl AsRef<Path>, options: LsmStorageOptions) -> Result<Arc<Self>> {
+        let inner = Arc::new(LsmStorageInner::open(path, options)?);
+        let (flush_stop, stop_rx) = crossbeam_channel::bounded(1);
+        // TODO(week 1 day 6, task 2: flush in the background and stop the thread on close (book: week1-06-write-path))
+        let flush_thread = None;
+        Ok(Arc::new(Self {
+            inner,
+            flush_stop,
+            flush_thread: Mutex::new(flush_thread),
+        }))
+    }
+
+    /// Stops and joins the flush thread.
+    ///
+    /// # Errors
+    /// The sticky background error if a flush ever failed, or if the flush thread panicked.
+    pub fn close(&self) -> Result<()> {
+        // TODO(week 1 day 6, task 2: flush in the background and stop the thread on close (book: week1-06-write-path))
+        self.inner.check_bg_error()
+    }
+
+    /// See [`LsmStorageInner::get`].
+    ///
+    /// # Errors
+    /// As [`LsmStorageInner::get`].
+    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.inner.get(key)
+    }
+
+    /// See [`LsmStorageInner::put`].
+    ///
+    /// # Errors
+    /// As [`LsmStorageInner::put`].
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.inner.put(key, value)
+    }
+
+    /// See [`LsmStorageInner::delete`].
+    ///
+    /// # Errors
+    /// As [`LsmStorageInner::put`].
+    pub fn delete(&self, key: &[u8]) -> Result<()> {
+        self.inner.delete(key)
+    }
+
+    /// See [`LsmStorageInner::scan`].
+    ///
+    /// # Errors
+    /// As [`LsmStorageInner::scan`].
+    pub fn scan(
+        &self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Result<FusedIterator<LsmIterator>> {
+        self.inner.scan(lower, upper)
+    }
+
+    /// See [`LsmStorageInner::scan_prefix`].
+    ///
+    /// # Errors
+    /// As [`LsmStorageInner::scan`].
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<FusedIterator<LsmIterator>> {
+        self.inner.scan_prefix(prefix)
+    }
+
+    /// Freezes the memtable and flushes every immutable memtable, oldest first.
+    ///
+    /// # Errors
+    /// If a flush fails.
+    pub fn force_flush(&self) -> Result<()> {
+        if !self.inner.snapshot().memtable.is_empty() {
+            self.inner
+                .force_freeze_memtable(&self.inner.state_lock.lock())?;
+        }
+        while !self.inner.snapshot().imm_memtables.is_empty() {
+            self.inner.force_flush_next_imm_memtable()?;
+        }
+        Ok(())
+    }
+
+    /// See [`LsmStorageInner::sync`].
+    ///
+    /// # Errors
+    /// As [`LsmStorageInner::sync`].
+    pub fn sync(&self) -> Result<()> {
+        self.inner.sync()
+    }
+
+    /// A human-readable picture of the memtables and SSTs.
+    pub fn dump(&self) -> String {
+        self.inner.dump()
+    }
+}
+
+impl Drop for MiniLsm {
+    /// Stops the flush thread if `close` was not called; errors are dropped here, which is why
+    /// `close` exists.
+    fn drop(&mut self) {
+        let _ = self.flush_stop.try_send(());
+        if let Some(handle) = self.flush_thread.get_mut().take() {
+            let _ = handle.join();
+        }
+    }
+}

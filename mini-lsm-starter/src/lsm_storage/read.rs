@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The read path: point lookups and scans over the memtables and the L0 SSTs, newest first.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use anyhow::Result;
+use bytes::Bytes;
+
+use super::{LsmStorageInner, LsmStorageState};
+use crate::iterators::merge_iterator::MergeIterator;
+use crate::iterators::two_merge_iterator::TwoMergeIterator;
+use crate::iterators::StorageIterator;
+use crate::key::{KeyBytes, KeySlice};
+use crate::lsm_iterator::{FusedIterator, LsmIterator};
+use crate::mem_table::{map_bound, MemTableIterator};
+use crate::table::{SsTable, SsTableIterator};
+
+/// A stored value as the user sees it: a tombstone (the empty value) means "no value".
+fn live(value: Bytes) -> Option<Bytes> {
+    (!value.is_empty()).then_some(value)
+}
+
+/// Whether `key` lies within a table's key range, so that the table may hold it.
+fn key_within(table: &SsTable, key: &[u8]) -> bool {
+    todo!("week 1 day 6, task 3: skip SSTs whose key range cannot match, and count active iterators (book: week1-06-write-path)")
+}
+
+/// Whether the user range `lower..upper` meets the table range `first..=last`.
+fn range_overlap(
+    lower: Bound<&[u8]>,
+    upper: Bound<&[u8]>,
+    first: &KeyBytes,
+    last: &KeyBytes,
+) -> bool {
+    todo!("week 1 day 6, task 3: skip SSTs whose key range cannot match, and count active iterators (book: week1-06-write-path)")
+}
+
+/// An iterator over `table` positioned at the first key within `lower`.
+fn seek_table(table: Arc<SsTable>, lower: Bound<&[u8]>) -> Result<SsTableIterator> {
+    todo!("week 1 day 5, task 3: scan the L0 SSTs together with the memtables (book: week1-05-read-path)")
+}
+
+/// The merge of every memtable in `snapshot` over `lower..upper`, newest first.
+fn memtables_iter(
+    snapshot: &LsmStorageState,
+    lower: Bound<&[u8]>,
+    upper: Bound<&[u8]>,
+) -> MergeIterator<MemTableIterator> {
+    todo!("week 1 day 2, task 4: scan the engine across every memtable (book: week1-02-merge-iterator)")
+}
+
+/// The smallest key greater than every key that starts with `prefix`, if there is one: the prefix
+/// with its last byte below 0xff incremented, and what follows that byte dropped.
+fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
+    todo!("week 1 day 6, task 5: scan by key prefix (book: week1-06-write-path)")
+}
+
+impl LsmStorageInner {
+    /// Returns the value of `key`, or `None` if it was never written or was deleted.
+    ///
+    /// # Errors
+    /// If an SST block cannot be read or is corrupt.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        todo!("week 1 day 1, task 4: read through every memtable, newest first (book: week1-01-memtable)")
+    }
+
+    /// Returns an iterator over the live entries with keys in `lower..upper`, in key order.
+    ///
+    /// # Errors
+    /// If an SST block cannot be read or is corrupt.
+    pub fn scan(
+        &self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Result<FusedIterator<LsmIterator>> {
+        todo!("week 1 day 2, task 4: scan the engine across every memtable (book: week1-02-merge-iterator)")
+    }
+
+    /// Returns an iterator over the live entries whose keys start with `prefix`. SSTs whose key
+    /// range cannot hold such a key are not read.
+    ///
+    /// # Errors
+    /// As [`Self::scan`].
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<FusedIterator<LsmIterator>> {
+        todo!("week 1 day 6, task 5: scan by key prefix (book: week1-06-write-path)")
+    }
+}

@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The write path: put and delete into the memtable, freezing, and the write stall.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Result};
+use parking_lot::MutexGuard;
+
+use super::LsmStorageInner;
+use crate::mem_table::MemTable;
+
+impl LsmStorageInner {
+    /// Stores `value` under `key`.
+    ///
+    /// # Errors
+    /// If `value` is empty (the empty value marks a deletion: use [`Self::delete`]), the key or
+    /// value is longer than 65535 bytes, a background flush has failed, or the write stalled past
+    /// `write_stall_timeout`. On error nothing was written.
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        ensure!(
+            !value.is_empty(),
+            "cannot put an empty value: the empty value marks a deletion; call delete instead"
+        );
+        self.write_entry(key, value)
+    }
+
+    /// Deletes `key` by writing a tombstone (the empty value).
+    ///
+    /// # Errors
+    /// As [`Self::put`].
+    pub fn delete(&self, key: &[u8]) -> Result<()> {
+        self.write_entry(key, b"")
+    }
+
+    /// Writes one entry; an empty value is a tombstone.
+    fn write_entry(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        ensure!(
+            key.len() <= u16::MAX as usize && value.len() <= u16::MAX as usize,
+            "keys and values are limited to 65535 bytes (got a {}-byte key and a {}-byte value)",
+            key.len(),
+            value.len()
+        );
+        self.check_bg_error()?;
+        // TODO(week 1 day 6, task 4: stall writers while too many memtables wait to be flushed (book: week1-06-write-path))
+        todo!("week 1 day 1, task 2: write puts and deletes through the engine into the memtable (book: week1-01-memtable)")
+    }
+
+    /// Freezes the memtable if a write took it past the target size.
+    fn try_freeze(&self, estimated_size: usize) -> Result<()> {
+        todo!("week 1 day 1, task 3: freeze the memtable, by hand and when it passes the target size (book: week1-01-memtable)")
+    }
+
+    /// Makes the current memtable immutable and starts a new, empty one.
+    ///
+    /// Requires `state_lock` (the guard proves the caller holds it).
+    ///
+    /// # Errors
+    /// None in week 1; from week 2 creating the new memtable's log can fail.
+    pub fn force_freeze_memtable(&self, _state_lock_observer: &MutexGuard<'_, ()>) -> Result<()> {
+        todo!("week 1 day 1, task 3: freeze the memtable, by hand and when it passes the target size (book: week1-01-memtable)")
+    }
+
+    /// Blocks the writer while more than `num_memtable_limit + write_stall_margin` memtables exist,
+    /// for at most `write_stall_timeout`.
+    ///
+    /// # Errors
+    /// The background error if the flush thread fails while we wait; a timeout error otherwise.
+    fn wait_for_room(&self) -> Result<()> {
+        todo!("week 1 day 6, task 4: stall writers while too many memtables wait to be flushed (book: week1-06-write-path)")
+    }
+}

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The memtable: the sorted, in-memory buffer that takes every write.
+//!
+//! A write lands in exactly one place first: the *mutable* memtable. When it grows past the target
+//! size the engine freezes it (it becomes *immutable*, read-only) and starts a fresh one; a
+//! background thread later writes each immutable memtable out as an SST.
+//!
+//! ```text
+//!   put/delete ──▶ [ memtable ]  ──freeze──▶ [ imm 3 ][ imm 2 ][ imm 1 ] ──flush──▶ L0 SST
+//!                    mutable                  newest ─────────▶ oldest
+//! ```
+//!
+//! The map is a lock-free skip list, so readers and the single structural writer never block each
+//! other. A delete is a put of the empty value: the *tombstone*. It must be stored, not applied by
+//! removing the key, because an older value of the key may still live in an older memtable or SST,
+//! and the tombstone is what hides it.
+//!
+//! Invariants:
+//! - `approximate_size` only grows, and is at least the sum of key and value lengths put so far.
+//! - A frozen memtable is never written again (the engine guarantees this with its state lock).
+
+use std::ops::Bound;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use anyhow::Result;
+use bytes::Bytes;
+use crossbeam_skiplist::map::Entry;
+use crossbeam_skiplist::SkipMap;
+use ouroboros::self_referencing;
+
+use crate::iterators::StorageIterator;
+use crate::key::KeySlice;
+use crate::table::SsTableBuilder;
+
+/// A sorted in-memory map from key to value; the empty value marks a deletion.
+pub struct MemTable {
+    map: Arc<SkipMap<Bytes, Bytes>>,
+    id: usize,
+    approximate_size: Arc<AtomicUsize>,
+}
+
+/// Turns a borrowed bound into an owned one, for the skip list's range query.
+pub(crate) fn map_bound(bound: Bound<&[u8]>) -> Bound<Bytes> {
+    match bound {
+        Bound::Included(x) => Bound::Included(Bytes::copy_from_slice(x)),
+        Bound::Excluded(x) => Bound::Excluded(Bytes::copy_from_slice(x)),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+impl MemTable {
+    /// Creates an empty memtable. `id` is also the id of the SST it will be flushed to.
+    pub fn create(id: usize) -> Self {
+        Self {
+            map: Arc::new(SkipMap::new()),
+            id,
+            approximate_size: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Returns the value stored for `key`: `Some(empty)` for a tombstone, `None` when the memtable
+    /// has never seen the key.
+    pub fn get(&self, key: &[u8]) -> Option<Bytes> {
+        todo!("week 1 day 1, task 1: implement the memtable's put, get and size accounting (book: week1-01-memtable)")
+    }
+
+    /// Stores `value` under `key`, replacing any earlier value. An empty value is a tombstone.
+    ///
+    /// # Errors
+    /// None in memory; the signature leaves room for the write-ahead log of week 2.
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        todo!("week 1 day 1, task 1: implement the memtable's put, get and size accounting (book: week1-01-memtable)")
+    }
+
+    /// Returns an iterator over the keys within `lower..upper`, in key order.
+    pub fn scan(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> MemTableIterator {
+        todo!("week 1 day 2, task 1: iterate over a range of the memtable (book: week1-02-merge-iterator)")
+    }
+
+    /// Writes every entry, tombstones included, into `builder` in key order.
+    ///
+    /// Tombstones must be kept: they hide older values of the same key in older SSTs.
+    pub fn flush(&self, builder: &mut SsTableBuilder) -> Result<()> {
+        todo!("week 1 day 6, task 1: flush the earliest immutable memtable to a new L0 SST (book: week1-06-write-path)")
+    }
+
+    /// The memtable's id, which is also the id of the SST it is flushed to.
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// An estimate of the bytes put into this memtable; the engine freezes it past the target size.
+    pub fn approximate_size(&self) -> usize {
+        todo!("week 1 day 1, task 1: implement the memtable's put, get and size accounting (book: week1-01-memtable)")
+    }
+
+    /// Whether the memtable holds no entry at all (not even a tombstone).
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+type SkipMapRangeIter<'a> =
+    crossbeam_skiplist::map::Range<'a, Bytes, (Bound<Bytes>, Bound<Bytes>), Bytes, Bytes>;
+
+/// An iterator over a range of a memtable.
+///
+/// The skip-list range borrows the map, and the iterator must own the map (an `Arc`) so that it
+/// can outlive the engine's state lock. A struct that owns a value and borrows from it at once is
+/// self-referential; `ouroboros` builds it safely.
+#[self_referencing]
+pub struct MemTableIterator {
+    /// The map the range borrows from.
+    map: Arc<SkipMap<Bytes, Bytes>>,
+    /// The skip-list range over `map`.
+    #[borrows(map)]
+    #[not_covariant]
+    iter: SkipMapRangeIter<'this>,
+    /// The current entry; `None` once the range is exhausted.
+    item: Option<(Bytes, Bytes)>,
+}
+
+/// The iterator's current item for a skip-list entry (cloning `Bytes` only bumps a refcount).
+fn entry_to_item(entry: Option<Entry<'_, Bytes, Bytes>>) -> Option<(Bytes, Bytes)> {
+    entry.map(|e| (e.key().clone(), e.value().clone()))
+}
+
+impl StorageIterator for MemTableIterator {
+    type KeyType<'a> = KeySlice<'a>;
+
+    fn value(&self) -> &[u8] {
+        self.borrow_item().as_ref().map_or(&[], |(_, v)| &v[..])
+    }
+
+    fn key(&self) -> KeySlice<'_> {
+        KeySlice::from_slice(self.borrow_item().as_ref().map_or(&[], |(k, _)| &k[..]))
+    }
+
+    fn is_valid(&self) -> bool {
+        todo!("week 1 day 2, task 1: iterate over a range of the memtable (book: week1-02-merge-iterator)")
+    }
+
+    fn next(&mut self) -> Result<()> {
+        todo!("week 1 day 2, task 1: iterate over a range of the memtable (book: week1-02-merge-iterator)")
+    }
+}

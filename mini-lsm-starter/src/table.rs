@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Sorted string tables (SSTs): the immutable, sorted files the engine keeps on disk.
+//!
+//! An SST is written once, by a flush (and, from week 2, by compaction), and never changed; it is
+//! deleted as a whole when nothing needs it any more. It is a sequence of blocks (see
+//! [`crate::block`]) followed by an index of those blocks, so that a reader holds only the small
+//! index in memory and reads one block per lookup.
+//!
+//! # Format
+//!
+//! All integers are big-endian.
+//!
+//! ```text
+//! sst        := block{m}  meta  meta_offset:u32  bloom  bloom_offset:u32
+//! meta       := m:u32  block_meta{m}
+//! block_meta := offset:u32  first_key_len:u16  first_key  last_key_len:u16  last_key
+//! bloom      := bits[nbytes]  k:u8                           (see `bloom.rs`)
+//! ```
+//!
+//! `offset` is where block i starts; it ends where block i+1 (or, for the last, `meta`) starts.
+//! `meta_offset` is the position of `meta`, `bloom_offset` the position of `bloom`. Before week 1
+//! day 7 the file ends at `meta_offset` (there is no bloom filter and no `bloom_offset`).
+//!
+//! Bytes read back are untrusted: [`SsTable::open`] checks that every offset lies inside the file
+//! and in order, and every error names the file.
+
+pub mod bloom;
+mod builder;
+mod file;
+mod iterator;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use bytes::{Buf, BufMut};
+
+pub use builder::SsTableBuilder;
+pub use file::FileObject;
+pub use iterator::SsTableIterator;
+
+use self::bloom::Bloom;
+use crate::block::Block;
+use crate::block_cache::BlockCache;
+use crate::key::{KeyBytes, KeySlice};
+
+const SIZEOF_U32: usize = std::mem::size_of::<u32>();
+const SIZEOF_U16: usize = std::mem::size_of::<u16>();
+
+/// Where a block lies in an SST, and the range of keys it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockMeta {
+    /// The offset of the block in the file.
+    pub offset: usize,
+    /// The block's first key.
+    pub first_key: KeyBytes,
+    /// The block's last key.
+    pub last_key: KeyBytes,
+}
+
+impl BlockMeta {
+    /// Appends the `meta` section (see the module docs) for `block_meta` to `buf`.
+    pub fn encode_block_meta(block_meta: &[BlockMeta], buf: &mut Vec<u8>) {
+        todo!("week 1 day 4, task 1: build an SST: blocks, block metadata, metadata offset (book: week1-04-sst)")
+    }
+
+    /// Parses a `meta` section.
+    ///
+    /// # Errors
+    /// If the section is shorter than its contents claim, or has bytes left over.
+    pub fn decode_block_meta(mut buf: &[u8]) -> Result<Vec<BlockMeta>> {
+        todo!("week 1 day 4, task 1: build an SST: blocks, block metadata, metadata offset (book: week1-04-sst)")
+    }
+}
+
+/// An open SST: its index in memory, its blocks on disk (and in the block cache).
+pub struct SsTable {
+    /// The file; every block read goes through it.
+    pub(crate) file: FileObject,
+    /// Where each block lies, and its key range.
+    pub(crate) block_meta: Vec<BlockMeta>,
+    /// Where the `meta` section starts, which is where the last block ends.
+    pub(crate) block_meta_offset: usize,
+    id: usize,
+    block_cache: Option<Arc<BlockCache>>,
+    first_key: KeyBytes,
+    last_key: KeyBytes,
+    /// The bloom filter over every key, from week 1 day 7.
+    pub(crate) bloom: Option<Bloom>,
+    /// Block reads asked of this table, cached or not; tests use it to prove a read was skipped.
+    block_reads: AtomicU64,
+}
+
+impl SsTable {
+    /// Assembles a table from parts already checked; the builder and `open` use it.
+    pub(crate) fn from_parts(
+        id: usize,
+        file: FileObject,
+        block_meta: Vec<BlockMeta>,
+        block_meta_offset: usize,
+        block_cache: Option<Arc<BlockCache>>,
+        bloom: Option<Bloom>,
+    ) -> Result<Self> {
+        let (Some(first), Some(last)) = (block_meta.first(), block_meta.last()) else {
+            bail!("{}: the SST has no blocks", file.path().display());
+        };
+        Ok(Self {
+            first_key: first.first_key.clone(),
+            last_key: last.last_key.clone(),
+            file,
+            block_meta,
+            block_meta_offset,
+            id,
+            block_cache,
+            bloom,
+            block_reads: AtomicU64::new(0),
+        })
+    }
+
+    /// Opens an SST, reading and checking its index.
+    ///
+    /// # Errors
+    /// If the file is shorter than its footer, or any offset in it points outside the file or out
+    /// of order. The error names the file.
+    pub fn open(id: usize, block_cache: Option<Arc<BlockCache>>, file: FileObject) -> Result<Self> {
+        todo!("week 1 day 4, task 2: open an SST and read its blocks through the block cache (book: week1-04-sst)")
+    }
+
+    /// Reads block `block_idx` from the file and decodes it, bypassing the cache.
+    ///
+    /// # Errors
+    /// If the index is out of range, the read fails or the block is corrupt; the error names the
+    /// file, the block and its offset.
+    pub fn read_block(&self, block_idx: usize) -> Result<Arc<Block>> {
+        todo!("week 1 day 4, task 2: open an SST and read its blocks through the block cache (book: week1-04-sst)")
+    }
+
+    /// Reads block `block_idx` through the block cache, if the table has one.
+    ///
+    /// # Errors
+    /// As [`SsTable::read_block`].
+    pub fn read_block_cached(&self, block_idx: usize) -> Result<Arc<Block>> {
+        todo!("week 1 day 4, task 2: open an SST and read its blocks through the block cache (book: week1-04-sst)")
+    }
+
+    /// The index of the first block whose last key is `>= key`: the only block that can hold
+    /// `key`. Returns `num_of_blocks()` when every key in the table is smaller.
+    pub fn find_block_idx(&self, key: KeySlice) -> usize {
+        todo!("week 1 day 4, task 2: open an SST and read its blocks through the block cache (book: week1-04-sst)")
+    }
+
+    /// The number of blocks.
+    pub fn num_of_blocks(&self) -> usize {
+        self.block_meta.len()
+    }
+
+    /// The smallest key in the table.
+    pub fn first_key(&self) -> &KeyBytes {
+        &self.first_key
+    }
+
+    /// The largest key in the table.
+    pub fn last_key(&self) -> &KeyBytes {
+        &self.last_key
+    }
+
+    /// The size of the file in bytes.
+    pub fn table_size(&self) -> u64 {
+        self.file.size()
+    }
+
+    /// The table's id.
+    pub fn sst_id(&self) -> usize {
+        self.id
+    }
+
+    /// How many block reads were asked of this table, served by the cache or not.
+    pub fn block_reads(&self) -> u64 {
+        self.block_reads.load(Ordering::Relaxed)
+    }
+
+    /// Whether the bloom filter rules `key` out; `false` when there is no filter.
+    pub fn bloom_excludes(&self, key: &[u8]) -> bool {
+        self.bloom
+            .as_ref()
+            .is_some_and(|bloom| !bloom.may_contain(bloom::key_hash(key)))
+    }
+}
+
+/// Checks that the blocks tile the file from offset 0 up to the metadata: each starts after the
+/// one before, and the last starts before `meta_offset`.
+fn check_block_layout(block_meta: &[BlockMeta], meta_offset: usize) -> Result<()> {
+    let mut prev: Option<usize> = None;
+    for (idx, meta) in block_meta.iter().enumerate() {
+        match prev {
+            None => ensure!(meta.offset == 0, "block 0 starts at {}, not 0", meta.offset),
+            Some(prev) => ensure!(
+                meta.offset > prev,
+                "block {idx} starts at {}, not after the block before it at {prev}",
+                meta.offset
+            ),
+        }
+        prev = Some(meta.offset);
+    }
+    if let Some(last) = prev {
+        ensure!(
+            last < meta_offset,
+            "the last block starts at {last}, not before the metadata at {meta_offset}"
+        );
+    }
+    Ok(())
+}
+
+/// Reads the `u32` that ends at `end` in `file`: an offset into the file, which must point before
+/// itself.
+fn read_footer_u32(file: &FileObject, end: u64, what: &str) -> Result<u64> {
+    ensure!(
+        end >= SIZEOF_U32 as u64,
+        "file ends at {end}, too short to hold the {what}"
+    );
+    let field_at = end - SIZEOF_U32 as u64;
+    let value = file.read(field_at, SIZEOF_U32 as u64)?.as_slice().get_u32() as u64;
+    if value > field_at {
+        return Err(anyhow!(
+            "the {what} at {field_at} says {value}, past itself"
+        ));
+    }
+    Ok(value)
+}
+
+/// The file name of SST `id` in the database directory.
+pub fn sst_path(dir: &Path, id: usize) -> std::path::PathBuf {
+    dir.join(format!("{id:05}.sst"))
+}

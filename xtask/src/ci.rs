@@ -1,0 +1,493 @@
+//! `cargo x check` and `cargo x ci`: the course's integrity checks.
+//!
+//! `ci` proves that the reference, the starter, the tests and the book agree:
+//!
+//! 1. the reference passes every chapter's tests;
+//! 2. the pristine starter compiles with every chapter's tests copied in at once (in a scratch
+//!    copy, never the learner's tree);
+//! 3. stub honesty: on the pristine starter every test fails, but those the manifest exempts;
+//! 4. the chapter ladder: the checkpoint of chapter N passes every test of chapters <= N;
+//! 5. the committed starter is exactly what `sync` writes;
+//! 6. fmt, clippy and rustdoc with warnings denied, and the book builds with every include and
+//!    link intact.
+//!
+//! Each check's verdict is computed by a pure function of the test results (`eval_*`), so that
+//! xtask's own tests can show that breaking a check names the chapter and the test.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use crate::manifest::Manifest;
+use crate::markers::Upto;
+use crate::scratch::build_and_test;
+use crate::sync::{check_sync, Drift};
+use crate::testrun::{chapters_in_build_log, first_error, per_chapter, run_nextest, RunOutcome};
+use crate::util::step;
+
+/// Runs a command in the workspace, streaming its output; fails with `what` if it fails.
+fn run(root: &Path, program: &str, args: &[&str], envs: &[(&str, &str)], what: &str) -> Result<()> {
+    let status = Command::new(program)
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .status()
+        .with_context(|| format!("running {program} {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("{what} failed: `{program} {}`", args.join(" "));
+    }
+    Ok(())
+}
+
+/// The lint gates: fmt, clippy and rustdoc, warnings denied.
+fn lints(root: &Path) -> Result<()> {
+    step("cargo fmt --check");
+    run(
+        root,
+        "cargo",
+        &["fmt", "--all", "--check"],
+        &[],
+        "formatting",
+    )?;
+    step("cargo clippy --workspace --all-targets -- -D warnings");
+    run(
+        root,
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--quiet",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+        "clippy",
+    )?;
+    step("cargo doc (warnings denied)");
+    run(
+        root,
+        "cargo",
+        &["doc", "--workspace", "--no-deps", "--quiet"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+        "rustdoc",
+    )
+}
+
+/// `cargo x check`: fmt, clippy, and the tests of the reference and of xtask.
+///
+/// # Errors
+/// On the first failure.
+pub fn check(root: &Path) -> Result<()> {
+    lints(root)?;
+    step("tests of the reference and of xtask");
+    run(
+        root,
+        "cargo",
+        &[
+            "nextest",
+            "run",
+            "-p",
+            "mini-lsm-ref",
+            "-p",
+            "xtask",
+            "--no-fail-fast",
+        ],
+        &[],
+        "tests",
+    )
+}
+
+/// Check 1: the reference passes every test. Returns one problem per failure.
+pub fn eval_reference(manifest: &Manifest, outcome: &RunOutcome) -> Vec<String> {
+    if !outcome.built {
+        return vec![format!(
+            "check 1: the reference does not build: {}",
+            first_error(&outcome.build_log)
+        )];
+    }
+    let mut problems = Vec::new();
+    for result in outcome.results.iter().filter(|r| !r.passed) {
+        let chapter = manifest
+            .chapter_of_test(&result.name)
+            .map_or("(not a chapter test)".to_string(), |i| {
+                manifest.chapters[i].id.clone()
+            });
+        problems.push(format!(
+            "check 1: the reference fails {chapter} test {}: {}",
+            result.short_name(),
+            result.panic.as_deref().unwrap_or("(no panic message)")
+        ));
+    }
+    problems.extend(missing_tests(manifest, outcome, "check 1: the reference"));
+    problems
+}
+
+/// Chapters that ran no test at all.
+fn missing_tests(manifest: &Manifest, outcome: &RunOutcome, who: &str) -> Vec<String> {
+    per_chapter(manifest, &outcome.results)
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, total, _))| *total == 0)
+        .map(|(i, _)| format!("{who} ran no test of {}", manifest.chapters[i].id))
+        .collect()
+}
+
+/// Checks 2 and 3: the pristine starter compiles with every test, and every test fails on it.
+pub fn eval_stubs(manifest: &Manifest, outcome: &RunOutcome) -> Vec<String> {
+    if !outcome.built {
+        let chapters: Vec<&str> = chapters_in_build_log(manifest, &outcome.build_log)
+            .into_iter()
+            .map(|i| manifest.chapters[i].id.as_str())
+            .collect();
+        return vec![format!(
+            "check 2: the pristine starter does not compile with every chapter's tests copied in \
+             (tests of {}): {}",
+            if chapters.is_empty() {
+                "no chapter in particular".to_string()
+            } else {
+                chapters.join(", ")
+            },
+            first_error(&outcome.build_log)
+        )];
+    }
+    let mut problems = Vec::new();
+    for result in outcome.results.iter().filter(|r| r.passed) {
+        let Some(i) = manifest.chapter_of_test(&result.name) else {
+            continue;
+        };
+        let chapter = &manifest.chapters[i];
+        if chapter
+            .stub_exempt
+            .iter()
+            .any(|e| e.test == result.short_name())
+        {
+            continue;
+        }
+        problems.push(format!(
+            "check 3: {} test {} passes on the pristine starter's stubs, so it tests nothing a \
+             learner writes (make it depend on a task, or exempt it in course.toml with a reason)",
+            chapter.id,
+            result.short_name()
+        ));
+    }
+    problems.extend(missing_tests(
+        manifest,
+        outcome,
+        "check 3: the pristine starter",
+    ));
+    problems
+}
+
+/// Check 4 for chapter `upto`: its checkpoint passes every test of chapters <= `upto`.
+pub fn eval_ladder(manifest: &Manifest, upto: usize, outcome: &RunOutcome) -> Vec<String> {
+    let chapter = &manifest.chapters[upto].id;
+    if !outcome.built {
+        return vec![format!(
+            "check 4: the checkpoint of {chapter} does not compile with the tests of chapters up \
+             to it: {}",
+            first_error(&outcome.build_log)
+        )];
+    }
+    outcome
+        .results
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| {
+            let of = manifest
+                .chapter_of_test(&r.name)
+                .map_or("?".to_string(), |i| manifest.chapters[i].id.clone());
+            format!(
+                "check 4: the checkpoint of {chapter} fails {of} test {}: {} (a test of an earlier \
+                 chapter must not need later work)",
+                r.short_name(),
+                r.panic.as_deref().unwrap_or("(no panic message)")
+            )
+        })
+        .collect()
+}
+
+/// Check 5, as problems.
+pub fn eval_sync(drifts: &[Drift]) -> Vec<String> {
+    drifts
+        .iter()
+        .map(|d| {
+            format!(
+                "check 5: mini-lsm-starter/src/{} {}: the committed starter is not what \
+                 `cargo x sync` writes; run `cargo x sync` and commit",
+                d.file, d.detail
+            )
+            .replace("mini-lsm-starter/src/mini-lsm-ref/", "mini-lsm-ref/")
+        })
+        .collect()
+}
+
+/// A row of the summary: the outcome of checks 1, 3 and 4 for one chapter.
+struct Row {
+    reference: String,
+    stubs: String,
+    ladder: String,
+}
+
+/// `cargo x ci`: every check; prints a per-chapter summary.
+///
+/// # Errors
+/// If any check fails; every problem is listed, naming its chapter and test.
+pub fn ci(root: &Path, manifest: &Manifest) -> Result<()> {
+    let started = Instant::now();
+    let mut problems = Vec::new();
+    let mut rows: Vec<Row> = manifest
+        .chapters
+        .iter()
+        .map(|_| Row {
+            reference: "-".into(),
+            stubs: "-".into(),
+            ladder: "-".into(),
+        })
+        .collect();
+
+    step("check 5: the committed starter is what `cargo x sync` writes");
+    problems.extend(eval_sync(&check_sync(root, manifest)?));
+
+    step("check 6: fmt, clippy, rustdoc");
+    if let Err(e) = lints(root) {
+        problems.push(format!("check 6: {e:#}"));
+    }
+
+    step("check 1: the reference passes every chapter's tests (and its CLI test)");
+    let reference = run_nextest(
+        &root.join("Cargo.toml"),
+        "mini-lsm-ref",
+        &root.join("target"),
+        false,
+        &[],
+    )?;
+    problems.extend(eval_reference(manifest, &reference));
+    for (i, (passed, total, _)) in per_chapter(manifest, &reference.results).iter().enumerate() {
+        rows[i].reference = format!("{passed}/{total} pass");
+    }
+
+    step("xtask's own tests");
+    let xtask = run_nextest(
+        &root.join("Cargo.toml"),
+        "xtask",
+        &root.join("target"),
+        false,
+        &[],
+    )?;
+    for r in xtask.results.iter().filter(|r| !r.passed) {
+        problems.push(format!(
+            "xtask test {} fails: {}",
+            r.name,
+            r.panic.as_deref().unwrap_or("")
+        ));
+    }
+    if !xtask.built || xtask.results.is_empty() {
+        problems.push(format!(
+            "xtask's tests did not run: {}",
+            first_error(&xtask.build_log)
+        ));
+    }
+
+    step(
+        "checks 2 and 3: the pristine starter, with every chapter's tests copied in a scratch copy",
+    );
+    let all: Vec<usize> = (0..manifest.chapters.len()).collect();
+    let stubs = build_and_test(root, manifest, "pristine", Upto::Nothing, &all)?;
+    problems.extend(eval_stubs(manifest, &stubs));
+    for (i, (passed, total, _)) in per_chapter(manifest, &stubs.results).iter().enumerate() {
+        rows[i].stubs = if stubs.built {
+            format!("{}/{total} fail", total - passed)
+        } else {
+            "no build".into()
+        };
+    }
+
+    for (i, chapter) in manifest.chapters.iter().enumerate() {
+        step(&format!(
+            "check 4: the checkpoint of {} passes the tests of chapters up to it",
+            chapter.id
+        ));
+        let tests: Vec<usize> = (0..=i).collect();
+        let outcome = build_and_test(root, manifest, "ladder", Upto::Chapter(i), &tests)?;
+        let found = eval_ladder(manifest, i, &outcome);
+        rows[i].ladder = if !outcome.built {
+            "no build".into()
+        } else {
+            format!(
+                "{}/{} pass",
+                outcome.results.iter().filter(|r| r.passed).count(),
+                outcome.results.len()
+            )
+        };
+        problems.extend(found);
+    }
+
+    println!(
+        "\n{:<12} {:<16} {:<22} {:<16}",
+        "chapter", "1: reference", "3: stubs (all fail)", "4: ladder"
+    );
+    for (chapter, row) in manifest.chapters.iter().zip(&rows) {
+        println!(
+            "{:<12} {:<16} {:<22} {:<16}",
+            chapter.id, row.reference, row.stubs, row.ladder
+        );
+    }
+    for chapter in &manifest.chapters {
+        for e in &chapter.stub_exempt {
+            println!(
+                "exempt from check 3: {} {}: {}",
+                chapter.id, e.test, e.reason
+            );
+        }
+    }
+    println!("\nci took {:.0?}", started.elapsed());
+    if problems.is_empty() {
+        println!("all checks passed");
+        return Ok(());
+    }
+    bail!(
+        "{} problem(s):\n  - {}",
+        problems.len(),
+        problems.join("\n  - ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testrun::TestResult;
+
+    fn manifest() -> Manifest {
+        Manifest::parse(
+            r#"
+[[chapter]]
+id = "week1_day1"
+title = "One"
+book = "week1-01-one"
+tasks = ["a"]
+
+[[chapter]]
+id = "week1_day2"
+title = "Two"
+book = "week1-02-two"
+tasks = ["b"]
+stub_exempt = [{ test = "test_task1_exempt", reason = "because" }]
+"#,
+        )
+        .unwrap()
+    }
+
+    fn result(chapter: &str, test: &str, passed: bool) -> TestResult {
+        TestResult {
+            name: format!("mini-lsm-starter::mini_lsm_starter$tests::{chapter}::{test}"),
+            passed,
+            panic: (!passed).then(|| "assertion failed: x".to_string()),
+        }
+    }
+
+    fn outcome(results: Vec<TestResult>) -> RunOutcome {
+        RunOutcome {
+            built: true,
+            build_log: String::new(),
+            results,
+        }
+    }
+
+    /// Check 1: a failing reference test is reported with its chapter, name and panic.
+    #[test]
+    fn reference_failure_names_chapter_and_test() {
+        let m = manifest();
+        let o = outcome(vec![
+            result("week1_day1", "test_task1_a", true),
+            result("week1_day2", "test_task1_b", false),
+        ]);
+        let problems = eval_reference(&m, &o);
+        assert_eq!(
+            problems,
+            vec!["check 1: the reference fails week1_day2 test test_task1_b: assertion failed: x"]
+        );
+    }
+
+    /// Check 1: a chapter that ran no test is a problem too.
+    #[test]
+    fn chapter_without_tests_is_reported() {
+        let m = manifest();
+        let problems = eval_reference(&m, &outcome(vec![result("week1_day1", "t", true)]));
+        assert_eq!(
+            problems,
+            vec!["check 1: the reference ran no test of week1_day2"]
+        );
+    }
+
+    /// Check 2: a compile error in a copied test file names its chapter and the error.
+    #[test]
+    fn stub_build_failure_names_chapter() {
+        let m = manifest();
+        let o = RunOutcome {
+            built: false,
+            build_log: "error[E0599]: no method named `foo`\n  --> src/tests/week1_day2.rs:3:7\n"
+                .into(),
+            results: vec![],
+        };
+        let problems = eval_stubs(&m, &o);
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].starts_with("check 2:"), "{}", problems[0]);
+        assert!(
+            problems[0].contains("tests of week1_day2"),
+            "{}",
+            problems[0]
+        );
+        assert!(
+            problems[0].contains("no method named `foo`"),
+            "{}",
+            problems[0]
+        );
+    }
+
+    /// Check 3: a test passing on stubs is named; an exempt one is not.
+    #[test]
+    fn test_passing_on_stubs_is_named_unless_exempt() {
+        let m = manifest();
+        let o = outcome(vec![
+            result("week1_day1", "test_task1_trivial", true),
+            result("week1_day2", "test_task1_exempt", true),
+            result("week1_day2", "test_task1_honest", false),
+        ]);
+        let problems = eval_stubs(&m, &o);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("check 3: week1_day1 test test_task1_trivial passes"));
+    }
+
+    /// Check 4: a checkpoint failing an earlier chapter's test names both chapters and the test.
+    #[test]
+    fn ladder_failure_names_chapter_and_test() {
+        let m = manifest();
+        let o = outcome(vec![result(
+            "week1_day1",
+            "test_task1_needs_later_work",
+            false,
+        )]);
+        let problems = eval_ladder(&m, 1, &o);
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].starts_with(
+            "check 4: the checkpoint of week1_day2 fails week1_day1 test test_task1_needs_later_work"
+        ));
+    }
+
+    /// Check 5: a drifted starter file is named with the fix.
+    #[test]
+    fn sync_drift_is_named() {
+        let problems = eval_sync(&[Drift {
+            file: "mem_table.rs".into(),
+            detail: "differs from line 3".into(),
+        }]);
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].contains("mini-lsm-starter/src/mem_table.rs differs from line 3"));
+        assert!(problems[0].contains("run `cargo x sync`"));
+    }
+}

@@ -1,0 +1,88 @@
+//! Scratch crates: a generated starter, with chosen tests copied in, built outside the learner's
+//! tree. `cargo x ci` builds the pristine starter and every chapter checkpoint this way.
+//!
+//! They share the workspace's `target/` directory, so the dependencies are compiled once for the
+//! workspace and every scratch build.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::learner::starter_tests_rs;
+use crate::manifest::Manifest;
+use crate::markers::Upto;
+use crate::sync::generate_into;
+use crate::testrun::{run_nextest, RunOutcome};
+use crate::util::copy_dir;
+
+/// Builds the scratch crate `name` (under `target/xtask/scratch/`) generated up to `upto`, with
+/// the tests of chapters `tests` copied in, and runs those tests.
+///
+/// # Errors
+/// If the crate cannot be written or nextest cannot be started.
+pub fn build_and_test(
+    root: &Path,
+    manifest: &Manifest,
+    name: &str,
+    upto: Upto,
+    tests: &[usize],
+) -> Result<RunOutcome> {
+    let dir = root.join("target/xtask/scratch").join(name);
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src)?;
+    // Cargo.toml: the starter's, as its own workspace with the root's profiles.
+    let starter_toml = std::fs::read_to_string(root.join("mini-lsm-starter/Cargo.toml"))?;
+    let root_toml = std::fs::read_to_string(root.join("Cargo.toml"))?;
+    let profiles = root_toml.find("[profile").map_or("", |at| &root_toml[at..]);
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!("{starter_toml}\n[workspace]\n\n{profiles}"),
+    )?;
+    if root.join("Cargo.lock").exists() {
+        std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock"))?;
+    }
+    generate_into(root, manifest, upto, &src)?;
+    let bin = src.join("bin");
+    if bin.exists() {
+        std::fs::remove_dir_all(&bin)?;
+    }
+    copy_dir(&root.join("mini-lsm-starter/src/bin"), &bin)?;
+    let tests_dir = src.join("tests");
+    if tests_dir.exists() {
+        std::fs::remove_dir_all(&tests_dir)?;
+    }
+    std::fs::create_dir_all(&tests_dir)?;
+    copy_test_files(root, manifest, tests, &tests_dir)?;
+    std::fs::write(src.join("tests.rs"), starter_tests_rs(manifest, tests))?;
+    run_nextest(
+        &dir.join("Cargo.toml"),
+        "mini-lsm-starter",
+        &root.join("target"),
+        true,
+        &[],
+    )
+}
+
+/// Copies the harness and the test files of `chapters` from `mini-lsm-tests/` into `dest`.
+///
+/// # Errors
+/// If a file is missing or cannot be copied.
+pub fn copy_test_files(
+    root: &Path,
+    manifest: &Manifest,
+    chapters: &[usize],
+    dest: &Path,
+) -> Result<Vec<PathBuf>> {
+    let tests = root.join("mini-lsm-tests");
+    let mut names = vec!["harness.rs".to_string()];
+    names.extend(chapters.iter().map(|&i| manifest.chapters[i].test_file()));
+    let mut copied = Vec::new();
+    for name in names {
+        let from = tests.join(&name);
+        let to = dest.join(&name);
+        std::fs::copy(&from, &to)
+            .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+        copied.push(to);
+    }
+    Ok(copied)
+}
