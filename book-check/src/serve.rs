@@ -49,17 +49,39 @@ fn handle(root: &Path, mut stream: TcpStream) -> std::io::Result<()> {
     let mut parts = head.lines().next().unwrap_or("").split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
     if method != "GET" && method != "HEAD" {
-        return respond(&mut stream, "405 Method Not Allowed", "text/plain", b"", true);
+        return respond(
+            &mut stream,
+            "405 Method Not Allowed",
+            "text/plain",
+            b"",
+            true,
+        );
     }
     match resolve(root, target).and_then(|p| std::fs::read(&p).ok().map(|body| (p, body))) {
-        Some((path, body)) => {
-            respond(&mut stream, "200 OK", content_type(&path), &body, method == "GET")
-        }
-        None => respond(&mut stream, "404 Not Found", "text/plain", b"not found", method == "GET"),
+        Some((path, body)) => respond(
+            &mut stream,
+            "200 OK",
+            content_type(&path),
+            &body,
+            method == "GET",
+        ),
+        None => respond(
+            &mut stream,
+            "404 Not Found",
+            "text/plain",
+            b"not found",
+            method == "GET",
+        ),
     }
 }
 
-fn respond(stream: &mut TcpStream, status: &str, ty: &str, body: &[u8], send_body: bool) -> std::io::Result<()> {
+fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    ty: &str,
+    body: &[u8],
+    send_body: bool,
+) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {ty}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
         body.len()
@@ -139,7 +161,10 @@ mod tests {
         std::fs::write(root.join("sub dir/index.html"), "x").unwrap();
         std::fs::write(root.join("a.svg"), "x").unwrap();
         assert_eq!(resolve(&root, "/a.svg?v=1#top"), Some(root.join("a.svg")));
-        assert_eq!(resolve(&root, "/sub%20dir/"), Some(root.join("sub dir/index.html")));
+        assert_eq!(
+            resolve(&root, "/sub%20dir/"),
+            Some(root.join("sub dir/index.html"))
+        );
         assert_eq!(resolve(&root, "/missing.html"), None);
         assert_eq!(resolve(&root, "/../etc/passwd"), None);
         assert_eq!(resolve(&root, "/sub%20dir/%2e%2e/a.svg"), None);

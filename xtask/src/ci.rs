@@ -258,6 +258,11 @@ pub fn ci(root: &Path, manifest: &Manifest) -> Result<()> {
         problems.push(format!("check 6: {e:#}"));
     }
 
+    step("check 6: the book builds, every include, link and image resolves, and headless Chromium loads every page");
+    if let Err(e) = crate::book::book(root, manifest, false, true) {
+        problems.push(format!("check 6: the book: {e:#}"));
+    }
+
     step("check 1: the reference passes every chapter's tests (and its CLI test)");
     let reference = run_nextest(
         &root.join("Cargo.toml"),

@@ -164,34 +164,31 @@ fn run_starter_tests(root: &Path, only: Option<usize>, manifest: &Manifest) -> R
     )
 }
 
-/// Prints the per-chapter table for `chapters` and returns whether every test passed.
+/// Prints the per-chapter table for `chapters` and returns whether every test passed. The first
+/// failure of a chapter goes on its own line, whole, so its message is never cut.
 fn print_table(manifest: &Manifest, chapters: &[usize], outcome: &RunOutcome) -> bool {
     let table = per_chapter(manifest, &outcome.results);
-    println!(
-        "{:<12} {:>7}  {:<70} book",
-        "chapter", "passed", "first failure"
-    );
+    println!("{:<12} {:>7}  book page (book/src/<page>.md)", "chapter", "passed");
     let mut all_passed = true;
     for &i in chapters {
         let (passed, total, first) = &table[i];
-        let failure = match first {
-            Some(t) => format!(
-                "{}: {}",
+        all_passed &= first.is_none() && *total > 0;
+        println!(
+            "{:<12} {:>7}  {}",
+            manifest.chapters[i].id,
+            format!("{passed}/{total}"),
+            manifest.chapters[i].book
+        );
+        match first {
+            Some(t) => println!(
+                "{:<12} first failure: {}: {}",
+                "",
                 t.short_name(),
                 t.panic.as_deref().unwrap_or("failed (no panic message)")
             ),
-            None if *total == 0 => "no tests ran".to_string(),
-            None => "-".to_string(),
-        };
-        all_passed &= first.is_none() && *total > 0;
-        let failure: String = failure.chars().take(70).collect();
-        println!(
-            "{:<12} {:>7}  {:<70} {}",
-            manifest.chapters[i].id,
-            format!("{passed}/{total}"),
-            failure,
-            manifest.chapters[i].book
-        );
+            None if *total == 0 => println!("{:<12} no tests ran", ""),
+            None => {}
+        }
     }
     all_passed
 }

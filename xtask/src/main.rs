@@ -1,5 +1,6 @@
 //! `cargo x`: the course runner. See the README's maintainer section for the design.
 
+mod book;
 mod ci;
 mod demo;
 mod learner;
@@ -72,6 +73,15 @@ enum Cmd {
     Check,
     /// Every check of the course: the README's test command.
     Ci,
+    /// Check and build the book; --serve serves it, --check drives headless Chromium over it.
+    Book {
+        /// Serve the book with live reload on http://127.0.0.1:3000.
+        #[arg(long)]
+        serve: bool,
+        /// Load every page in headless Chromium and save screenshots.
+        #[arg(long)]
+        check: bool,
+    },
     /// Run the reference engine on a built-in demo.
     Demo {
         /// Keep the database here instead of a temporary directory.
@@ -80,8 +90,16 @@ enum Cmd {
     },
 }
 
-fn main() -> Result<()> {
+fn main() {
     let cli = Cli::parse();
+    if let Err(error) = run(cli) {
+        // `{:#}` prints the whole chain of context; a backtrace would only bury the message.
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     let root = util::root();
     let manifest = Manifest::load(&root)?;
     match cli.command {
@@ -102,6 +120,7 @@ fn main() -> Result<()> {
         Cmd::Sync => sync::sync(&root, &manifest),
         Cmd::Check => ci::check(&root),
         Cmd::Ci => ci::ci(&root, &manifest),
+        Cmd::Book { serve, check } => book::book(&root, &manifest, serve, check),
         Cmd::Demo { path } => demo::demo(&root, path),
     }
 }
