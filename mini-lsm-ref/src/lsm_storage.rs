@@ -53,16 +53,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, ensure, Context, Result};
+use anyhow::{anyhow, ensure, Result};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 pub use mini_lsm::MiniLsm;
 
 use crate::block_cache::BlockCache;
 pub use crate::compact::CompactionOptions;
+use crate::fs::{FileSystem, RealFs};
 use crate::mem_table::MemTable;
 use crate::table::{sst_path, SsTable};
 
+// ANCHOR: lsm_storage_state
 /// One consistent view of the engine's memtables and SSTs.
 #[derive(Clone)]
 pub struct LsmStorageState {
@@ -77,6 +79,7 @@ pub struct LsmStorageState {
     /// Every live SST by id.
     pub sstables: HashMap<usize, Arc<SsTable>>,
 }
+// ANCHOR_END: lsm_storage_state
 
 impl LsmStorageState {
     fn create() -> Self {
@@ -122,6 +125,8 @@ pub struct LsmStorageOptions {
     pub compaction_options: CompactionOptions,
     /// Whether writes go to a write-ahead log first (week 2).
     pub enable_wal: bool,
+    /// The file system every file goes through: the real one, or a `MemFs` in crash tests.
+    pub fs: Arc<dyn FileSystem>,
 }
 
 impl LsmStorageOptions {
@@ -138,6 +143,7 @@ impl LsmStorageOptions {
             block_cache_bytes: 16 << 20,
             compaction_options: CompactionOptions::NoCompaction,
             enable_wal: false,
+            fs: Arc::new(RealFs),
         }
     }
 
@@ -168,6 +174,7 @@ impl LsmStorageOptions {
     }
 }
 
+// ANCHOR: lsm_storage_inner
 /// The storage engine proper; [`MiniLsm`] wraps it with the background flush thread.
 pub struct LsmStorageInner {
     /// The current snapshot of the state (see the module docs). Held only to clone or swap it.
@@ -186,8 +193,10 @@ pub struct LsmStorageInner {
     /// The first background error, kept forever: every later write and `close` return it.
     bg_error: Mutex<Option<String>>,
 }
+// ANCHOR_END: lsm_storage_inner
 
 impl LsmStorageInner {
+    // ANCHOR: inner_open
     /// Opens the engine in directory `path`.
     ///
     /// # Errors
@@ -196,8 +205,7 @@ impl LsmStorageInner {
         options.validate()?;
         let path = path.as_ref().to_path_buf();
         // @task week1_day6 1 stub=comment
-        std::fs::create_dir_all(&path)
-            .with_context(|| format!("cannot create the database directory {}", path.display()))?;
+        options.fs.create_dir_all(&path)?;
         // @end
         Ok(Self {
             state: Arc::new(RwLock::new(Arc::new(LsmStorageState::create()))),
@@ -211,6 +219,7 @@ impl LsmStorageInner {
             bg_error: Mutex::new(None),
         })
     }
+    // ANCHOR_END: inner_open
 
     /// A fresh id for a memtable and the SST it becomes.
     pub(crate) fn next_sst_id(&self) -> usize {
@@ -227,10 +236,12 @@ impl LsmStorageInner {
         &self.path
     }
 
+    // ANCHOR: snapshot
     /// The current state snapshot; the read lock is held only while cloning the `Arc`.
     pub fn snapshot(&self) -> Arc<LsmStorageState> {
         Arc::clone(&self.state.read())
     }
+    // ANCHOR_END: snapshot
 
     /// Durability for acknowledged writes; a no-op until the write-ahead log of week 2.
     ///
@@ -240,6 +251,7 @@ impl LsmStorageInner {
         Ok(())
     }
 
+    // ANCHOR: record_bg_error
     /// Keeps the first background error, and wakes stalled writers so they see it.
     pub(crate) fn record_bg_error(&self, error: anyhow::Error) {
         let mut slot = self.bg_error.lock();
@@ -250,7 +262,9 @@ impl LsmStorageInner {
         drop(slot);
         self.notify_flush_done();
     }
+    // ANCHOR_END: record_bg_error
 
+    // ANCHOR: check_bg_error
     /// Returns the background error, if a background flush has ever failed.
     ///
     /// # Errors
@@ -266,6 +280,7 @@ impl LsmStorageInner {
             None => Ok(()),
         }
     }
+    // ANCHOR_END: check_bg_error
 
     /// Wakes every writer stalled in `wait_for_room`.
     pub(crate) fn notify_flush_done(&self) {

@@ -35,6 +35,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use bytes::{Buf, BufMut};
+use parking_lot::Mutex;
 
 pub use builder::SsTableBuilder;
 pub use file::FileObject;
@@ -43,6 +44,7 @@ pub use iterator::SsTableIterator;
 use self::bloom::Bloom;
 use crate::block::Block;
 use crate::block_cache::BlockCache;
+use crate::fs::FileSystem;
 use crate::key::{KeyBytes, KeySlice};
 
 const SIZEOF_U32: usize = std::mem::size_of::<u32>();
@@ -128,6 +130,9 @@ pub struct SsTable {
     pub(crate) bloom: Option<Bloom>,
     /// Block reads asked of this table, cached or not; tests use it to prove a read was skipped.
     block_reads: AtomicU64,
+    /// Set once the table has left the engine's state (compaction replaced it): the file system
+    /// to delete its file from when the last reader drops it.
+    delete_on_drop: Mutex<Option<Arc<dyn FileSystem>>>,
 }
 
 impl SsTable {
@@ -153,7 +158,14 @@ impl SsTable {
             block_cache,
             bloom,
             block_reads: AtomicU64::new(0),
+            delete_on_drop: Mutex::new(None),
         })
+    }
+
+    /// Marks the table obsolete: its file is deleted from `fs` when the last `Arc` to the table is
+    /// dropped, so that a scan still reading it is never cut short.
+    pub fn mark_obsolete(&self, fs: Arc<dyn FileSystem>) {
+        *self.delete_on_drop.lock() = Some(fs);
     }
 
     // ANCHOR: sst_open
@@ -193,6 +205,7 @@ impl SsTable {
     }
     // ANCHOR_END: sst_open
 
+    // ANCHOR: read_block_raw
     /// Reads block `block_idx` from the file and decodes it, bypassing the cache.
     ///
     /// # Errors
@@ -225,7 +238,9 @@ impl SsTable {
         Ok(Arc::new(block))
         // @end
     }
+    // ANCHOR_END: read_block_raw
 
+    // ANCHOR: read_block_cached
     /// Reads block `block_idx` through the block cache, if the table has one.
     ///
     /// # Errors
@@ -238,6 +253,7 @@ impl SsTable {
         }
         // @end
     }
+    // ANCHOR_END: read_block_cached
 
     // ANCHOR: find_block_idx
     /// The index of the first block whose last key is `>= key`: the only block that can hold
@@ -280,11 +296,24 @@ impl SsTable {
         self.block_reads.load(Ordering::Relaxed)
     }
 
+    // ANCHOR: bloom_excludes
     /// Whether the bloom filter rules `key` out; `false` when there is no filter.
     pub fn bloom_excludes(&self, key: &[u8]) -> bool {
         self.bloom
             .as_ref()
             .is_some_and(|bloom| !bloom.may_contain(bloom::key_hash(key)))
+    }
+    // ANCHOR_END: bloom_excludes
+}
+
+// ANCHOR: check_block_layout
+impl Drop for SsTable {
+    fn drop(&mut self) {
+        if let Some(fs) = self.delete_on_drop.get_mut().take() {
+            // A failed delete only leaks a file that nothing refers to; the next `open` removes
+            // every file the manifest does not list, so nothing is lost or resurrected.
+            let _ = fs.remove(self.file.path());
+        }
     }
 }
 
@@ -311,7 +340,9 @@ fn check_block_layout(block_meta: &[BlockMeta], meta_offset: usize) -> Result<()
     }
     Ok(())
 }
+// ANCHOR_END: check_block_layout
 
+// ANCHOR: read_footer_u32
 /// Reads the `u32` that ends at `end` in `file`: an offset into the file, which must point before
 /// itself.
 fn read_footer_u32(file: &FileObject, end: u64, what: &str) -> Result<u64> {
@@ -328,6 +359,7 @@ fn read_footer_u32(file: &FileObject, end: u64, what: &str) -> Result<u64> {
     }
     Ok(value)
 }
+// ANCHOR_END: read_footer_u32
 
 /// The file name of SST `id` in the database directory.
 pub fn sst_path(dir: &Path, id: usize) -> std::path::PathBuf {

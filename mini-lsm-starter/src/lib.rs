@@ -27,6 +27,7 @@ pub mod block_cache;
 pub mod cli;
 pub mod compact;
 pub mod debug;
+pub mod fs;
 pub mod iterators;
 pub mod key;
 pub mod lsm_iterator;

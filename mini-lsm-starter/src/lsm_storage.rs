@@ -53,13 +53,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, ensure, Context, Result};
+use anyhow::{anyhow, ensure, Result};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 pub use mini_lsm::MiniLsm;
 
 use crate::block_cache::BlockCache;
 pub use crate::compact::CompactionOptions;
+use crate::fs::{FileSystem, RealFs};
 use crate::mem_table::MemTable;
 use crate::table::{sst_path, SsTable};
 
@@ -122,6 +123,8 @@ pub struct LsmStorageOptions {
     pub compaction_options: CompactionOptions,
     /// Whether writes go to a write-ahead log first (week 2).
     pub enable_wal: bool,
+    /// The file system every file goes through: the real one, or a `MemFs` in crash tests.
+    pub fs: Arc<dyn FileSystem>,
 }
 
 impl LsmStorageOptions {
@@ -138,6 +141,7 @@ impl LsmStorageOptions {
             block_cache_bytes: 16 << 20,
             compaction_options: CompactionOptions::NoCompaction,
             enable_wal: false,
+            fs: Arc::new(RealFs),
         }
     }
 

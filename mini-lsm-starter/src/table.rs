@@ -35,6 +35,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use bytes::{Buf, BufMut};
+use parking_lot::Mutex;
 
 pub use builder::SsTableBuilder;
 pub use file::FileObject;
@@ -43,6 +44,7 @@ pub use iterator::SsTableIterator;
 use self::bloom::Bloom;
 use crate::block::Block;
 use crate::block_cache::BlockCache;
+use crate::fs::FileSystem;
 use crate::key::{KeyBytes, KeySlice};
 
 const SIZEOF_U32: usize = std::mem::size_of::<u32>();
@@ -90,6 +92,9 @@ pub struct SsTable {
     pub(crate) bloom: Option<Bloom>,
     /// Block reads asked of this table, cached or not; tests use it to prove a read was skipped.
     block_reads: AtomicU64,
+    /// Set once the table has left the engine's state (compaction replaced it): the file system
+    /// to delete its file from when the last reader drops it.
+    delete_on_drop: Mutex<Option<Arc<dyn FileSystem>>>,
 }
 
 impl SsTable {
@@ -115,7 +120,14 @@ impl SsTable {
             block_cache,
             bloom,
             block_reads: AtomicU64::new(0),
+            delete_on_drop: Mutex::new(None),
         })
+    }
+
+    /// Marks the table obsolete: its file is deleted from `fs` when the last `Arc` to the table is
+    /// dropped, so that a scan still reading it is never cut short.
+    pub fn mark_obsolete(&self, fs: Arc<dyn FileSystem>) {
+        *self.delete_on_drop.lock() = Some(fs);
     }
 
     /// Opens an SST, reading and checking its index.
@@ -185,6 +197,16 @@ impl SsTable {
         self.bloom
             .as_ref()
             .is_some_and(|bloom| !bloom.may_contain(bloom::key_hash(key)))
+    }
+}
+
+impl Drop for SsTable {
+    fn drop(&mut self) {
+        if let Some(fs) = self.delete_on_drop.get_mut().take() {
+            // A failed delete only leaks a file that nothing refers to; the next `open` removes
+            // every file the manifest does not list, so nothing is lost or resurrected.
+            let _ = fs.remove(self.file.path());
+        }
     }
 }
 

@@ -47,7 +47,12 @@ impl LsmStorageInner {
             memtable.flush(&mut builder)?;
             let id = memtable.id();
             let table = builder
-                .build(id, Some(self.block_cache.clone()), self.path_of_sst(id))
+                .build_in(
+                    &*self.options.fs,
+                    id,
+                    Some(self.block_cache.clone()),
+                    self.path_of_sst(id),
+                )
                 .with_context(|| format!("flushing memtable {id}"))?;
             Some(Arc::new(table))
         };

@@ -11,6 +11,7 @@ use super::bloom::{key_hash, Bloom};
 use super::{BlockMeta, FileObject, SsTable};
 use crate::block::BlockBuilder;
 use crate::block_cache::BlockCache;
+use crate::fs::{FileSystem, RealFs};
 use crate::key::{KeySlice, KeyVec};
 
 /// Default bits per key of the bloom filter: under 1% false positives.
@@ -76,6 +77,7 @@ impl SsTableBuilder {
     }
     // ANCHOR_END: sst_builder_add
 
+    // ANCHOR: sst_finish_block
     /// Seals the block being filled: encodes it and records its metadata.
     fn finish_block(&mut self) {
         // @task week1_day4 1
@@ -88,6 +90,7 @@ impl SsTableBuilder {
         self.data.extend_from_slice(&builder.build().encode());
         // @end
     }
+    // ANCHOR_END: sst_finish_block
 
     /// The size of the SST so far, counting only finished blocks; the engine uses it to split
     /// compaction output.
@@ -96,12 +99,27 @@ impl SsTableBuilder {
     }
 
     // ANCHOR: sst_builder_build
-    /// Writes the SST to `path` (synced) and opens it.
+    /// Writes the SST to `path` on the real file system (synced) and opens it.
     ///
     /// # Errors
     /// If no entry was added, or the file cannot be written.
     pub fn build(
+        self,
+        id: usize,
+        block_cache: Option<Arc<BlockCache>>,
+        path: impl AsRef<Path>,
+    ) -> Result<SsTable> {
+        self.build_in(&RealFs, id, block_cache, path)
+    }
+
+    /// Writes the SST to `path` in `fs` (synced) and opens it. The file's name is durable once
+    /// the caller syncs the directory.
+    ///
+    /// # Errors
+    /// If no entry was added, or the file cannot be written.
+    pub fn build_in(
         mut self,
+        fs: &dyn FileSystem,
         id: usize,
         block_cache: Option<Arc<BlockCache>>,
         path: impl AsRef<Path>,
@@ -127,7 +145,7 @@ impl SsTableBuilder {
         // @stub
         // let bloom = None;
         // @end
-        let file = FileObject::create(path.as_ref(), buf)?;
+        let file = FileObject::create_in(fs, path.as_ref(), buf)?;
         SsTable::from_parts(id, file, self.meta, meta_offset, block_cache, bloom)
         // @end
     }

@@ -11,6 +11,7 @@ use super::bloom::{key_hash, Bloom};
 use super::{BlockMeta, FileObject, SsTable};
 use crate::block::BlockBuilder;
 use crate::block_cache::BlockCache;
+use crate::fs::{FileSystem, RealFs};
 use crate::key::{KeySlice, KeyVec};
 
 /// Default bits per key of the bloom filter: under 1% false positives.
@@ -70,12 +71,27 @@ impl SsTableBuilder {
         self.data.len()
     }
 
-    /// Writes the SST to `path` (synced) and opens it.
+    /// Writes the SST to `path` on the real file system (synced) and opens it.
     ///
     /// # Errors
     /// If no entry was added, or the file cannot be written.
     pub fn build(
+        self,
+        id: usize,
+        block_cache: Option<Arc<BlockCache>>,
+        path: impl AsRef<Path>,
+    ) -> Result<SsTable> {
+        self.build_in(&RealFs, id, block_cache, path)
+    }
+
+    /// Writes the SST to `path` in `fs` (synced) and opens it. The file's name is durable once
+    /// the caller syncs the directory.
+    ///
+    /// # Errors
+    /// If no entry was added, or the file cannot be written.
+    pub fn build_in(
         mut self,
+        fs: &dyn FileSystem,
         id: usize,
         block_cache: Option<Arc<BlockCache>>,
         path: impl AsRef<Path>,

@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 //! The file under an SST: written once, then read at offsets.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{Context, Result};
+
+use crate::fs::{FileSystem, ReadableFile, RealFs};
 
 /// A read-only file of known size; every error names its path.
 pub struct FileObject {
-    file: File,
+    file: Arc<dyn ReadableFile>,
     size: u64,
     path: PathBuf,
 }
@@ -20,16 +21,14 @@ impl FileObject {
     /// # Errors
     /// If the range runs past the end of the file, or the read fails.
     pub fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>> {
-        ensure!(
+        anyhow::ensure!(
             offset.checked_add(len).is_some_and(|end| end <= self.size),
             "{}: read of {len} bytes at offset {offset} runs past the end of the {}-byte file",
             self.path.display(),
             self.size
         );
         let mut data = vec![0; len as usize];
-        self.file
-            .read_exact_at(&mut data, offset)
-            .with_context(|| format!("{}: read at offset {offset}", self.path.display()))?;
+        self.file.read_exact_at(&mut data, offset)?;
         Ok(data)
     }
 
@@ -43,35 +42,46 @@ impl FileObject {
         &self.path
     }
 
-    /// Writes `data` to a new file at `path`, syncs it to disk, and opens it for reading.
+    /// Writes `data` to a new file at `path` on the real file system, syncs it, and opens it.
     ///
     /// # Errors
     /// If the file cannot be written or synced.
     pub fn create(path: &Path, data: Vec<u8>) -> Result<Self> {
-        std::fs::write(path, &data).with_context(|| format!("{}: write", path.display()))?;
-        let file = File::open(path).with_context(|| format!("{}: open", path.display()))?;
-        file.sync_all()
-            .with_context(|| format!("{}: sync", path.display()))?;
-        Ok(Self {
-            file,
-            size: data.len() as u64,
-            path: path.to_path_buf(),
-        })
+        Self::create_in(&RealFs, path, data)
     }
 
-    /// Opens an existing file for reading.
+    /// Writes `data` to a new file at `path` in `fs`, syncs it, and opens it for reading. The
+    /// file's name is durable only once the caller syncs the directory.
+    ///
+    /// # Errors
+    /// If the file cannot be written or synced.
+    pub fn create_in(fs: &dyn FileSystem, path: &Path, data: Vec<u8>) -> Result<Self> {
+        let mut file = fs.create(path)?;
+        file.append(&data)?;
+        file.sync()?;
+        drop(file);
+        Self::open_in(fs, path)
+    }
+
+    /// Opens an existing file on the real file system.
     ///
     /// # Errors
     /// If the file cannot be opened.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).with_context(|| format!("{}: open", path.display()))?;
-        let size = file
-            .metadata()
-            .with_context(|| format!("{}: stat", path.display()))?
-            .len();
+        Self::open_in(&RealFs, path)
+    }
+
+    /// Opens an existing file in `fs`.
+    ///
+    /// # Errors
+    /// If the file cannot be opened.
+    pub fn open_in(fs: &dyn FileSystem, path: &Path) -> Result<Self> {
+        let file = fs
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
         Ok(Self {
+            size: file.len(),
             file,
-            size,
             path: path.to_path_buf(),
         })
     }
