@@ -11,6 +11,7 @@ use super::LsmStorageInner;
 use crate::mem_table::MemTable;
 
 impl LsmStorageInner {
+    // ANCHOR: put_delete
     /// Stores `value` under `key`.
     ///
     /// # Errors
@@ -32,6 +33,7 @@ impl LsmStorageInner {
     pub fn delete(&self, key: &[u8]) -> Result<()> {
         self.write_entry(key, b"")
     }
+    // ANCHOR_END: put_delete
 
     /// Writes one entry; an empty value is a tombstone.
     fn write_entry(&self, key: &[u8], value: &[u8]) -> Result<()> {
