@@ -66,12 +66,12 @@ fn test_task1_memtable_approximate_size() {
 fn test_task2_storage_put_get_delete() {
     let (_dir, storage) = open_engine(LsmStorageOptions::default_for_week1_test());
     assert_eq!(storage.get(b"0").unwrap(), None);
-    storage.put(b"1", b"233").unwrap();
-    storage.put(b"2", b"2333").unwrap();
-    storage.put(b"3", b"23333").unwrap();
-    assert_eq!(&storage.get(b"1").unwrap().unwrap()[..], b"233");
-    assert_eq!(&storage.get(b"2").unwrap().unwrap()[..], b"2333");
-    assert_eq!(&storage.get(b"3").unwrap().unwrap()[..], b"23333");
+    storage.put(b"1", b"apple").unwrap();
+    storage.put(b"2", b"banana").unwrap();
+    storage.put(b"3", b"cherry").unwrap();
+    assert_eq!(&storage.get(b"1").unwrap().unwrap()[..], b"apple");
+    assert_eq!(&storage.get(b"2").unwrap().unwrap()[..], b"banana");
+    assert_eq!(&storage.get(b"3").unwrap().unwrap()[..], b"cherry");
     storage.delete(b"2").unwrap();
     assert_eq!(storage.get(b"2").unwrap(), None);
     storage.delete(b"0").unwrap(); // Deleting an absent key is fine.
