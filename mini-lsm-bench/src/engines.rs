@@ -88,7 +88,9 @@ macro_rules! mini_lsm_engine {
     };
 }
 
+#[cfg(feature = "ref")]
 mini_lsm_engine!(Reference, mini_lsm);
+#[cfg(feature = "starter")]
 mini_lsm_engine!(Starter, mini_lsm_starter);
 
 /// Opens engine `name` in `path`.
@@ -97,8 +99,12 @@ mini_lsm_engine!(Starter, mini_lsm_starter);
 /// An unknown name, or the engine's own error.
 pub fn open(name: &str, path: &Path) -> Result<Box<dyn Engine>> {
     Ok(match name {
+        #[cfg(feature = "ref")]
         "ref" => Box::new(Reference::open(path)?),
+        #[cfg(feature = "starter")]
         "starter" => Box::new(Starter::open(path)?),
-        other => bail!("unknown engine `{other}`; the engines are ref and starter"),
+        other => bail!(
+            "engine `{other}` is not built in; the engines are ref and starter (cargo features)"
+        ),
     })
 }

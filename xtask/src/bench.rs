@@ -29,8 +29,11 @@ pub fn bench(root: &Path, engines: &str, benchmarks: Option<&str>, num: Option<u
         }
     }
     step("building the benchmark (release)");
+    let mut features: Vec<&str> = engines.clone();
+    features.dedup();
     let status = Command::new("cargo")
         .args(["build", "--release", "--quiet", "-p", "mini-lsm-bench"])
+        .args(["--no-default-features", "--features", &features.join(",")])
         .current_dir(root)
         .status()
         .context("running cargo build")?;
