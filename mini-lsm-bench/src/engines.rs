@@ -4,6 +4,9 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
+/// A callback that sees each entry of a scan.
+pub type Visit<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<()>;
+
 /// What a benchmark needs of an engine.
 pub trait Engine {
     /// Stores a value.
@@ -11,7 +14,7 @@ pub trait Engine {
     /// Whether `key` holds exactly `expected` (`None`: is absent).
     fn get_is(&self, key: &[u8], expected: Option<&[u8]>) -> Result<bool>;
     /// Visits every live entry in key order.
-    fn scan_all(&self, visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()>;
+    fn scan_all(&self, visit: Visit<'_>) -> Result<()>;
     /// Flushes every memtable to disk.
     fn flush(&self) -> Result<()>;
     /// Waits until the engine has no background work left.
@@ -52,7 +55,7 @@ macro_rules! mini_lsm_engine {
                 Ok(self.0.get(key)?.as_deref() == expected)
             }
 
-            fn scan_all(&self, visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+            fn scan_all(&self, visit: Visit<'_>) -> Result<()> {
                 use $krate::iterators::StorageIterator;
                 let mut iter = self
                     .0
