@@ -158,6 +158,7 @@ fn test_task2_tiered_rules() {
     };
     check(tiered(3, 200), &[1, 1], None);
     check(tiered(3, 200), &[1, 1, 1], Some(3)); // 2 >= 200% of 1: space amplification.
+    check(tiered(3, 200), &[1, 3, 2], Some(3)); // 4 >= 200% of 2, exactly.
     check(tiered(3, 200), &[1, 2, 2], Some(2)); // 3 < 200% of 2; 2 > 101% of 1; count rule.
     check(tiered(3, 200), &[1, 1, 3], Some(2)); // Size ratio: 1 <= 101% of 1, 3 > 101% of 2.
     check(tiered(3, 200), &[3, 3, 7], Some(2)); // Size ratio: 3 <= 101% of 3, 7 > 101% of 6.

@@ -6,7 +6,9 @@
 //! actual size (at least `base_level_size_mb`), and each level above gets the target of the one
 //! below divided by `level_size_multiplier`, as long as the one below is over
 //! `base_level_size_mb`. The highest level with a target is the *base level*, where L0 goes;
-//! the levels above it stay empty until the data grows.
+//! the levels above it stay empty until the data grows. (Should one of them hold data, because
+//! the bottom level shrank or a full compaction put it there, L0 goes to it instead: L0 must
+//! never pass older data. With no target, that level is first to move its data down.)
 //!
 //! ```text
 //!   base 256 MiB, x10, the bottom level L4 holds 3 GiB:
@@ -57,7 +59,8 @@ impl Default for LeveledCompactionOptions {
 /// The target sizes of the levels, from [`LeveledCompactionController::target_sizes`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LevelTargets {
-    /// The highest level with a target: where L0 is compacted to.
+    /// Where L0 is compacted to: the highest level with a target or, if a level above that one
+    /// holds data, the highest such level (L0 must not pass older data).
     pub base_level: usize,
     /// `targets[level]` in bytes for `level` in `1..=max_levels`; 0 for the levels above the
     /// base level (and `targets[0]`, as L0 has no byte target).
@@ -82,7 +85,7 @@ impl LeveledCompactionController {
     }
 
     /// The target size of every level, computed from the bottom level's actual size, and the
-    /// base level (see the module docs).
+    /// base level (see the module docs and [`LevelTargets`]).
     pub fn target_sizes(&self, shape: &LsmShape) -> LevelTargets {
         todo!("week 2 day 4, task 1: compute the level target sizes and the base level from the bottom level (book: week2-04-leveled)")
     }
