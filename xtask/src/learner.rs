@@ -168,7 +168,10 @@ fn run_starter_tests(root: &Path, only: Option<usize>, manifest: &Manifest) -> R
 /// failure of a chapter goes on its own line, whole, so its message is never cut.
 fn print_table(manifest: &Manifest, chapters: &[usize], outcome: &RunOutcome) -> bool {
     let table = per_chapter(manifest, &outcome.results);
-    println!("{:<12} {:>7}  book page (book/src/<page>.md)", "chapter", "passed");
+    println!(
+        "{:<12} {:>7}  book page (book/src/<page>.md)",
+        "chapter", "passed"
+    );
     let mut all_passed = true;
     for &i in chapters {
         let (passed, total, first) = &table[i];
