@@ -475,7 +475,9 @@ fn test_task4_install_applies_to_the_current_state() {
     }
     flush_all(&storage);
     let newer = storage.snapshot().l0_sstables[0];
-    storage.install_compaction(&task, outputs).unwrap();
+    storage
+        .install_compaction(&storage.compaction_lock.lock(), &task, outputs)
+        .unwrap();
 
     let state = storage.snapshot();
     assert_eq!(state.l0_sstables, vec![newer]);
@@ -542,6 +544,9 @@ fn test_task4_obsolete_files_deleted_after_the_last_reader() {
 // Task 5: reading through the levels
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// Scan bounds.
+type Range<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
 
 /// L2 holds keys 0..400, L1 the even ones (newer values), L0 one SST of keys 100..110 (newest),
 /// with SSTs of about 1 KiB and an empty memtable.
@@ -672,7 +677,7 @@ fn test_task5_scan_skips_ssts_out_of_range() {
     let (t_first, t_last) = (t.first_key().raw_ref(), t.last_key().raw_ref());
     let u_first = u.first_key().raw_ref();
     let (k105, k107) = (key(105), key(107));
-    let cases: Vec<(Bound<&[u8]>, Bound<&[u8]>)> = vec![
+    let cases: Vec<Range> = vec![
         (Included(t_first), Included(t_last)),
         (Excluded(t_last), Excluded(u_first)),
         (Included(t_last), Included(u_first)),

@@ -278,7 +278,9 @@ fn test_task3_tiered_engine_merges_tiers() {
     assert_eq!(snapshot.levels[..2], [(e, vec![e]), (d, vec![d])]);
     let outputs = storage.compact(&snapshot, &task).unwrap();
     let f = flush(&storage, 0..3, "f", &[]);
-    storage.install_compaction(&task, outputs).unwrap();
+    storage
+        .install_compaction(&storage.compaction_lock.lock(), &task, outputs)
+        .unwrap();
     let levels = storage.snapshot().levels.clone();
     assert_eq!(levels.len(), 3, "{levels:?}");
     assert_eq!(levels[0], (f, vec![f]));

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use crossbeam_channel::Receiver;
+use parking_lot::MutexGuard;
 
 use super::{LsmStorageInner, LsmStorageState};
 use crate::compact::{CompactionTask, LevelCompactionTask, LsmShape, SstInfo};
@@ -148,13 +149,16 @@ impl LsmStorageInner {
 
     // ANCHOR: install_compaction
     /// Installs the outputs of `task`: applies the result to the current state, swaps it in, and
-    /// marks the input SSTs obsolete. Requires that the caller holds `compaction_lock`, so that
-    /// the inputs are still where the task found them.
+    /// marks the input SSTs obsolete.
+    ///
+    /// Requires `compaction_lock` (the guard proves the caller holds it), held since the task was
+    /// generated: no other compaction can have moved the inputs.
     ///
     /// # Errors
     /// If an input is no longer in the state (a bug); the outputs are then marked obsolete.
     pub(crate) fn install_compaction(
         &self,
+        _compaction_lock_observer: &MutexGuard<'_, ()>,
         task: &CompactionTask,
         outputs: Vec<Arc<SsTable>>,
     ) -> Result<()> {
@@ -198,13 +202,14 @@ impl LsmStorageInner {
     // ANCHOR: force_full_compaction
     /// Compacts all of L0 and the first run below it (L1) into that run, whatever the strategy;
     /// tombstones are dropped when no SST lies below it. Creates L1 if there is none (without a
-    /// compaction strategy). Does nothing on an empty tree.
+    /// compaction strategy). Does nothing on an empty tree. Holds `compaction_lock` throughout,
+    /// like [`Self::trigger_compaction`].
     ///
     /// # Errors
     /// If the compaction fails; the state is then unchanged.
     pub fn force_full_compaction(&self) -> Result<()> {
         // @task week2_day1 4
-        let _compaction = self.compaction_lock.lock();
+        let compaction = self.compaction_lock.lock();
         let snapshot = self.snapshot();
         let (lower_level, lower_ids) = snapshot.levels.first().cloned().unwrap_or((1, Vec::new()));
         if snapshot.l0_sstables.is_empty() && lower_ids.is_empty() {
@@ -222,7 +227,7 @@ impl LsmStorageInner {
                 .all(|(_, ids)| ids.is_empty()),
         });
         let outputs = self.compact(&snapshot, &task)?;
-        self.install_compaction(&task, outputs)
+        self.install_compaction(&compaction, &task, outputs)
         // @end
     }
     // ANCHOR_END: force_full_compaction
@@ -231,17 +236,20 @@ impl LsmStorageInner {
     /// Runs one compaction step: asks the controller for a task and, if there is one, runs and
     /// installs it. The compaction thread calls this every 50 ms; tests call it directly.
     ///
+    /// Holds `compaction_lock` from before the snapshot to after the install, so that steps run
+    /// one at a time (and a test can hold the thread off by taking the lock).
+    ///
     /// # Errors
     /// If the compaction fails; the state is then unchanged.
     pub fn trigger_compaction(&self) -> Result<()> {
         // @task week2_day2 2
-        let _compaction = self.compaction_lock.lock();
+        let compaction = self.compaction_lock.lock();
         let snapshot = self.snapshot();
         let Some(task) = self.compaction_controller.generate_task(&snapshot.shape()) else {
             return Ok(());
         };
         let outputs = self.compact(&snapshot, &task)?;
-        self.install_compaction(&task, outputs)
+        self.install_compaction(&compaction, &task, outputs)
         // @end
     }
     // ANCHOR_END: trigger_compaction

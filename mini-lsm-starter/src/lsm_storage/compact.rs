@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use crossbeam_channel::Receiver;
+use parking_lot::MutexGuard;
 
 use super::{LsmStorageInner, LsmStorageState};
 use crate::compact::{CompactionTask, LevelCompactionTask, LsmShape, SstInfo};
@@ -101,13 +102,16 @@ impl LsmStorageInner {
     }
 
     /// Installs the outputs of `task`: applies the result to the current state, swaps it in, and
-    /// marks the input SSTs obsolete. Requires that the caller holds `compaction_lock`, so that
-    /// the inputs are still where the task found them.
+    /// marks the input SSTs obsolete.
+    ///
+    /// Requires `compaction_lock` (the guard proves the caller holds it), held since the task was
+    /// generated: no other compaction can have moved the inputs.
     ///
     /// # Errors
     /// If an input is no longer in the state (a bug); the outputs are then marked obsolete.
     pub(crate) fn install_compaction(
         &self,
+        _compaction_lock_observer: &MutexGuard<'_, ()>,
         task: &CompactionTask,
         outputs: Vec<Arc<SsTable>>,
     ) -> Result<()> {
@@ -116,7 +120,8 @@ impl LsmStorageInner {
 
     /// Compacts all of L0 and the first run below it (L1) into that run, whatever the strategy;
     /// tombstones are dropped when no SST lies below it. Creates L1 if there is none (without a
-    /// compaction strategy). Does nothing on an empty tree.
+    /// compaction strategy). Does nothing on an empty tree. Holds `compaction_lock` throughout,
+    /// like [`Self::trigger_compaction`].
     ///
     /// # Errors
     /// If the compaction fails; the state is then unchanged.
@@ -126,6 +131,9 @@ impl LsmStorageInner {
 
     /// Runs one compaction step: asks the controller for a task and, if there is one, runs and
     /// installs it. The compaction thread calls this every 50 ms; tests call it directly.
+    ///
+    /// Holds `compaction_lock` from before the snapshot to after the install, so that steps run
+    /// one at a time (and a test can hold the thread off by taking the lock).
     ///
     /// # Errors
     /// If the compaction fails; the state is then unchanged.
