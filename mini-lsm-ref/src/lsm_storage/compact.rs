@@ -189,6 +189,8 @@ impl LsmStorageInner {
             .collect();
         *self.state.write() = Arc::new(next);
         // MANIFEST: record the new levels here
+        // (durably, before the inputs are marked obsolete below: a crash must never find an SST
+        // deleted that the manifest still lists)
         drop(state_lock);
         // Deleted when the last reader drops them: a scan that began before still reads them.
         for table in retired {
