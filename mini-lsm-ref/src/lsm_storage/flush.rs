@@ -16,8 +16,9 @@ pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 
 impl LsmStorageInner {
     // ANCHOR: force_flush
-    /// Flushes the earliest immutable memtable to a new L0 SST, which becomes the newest in L0.
-    /// Does nothing when there is no immutable memtable.
+    /// Flushes the earliest immutable memtable to a new L0 SST, which becomes the newest in L0
+    /// (with tiered compaction, the newest tier). Does nothing when there is no immutable
+    /// memtable.
     ///
     /// # Errors
     /// If the SST cannot be written; the state is then unchanged and the memtable stays queued.
@@ -69,8 +70,19 @@ impl LsmStorageInner {
                 "state changed under the state lock during a flush"
             );
             if let Some(table) = table {
-                snapshot.l0_sstables.insert(0, table.sst_id());
-                snapshot.sstables.insert(table.sst_id(), table);
+                let id = table.sst_id();
+                // @task week2_day3 1
+                if self.compaction_controller.flush_to_l0() {
+                    snapshot.l0_sstables.insert(0, id);
+                } else {
+                    // Tiered compaction has no L0: the SST is a new tier, the newest, named by
+                    // its id.
+                    snapshot.levels.insert(0, (id, vec![id]));
+                }
+                // @stub
+                // snapshot.l0_sstables.insert(0, id);
+                // @end
+                snapshot.sstables.insert(id, table);
             }
             *guard = Arc::new(snapshot);
         }
@@ -90,7 +102,7 @@ impl LsmStorageInner {
         // @task week1_day6 2
         loop {
             let imm_count = self.state.read().imm_memtables.len();
-            // More than `limit` memtables in all means `1 + imm_count > limit`.
+            // 1 + imm_count memtables, the mutable one included, are within the limit.
             if imm_count == 0 || imm_count < self.options.num_memtable_limit {
                 return Ok(());
             }

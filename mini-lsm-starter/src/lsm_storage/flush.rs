@@ -15,8 +15,9 @@ use crate::table::SsTableBuilder;
 pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 
 impl LsmStorageInner {
-    /// Flushes the earliest immutable memtable to a new L0 SST, which becomes the newest in L0.
-    /// Does nothing when there is no immutable memtable.
+    /// Flushes the earliest immutable memtable to a new L0 SST, which becomes the newest in L0
+    /// (with tiered compaction, the newest tier). Does nothing when there is no immutable
+    /// memtable.
     ///
     /// # Errors
     /// If the SST cannot be written; the state is then unchanged and the memtable stays queued.
