@@ -16,3 +16,9 @@ mod week1_day5;
 mod week1_day6;
 #[path = "../../mini-lsm-tests/week1_day7.rs"]
 mod week1_day7;
+#[path = "../../mini-lsm-tests/week2_day5.rs"]
+mod week2_day5;
+#[path = "../../mini-lsm-tests/week2_day6.rs"]
+mod week2_day6;
+#[path = "../../mini-lsm-tests/week2_day7.rs"]
+mod week2_day7;

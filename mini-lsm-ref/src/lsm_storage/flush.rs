@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use crossbeam_channel::Receiver;
 
+use super::recovery::place_flushed;
 use super::LsmStorageInner;
+use crate::manifest::ManifestRecord;
 use crate::table::SsTableBuilder;
 
 /// How often the flush thread checks whether there are too many memtables.
@@ -56,11 +58,24 @@ impl LsmStorageInner {
                 .with_context(|| format!("flushing memtable {id}"))?;
             Some(Arc::new(table))
         };
+        // @task week2_day5 3 stub=comment
+        // The SST's name must be durable before the manifest can mention it.
+        if table.is_some() {
+            self.options.fs.sync_dir(self.path())?;
+        }
+        // @end
 
         // 3. Install, under the write lock for the pointer swap only. Reads that started before
         //    still see the memtable in their snapshot; reads after see the SST. Either way every
         //    key is found exactly once.
         {
+            // @task week2_day5 3 stub=comment
+            // Recorded before the SST becomes visible. An empty memtable has no SST, and stays
+            // "live" in the manifest; recovery finds its log empty (or gone) and skips it.
+            if let Some(table) = &table {
+                self.log_change(&_state_lock, &ManifestRecord::Flush(table.sst_id()))?;
+            }
+            // @end
             let mut guard = self.state.write();
             let mut snapshot = guard.as_ref().clone();
             let flushed = snapshot.imm_memtables.pop();
@@ -69,11 +84,17 @@ impl LsmStorageInner {
                 "state changed under the state lock during a flush"
             );
             if let Some(table) = table {
-                snapshot.l0_sstables.insert(0, table.sst_id());
-                snapshot.sstables.insert(table.sst_id(), table);
+                let id = table.sst_id();
+                place_flushed(&mut snapshot.l0_sstables, &mut snapshot.levels, id);
+                snapshot.sstables.insert(id, table);
             }
             *guard = Arc::new(snapshot);
         }
+        // @task week2_day6 3 stub=comment
+        // 4. The memtable's log is no longer needed: its data is in a durable SST that the
+        //    manifest lists. Deleting it any earlier could lose acknowledged writes.
+        self.remove_wal(memtable.id())?;
+        // @end
         self.notify_flush_done();
         Ok(())
         // @end

@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use crossbeam_channel::Receiver;
 
+use super::recovery::place_flushed;
 use super::LsmStorageInner;
+use crate::manifest::ManifestRecord;
 use crate::table::SsTableBuilder;
 
 /// How often the flush thread checks whether there are too many memtables.
