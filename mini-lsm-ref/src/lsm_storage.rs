@@ -325,7 +325,10 @@ impl LsmStorageInner {
     pub fn sync(&self) -> Result<()> {
         // @task week2_day6 4
         let snapshot = self.snapshot();
-        for memtable in std::iter::once(&snapshot.memtable).chain(snapshot.imm_memtables.iter()) {
+        // Oldest first: a crash in the middle then leaves older writes durable and newer ones
+        // not, never the reverse, so that what recovery finds is a prefix of the history.
+        let oldest_first = snapshot.imm_memtables.iter().rev();
+        for memtable in oldest_first.chain(std::iter::once(&snapshot.memtable)) {
             memtable.sync_wal()?;
         }
         Ok(())
