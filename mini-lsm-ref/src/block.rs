@@ -40,6 +40,7 @@ pub use iterator::BlockIterator;
 /// Bytes in a `u16` length or offset field.
 pub(crate) const SIZEOF_U16: usize = std::mem::size_of::<u16>();
 
+// ANCHOR: block_struct
 /// A decoded data block: the entry bytes and where each entry starts.
 pub struct Block {
     pub(crate) data: Vec<u8>,
@@ -56,6 +57,7 @@ pub(crate) struct EntryRef {
     /// The value.
     pub value: Range<usize>,
 }
+// ANCHOR_END: block_struct
 
 impl Block {
     // ANCHOR: block_codec
@@ -102,7 +104,13 @@ impl Block {
             offsets,
         };
         // Check every entry once here, so that iterators can slice without checks.
-        let first_key_len = block.parse_entry(0)?.rest.len();
+        let first = block.parse_entry(0)?;
+        ensure!(
+            first.overlap == 0,
+            "entry 0 claims to share {} bytes with itself",
+            first.overlap
+        );
+        let first_key_len = first.rest.len();
         for idx in 0..num {
             let entry = block.parse_entry(idx)?;
             ensure!(

@@ -67,6 +67,7 @@ impl BlockCache {
         &self.shards[hasher.finish() as usize % SHARDS]
     }
 
+    // ANCHOR: block_cache_get_or_load
     /// Returns the cached block for `key`, or loads it with `load`, caches and returns it.
     ///
     /// The shard lock is not held while `load` runs (it reads a file), so two readers missing on
@@ -92,6 +93,7 @@ impl BlockCache {
         }
         Ok(block)
     }
+    // ANCHOR_END: block_cache_get_or_load
 
     /// The bytes of blocks currently cached.
     pub fn used_bytes(&self) -> usize {
@@ -100,6 +102,7 @@ impl BlockCache {
 }
 
 impl Shard {
+    // ANCHOR: clock_insert
     fn insert(&mut self, key: BlockKey, block: Arc<Block>, charge: usize, capacity: usize) {
         if let Some(old) = self.map.remove(&key) {
             self.used -= old.charge;
@@ -129,4 +132,5 @@ impl Shard {
             },
         );
     }
+    // ANCHOR_END: clock_insert
 }

@@ -18,20 +18,24 @@ use crate::mem_table::MemTableIterator;
 use crate::table::SsTableIterator;
 
 // @task week1_day5 3 stub=oldest
+// ANCHOR: lsm_iterator_inner
 /// The merged stream under an [`LsmIterator`]: the memtables (newer) over the L0 SSTs (older).
 pub(crate) type LsmIteratorInner =
     TwoMergeIterator<MergeIterator<MemTableIterator>, MergeIterator<SsTableIterator>>;
+// ANCHOR_END: lsm_iterator_inner
 // @or week1_day2 4
 // /// The merged stream under an [`LsmIterator`]: every memtable, newest first.
 // pub(crate) type LsmIteratorInner = MergeIterator<MemTableIterator>;
 // @end
 
+// ANCHOR: lsm_iterator_struct
 /// A user-facing scan: skips deleted keys and ends at the upper bound.
 pub struct LsmIterator {
     inner: LsmIteratorInner,
     end_bound: Bound<Bytes>,
     is_valid: bool,
 }
+// ANCHOR_END: lsm_iterator_struct
 
 impl LsmIterator {
     /// Wraps `iter`, positioned at or after the lower bound, and stops at `end_bound`.
@@ -113,12 +117,14 @@ impl StorageIterator for LsmIterator {
     }
 }
 
+// ANCHOR: fused_iterator_struct
 /// Guards an iterator so that, once exhausted or failed, it stays so: `next` on an exhausted
 /// iterator does nothing, and after an error every `next` fails and `is_valid` is false.
 pub struct FusedIterator<I: StorageIterator> {
     iter: I,
     has_errored: bool,
 }
+// ANCHOR_END: fused_iterator_struct
 
 impl<I: StorageIterator> FusedIterator<I> {
     /// Guards `iter`.

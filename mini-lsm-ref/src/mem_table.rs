@@ -10,8 +10,9 @@
 //!                    mutable                  newest ─────────▶ oldest
 //! ```
 //!
-//! The map is a lock-free skip list, so readers and the single structural writer never block each
-//! other. A delete is a put of the empty value: the *tombstone*. It must be stored, not applied by
+//! The map is a lock-free skip list, so readers and writers never block each other on the
+//! structure; each key's value sits in a small slot ([`Slot`]) so that an overwrite is never seen
+//! as a missing key. A delete is a put of the empty value: the *tombstone*. It must be stored, not applied by
 //! removing the key, because an older value of the key may still live in an older memtable or SST,
 //! and the tombstone is what hides it.
 //!
@@ -29,6 +30,7 @@ use bytes::Bytes;
 use crossbeam_skiplist::map::Entry;
 use crossbeam_skiplist::SkipMap;
 use ouroboros::self_referencing;
+use parking_lot::RwLock;
 
 use crate::fs::FileSystem;
 use crate::iterators::StorageIterator;
@@ -36,14 +38,25 @@ use crate::key::KeySlice;
 use crate::table::SsTableBuilder;
 use crate::wal::{Wal, WalReplay};
 
+// ANCHOR: memtable_struct
+/// The value of one key in the skip list.
+///
+/// An overwrite replaces the value *inside* the key's slot, never the skip-list entry itself:
+/// crossbeam's `insert` on an existing key unlinks the old entry before it links the new one, and a
+/// reader arriving in between would miss the key and fall through to an older memtable or SST, a
+/// read going back in time. A slot, once inserted, is never removed. (Week 3 gives every version
+/// its own key, and the slot goes away.) The lock is held only to clone or swap the `Bytes`.
+pub type Slot = RwLock<Bytes>;
+
 /// A sorted in-memory map from key to value; the empty value marks a deletion.
 pub struct MemTable {
-    map: Arc<SkipMap<Bytes, Bytes>>,
+    map: Arc<SkipMap<Bytes, Slot>>,
     /// The write-ahead log every write goes to first, when the engine keeps one (week 2).
     wal: Option<Wal>,
     id: usize,
     approximate_size: Arc<AtomicUsize>,
 }
+// ANCHOR_END: memtable_struct
 
 /// Turns a borrowed bound into an owned one, for the skip list's range query.
 pub(crate) fn map_bound(bound: Bound<&[u8]>) -> Bound<Bytes> {
@@ -93,11 +106,11 @@ impl MemTable {
         if !fs.exists(wal_path) {
             return Ok((memtable, WalReplay::default()));
         }
-        let replay = Wal::replay(fs, wal_path, &memtable.map)?;
+        let replay = Wal::replay(fs, wal_path, |key, value| memtable.insert(key, value))?;
         let size = memtable
             .map
             .iter()
-            .map(|e| e.key().len() + e.value().len())
+            .map(|e| e.key().len() + e.value().read().len())
             .sum();
         memtable.approximate_size.store(size, Ordering::Relaxed);
         Ok((memtable, replay))
@@ -109,7 +122,7 @@ impl MemTable {
     /// has never seen the key.
     pub fn get(&self, key: &[u8]) -> Option<Bytes> {
         // @task week1_day1 1
-        self.map.get(key).map(|entry| entry.value().clone())
+        self.map.get(key).map(|entry| entry.value().read().clone())
         // @end
     }
 
@@ -127,8 +140,7 @@ impl MemTable {
         }
         // @end
         let added = key.len() + value.len();
-        self.map
-            .insert(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
+        self.insert(key, value);
         self.approximate_size.fetch_add(added, Ordering::Relaxed);
         Ok(())
         // @end
@@ -147,8 +159,7 @@ impl MemTable {
         }
         let mut added = 0;
         for (key, value) in batch {
-            self.map
-                .insert(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
+            self.insert(key, value);
             added += key.len() + value.len();
         }
         self.approximate_size.fetch_add(added, Ordering::Relaxed);
@@ -167,6 +178,22 @@ impl MemTable {
             None => Ok(()),
         }
         // @end
+    }
+
+    /// Sets `key` to `value` in the skip list, through the key's slot (see [`Slot`]).
+    fn insert(&self, key: &[u8], value: &[u8]) {
+        let value = Bytes::copy_from_slice(value);
+        match self.map.get(key) {
+            Some(entry) => *entry.value().write() = value,
+            None => {
+                // A new slot is inserted holding the value, never empty: an empty slot would read
+                // as a tombstone. If another writer inserted the key first, overwrite its slot.
+                let entry = self
+                    .map
+                    .get_or_insert_with(Bytes::copy_from_slice(key), || RwLock::new(value.clone()));
+                *entry.value().write() = value;
+            }
+        }
     }
 
     /// Returns an iterator over the keys within `lower..upper`, in key order.
@@ -193,7 +220,7 @@ impl MemTable {
         // @task week1_day6 1
         // ANCHOR: flush
         for entry in self.map.iter() {
-            builder.add(KeySlice::from_slice(entry.key()), entry.value());
+            builder.add(KeySlice::from_slice(entry.key()), &entry.value().read());
         }
         Ok(())
         // ANCHOR_END: flush
@@ -219,8 +246,9 @@ impl MemTable {
 }
 
 type SkipMapRangeIter<'a> =
-    crossbeam_skiplist::map::Range<'a, Bytes, (Bound<Bytes>, Bound<Bytes>), Bytes, Bytes>;
+    crossbeam_skiplist::map::Range<'a, Bytes, (Bound<Bytes>, Bound<Bytes>), Bytes, Slot>;
 
+// ANCHOR: memtable_iterator
 /// An iterator over a range of a memtable.
 ///
 /// The skip-list range borrows the map, and the iterator must own the map (an `Arc`) so that it
@@ -229,7 +257,7 @@ type SkipMapRangeIter<'a> =
 #[self_referencing]
 pub struct MemTableIterator {
     /// The map the range borrows from.
-    map: Arc<SkipMap<Bytes, Bytes>>,
+    map: Arc<SkipMap<Bytes, Slot>>,
     /// The skip-list range over `map`.
     #[borrows(map)]
     #[not_covariant]
@@ -237,10 +265,11 @@ pub struct MemTableIterator {
     /// The current entry; `None` once the range is exhausted.
     item: Option<(Bytes, Bytes)>,
 }
+// ANCHOR_END: memtable_iterator
 
 /// The iterator's current item for a skip-list entry (cloning `Bytes` only bumps a refcount).
-fn entry_to_item(entry: Option<Entry<'_, Bytes, Bytes>>) -> Option<(Bytes, Bytes)> {
-    entry.map(|e| (e.key().clone(), e.value().clone()))
+fn entry_to_item(entry: Option<Entry<'_, Bytes, Slot>>) -> Option<(Bytes, Bytes)> {
+    entry.map(|e| (e.key().clone(), e.value().read().clone()))
 }
 
 impl StorageIterator for MemTableIterator {

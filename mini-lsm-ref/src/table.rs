@@ -132,7 +132,8 @@ pub struct SsTable {
     last_key: KeyBytes,
     /// The bloom filter over every key, from week 1 day 7.
     pub(crate) bloom: Option<Bloom>,
-    /// Block reads asked of this table, cached or not; tests use it to prove a read was skipped.
+    /// Blocks read from the file (cache misses and uncached reads); tests use it to prove that a
+    /// lookup skipped the table.
     block_reads: AtomicU64,
     /// Set once the table has left the engine's state (compaction replaced it): the file system
     /// to delete its file from when the last reader drops it.
@@ -316,7 +317,7 @@ impl SsTable {
         self.id
     }
 
-    /// How many block reads were asked of this table, served by the cache or not.
+    /// How many blocks were read from the file: cache misses and uncached reads.
     pub fn block_reads(&self) -> u64 {
         self.block_reads.load(Ordering::Relaxed)
     }
@@ -331,7 +332,6 @@ impl SsTable {
     // ANCHOR_END: bloom_excludes
 }
 
-// ANCHOR: check_block_layout
 impl Drop for SsTable {
     fn drop(&mut self) {
         if let Some(fs) = self.delete_on_drop.get_mut().take() {
@@ -361,6 +361,7 @@ pub fn strip_checksum(data: &[u8]) -> Result<&[u8]> {
     Ok(body)
 }
 
+// ANCHOR: check_block_layout
 /// Checks that the blocks tile the file from offset 0 up to the metadata: each starts after the
 /// one before, and the last starts before `meta_offset`.
 fn check_block_layout(block_meta: &[BlockMeta], meta_offset: usize) -> Result<()> {

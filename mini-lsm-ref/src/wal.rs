@@ -26,8 +26,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
-use bytes::{Buf, BufMut, Bytes};
-use crossbeam_skiplist::SkipMap;
+use bytes::{Buf, BufMut};
 use parking_lot::Mutex;
 
 use crate::fs::{FileSystem, WritableFile};
@@ -81,7 +80,7 @@ impl Wal {
     }
 
     // ANCHOR: wal_recover
-    /// Replays the log at `path` into `map`, batch by batch, in order.
+    /// Replays the log at `path`, handing every entry to `apply`, batch by batch, in order.
     ///
     /// # Errors
     /// If the file cannot be read, a record in the middle is corrupt, or a batch does not parse;
@@ -89,7 +88,7 @@ impl Wal {
     pub fn replay(
         fs: &dyn FileSystem,
         path: &Path,
-        map: &SkipMap<Bytes, Bytes>,
+        mut apply: impl FnMut(&[u8], &[u8]),
     ) -> Result<WalReplay> {
         // @task week2_day6 1
         let data = fs.read_all(path)?;
@@ -98,7 +97,7 @@ impl Wal {
             let batch = decode_batch(payload)
                 .with_context(|| format!("{}: batch {i} is corrupt", path.display()))?;
             for (key, value) in batch {
-                map.insert(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
+                apply(key, value);
             }
         }
         Ok(WalReplay {

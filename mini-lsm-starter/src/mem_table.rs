@@ -10,8 +10,9 @@
 //!                    mutable                  newest ─────────▶ oldest
 //! ```
 //!
-//! The map is a lock-free skip list, so readers and the single structural writer never block each
-//! other. A delete is a put of the empty value: the *tombstone*. It must be stored, not applied by
+//! The map is a lock-free skip list, so readers and writers never block each other on the
+//! structure; each key's value sits in a small slot ([`Slot`]) so that an overwrite is never seen
+//! as a missing key. A delete is a put of the empty value: the *tombstone*. It must be stored, not applied by
 //! removing the key, because an older value of the key may still live in an older memtable or SST,
 //! and the tombstone is what hides it.
 //!
@@ -29,6 +30,7 @@ use bytes::Bytes;
 use crossbeam_skiplist::map::Entry;
 use crossbeam_skiplist::SkipMap;
 use ouroboros::self_referencing;
+use parking_lot::RwLock;
 
 use crate::fs::FileSystem;
 use crate::iterators::StorageIterator;
@@ -36,9 +38,18 @@ use crate::key::KeySlice;
 use crate::table::SsTableBuilder;
 use crate::wal::{Wal, WalReplay};
 
+/// The value of one key in the skip list.
+///
+/// An overwrite replaces the value *inside* the key's slot, never the skip-list entry itself:
+/// crossbeam's `insert` on an existing key unlinks the old entry before it links the new one, and a
+/// reader arriving in between would miss the key and fall through to an older memtable or SST, a
+/// read going back in time. A slot, once inserted, is never removed. (Week 3 gives every version
+/// its own key, and the slot goes away.) The lock is held only to clone or swap the `Bytes`.
+pub type Slot = RwLock<Bytes>;
+
 /// A sorted in-memory map from key to value; the empty value marks a deletion.
 pub struct MemTable {
-    map: Arc<SkipMap<Bytes, Bytes>>,
+    map: Arc<SkipMap<Bytes, Slot>>,
     /// The write-ahead log every write goes to first, when the engine keeps one (week 2).
     wal: Option<Wal>,
     id: usize,
@@ -117,6 +128,22 @@ impl MemTable {
         todo!("week 2 day 6, task 2: give each memtable its log (book: week2-06-wal)")
     }
 
+    /// Sets `key` to `value` in the skip list, through the key's slot (see [`Slot`]).
+    fn insert(&self, key: &[u8], value: &[u8]) {
+        let value = Bytes::copy_from_slice(value);
+        match self.map.get(key) {
+            Some(entry) => *entry.value().write() = value,
+            None => {
+                // A new slot is inserted holding the value, never empty: an empty slot would read
+                // as a tombstone. If another writer inserted the key first, overwrite its slot.
+                let entry = self
+                    .map
+                    .get_or_insert_with(Bytes::copy_from_slice(key), || RwLock::new(value.clone()));
+                *entry.value().write() = value;
+            }
+        }
+    }
+
     /// Returns an iterator over the keys within `lower..upper`, in key order.
     pub fn scan(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> MemTableIterator {
         todo!("week 1 day 2, task 1: iterate over a range of the memtable (book: week1-02-merge-iterator)")
@@ -146,7 +173,7 @@ impl MemTable {
 }
 
 type SkipMapRangeIter<'a> =
-    crossbeam_skiplist::map::Range<'a, Bytes, (Bound<Bytes>, Bound<Bytes>), Bytes, Bytes>;
+    crossbeam_skiplist::map::Range<'a, Bytes, (Bound<Bytes>, Bound<Bytes>), Bytes, Slot>;
 
 /// An iterator over a range of a memtable.
 ///
@@ -156,7 +183,7 @@ type SkipMapRangeIter<'a> =
 #[self_referencing]
 pub struct MemTableIterator {
     /// The map the range borrows from.
-    map: Arc<SkipMap<Bytes, Bytes>>,
+    map: Arc<SkipMap<Bytes, Slot>>,
     /// The skip-list range over `map`.
     #[borrows(map)]
     #[not_covariant]
@@ -166,8 +193,8 @@ pub struct MemTableIterator {
 }
 
 /// The iterator's current item for a skip-list entry (cloning `Bytes` only bumps a refcount).
-fn entry_to_item(entry: Option<Entry<'_, Bytes, Bytes>>) -> Option<(Bytes, Bytes)> {
-    entry.map(|e| (e.key().clone(), e.value().clone()))
+fn entry_to_item(entry: Option<Entry<'_, Bytes, Slot>>) -> Option<(Bytes, Bytes)> {
+    entry.map(|e| (e.key().clone(), e.value().read().clone()))
 }
 
 impl StorageIterator for MemTableIterator {

@@ -94,7 +94,8 @@ pub struct SsTable {
     last_key: KeyBytes,
     /// The bloom filter over every key, from week 1 day 7.
     pub(crate) bloom: Option<Bloom>,
-    /// Block reads asked of this table, cached or not; tests use it to prove a read was skipped.
+    /// Blocks read from the file (cache misses and uncached reads); tests use it to prove that a
+    /// lookup skipped the table.
     block_reads: AtomicU64,
     /// Set once the table has left the engine's state (compaction replaced it): the file system
     /// to delete its file from when the last reader drops it.
@@ -191,7 +192,7 @@ impl SsTable {
         self.id
     }
 
-    /// How many block reads were asked of this table, served by the cache or not.
+    /// How many blocks were read from the file: cache misses and uncached reads.
     pub fn block_reads(&self) -> u64 {
         self.block_reads.load(Ordering::Relaxed)
     }

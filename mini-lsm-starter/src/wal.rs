@@ -26,8 +26,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
-use bytes::{Buf, BufMut, Bytes};
-use crossbeam_skiplist::SkipMap;
+use bytes::{Buf, BufMut};
 use parking_lot::Mutex;
 
 use crate::fs::{FileSystem, WritableFile};
@@ -72,7 +71,7 @@ impl Wal {
         todo!("week 2 day 6, task 1: append, sync and replay the log (book: week2-06-wal)")
     }
 
-    /// Replays the log at `path` into `map`, batch by batch, in order.
+    /// Replays the log at `path`, handing every entry to `apply`, batch by batch, in order.
     ///
     /// # Errors
     /// If the file cannot be read, a record in the middle is corrupt, or a batch does not parse;
@@ -80,7 +79,7 @@ impl Wal {
     pub fn replay(
         fs: &dyn FileSystem,
         path: &Path,
-        map: &SkipMap<Bytes, Bytes>,
+        mut apply: impl FnMut(&[u8], &[u8]),
     ) -> Result<WalReplay> {
         todo!("week 2 day 6, task 1: append, sync and replay the log (book: week2-06-wal)")
     }

@@ -171,7 +171,13 @@ fn ensure_chromium() -> Result<PathBuf> {
     eprintln!("{CHROMIUM} not found: installing Debian's chromium package (apt-get update; apt-get install -y --no-install-recommends chromium)");
     for args in [
         &["apt-get", "update"][..],
-        &["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+        &[
+            "apt-get",
+            "install",
+            "-y",
+            "--no-install-recommends",
+            "chromium",
+        ],
     ] {
         let mut cmd = Command::new(sudo.first().copied().unwrap_or("env"));
         if !sudo.is_empty() {

@@ -168,7 +168,10 @@ fn run_starter_tests(root: &Path, only: Option<usize>, manifest: &Manifest) -> R
 /// failure of a chapter goes on its own line, whole, so its message is never cut.
 fn print_table(manifest: &Manifest, chapters: &[usize], outcome: &RunOutcome) -> bool {
     let table = per_chapter(manifest, &outcome.results);
-    println!("{:<12} {:>7}  book page (book/src/<page>.md)", "chapter", "passed");
+    println!(
+        "{:<12} {:>7}  book page (book/src/<page>.md)",
+        "chapter", "passed"
+    );
     let mut all_passed = true;
     for &i in chapters {
         let (passed, total, first) = &table[i];
@@ -248,7 +251,7 @@ pub fn scheck(root: &Path, manifest: &Manifest, only: Option<usize>) -> Result<(
     println!();
     if !print_table(manifest, &chapters, &outcome) {
         problems
-            .push("some tests fail: see the table; read the book page on the right".to_string());
+            .push("some tests fail: see the table above, and read each failing chapter's book page".to_string());
     }
     if problems.is_empty() {
         println!("\nall checks passed");

@@ -30,8 +30,15 @@ pub fn build_and_test(
     let dir = root.join("target/xtask/scratch").join(name);
     let src = dir.join("src");
     std::fs::create_dir_all(&src)?;
-    // Cargo.toml: the starter's, as its own workspace with the root's profiles.
-    let starter_toml = std::fs::read_to_string(root.join("mini-lsm-starter/Cargo.toml"))?;
+    // Cargo.toml: the starter's, as its own workspace with the root's profiles. Each scratch crate
+    // gets its own package name: cargo identifies a workspace's root package by its name and its
+    // path *relative to the workspace*, which is the same for every scratch crate, so with one
+    // name they would share (and wrongly reuse) each other's test binaries in the shared target.
+    let package = format!("mini-lsm-scratch-{name}");
+    let starter_toml = std::fs::read_to_string(root.join("mini-lsm-starter/Cargo.toml"))?.replace(
+        "name = \"mini-lsm-starter\"",
+        &format!("name = \"{package}\""),
+    );
     let root_toml = std::fs::read_to_string(root.join("Cargo.toml"))?;
     let profiles = root_toml.find("[profile").map_or("", |at| &root_toml[at..]);
     std::fs::write(
@@ -56,7 +63,7 @@ pub fn build_and_test(
     std::fs::write(src.join("tests.rs"), starter_tests_rs(manifest, tests))?;
     run_nextest(
         &dir.join("Cargo.toml"),
-        "mini-lsm-starter",
+        &package,
         &root.join("target"),
         true,
         &[],

@@ -101,6 +101,57 @@ pub fn generate_into(root: &Path, manifest: &Manifest, upto: Upto, dest_src: &Pa
     Ok(())
 }
 
+/// The starter's `Cargo.toml`, derived from the reference's: the package, library and binary
+/// names change (`mini-lsm-ref` -> `mini-lsm-starter`, `mini_lsm` -> `mini_lsm_starter`, a `-ref`
+/// suffix is dropped from binaries); dependencies stay identical.
+pub fn starter_cargo_toml(reference: &str) -> String {
+    let mut out =
+        String::from("# Written by `cargo x sync` from mini-lsm-ref/Cargo.toml; do not edit.\n");
+    for line in reference.lines() {
+        let line = match line.trim() {
+            "name = \"mini-lsm-ref\"" => "name = \"mini-lsm-starter\"".to_string(),
+            "name = \"mini_lsm\"" => "name = \"mini_lsm_starter\"".to_string(),
+            l if l.starts_with("description = ") => {
+                "description = \"Your LSM storage engine: the starter crate of the mini-lsm course\""
+                    .to_string()
+            }
+            l if l.starts_with("name = \"") && l.ends_with("-ref\"") => {
+                l.replacen("-ref\"", "\"", 1)
+            }
+            _ => line.to_string(),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// A starter binary's source, derived from the reference's: only the crate name changes.
+pub fn starter_bin(reference: &str) -> String {
+    reference.replace("mini_lsm::", "mini_lsm_starter::")
+}
+
+/// The starter's non-source files derived from the reference: `Cargo.toml` and `src/bin/*`, as
+/// `(path relative to the crate, content)`.
+///
+/// # Errors
+/// If the reference's files cannot be read.
+pub fn starter_crate_files(root: &Path) -> Result<Vec<(PathBuf, String)>> {
+    let reference = root.join("mini-lsm-ref");
+    let mut files = vec![(
+        PathBuf::from("Cargo.toml"),
+        starter_cargo_toml(&std::fs::read_to_string(reference.join("Cargo.toml"))?),
+    )];
+    let bin = reference.join("src/bin");
+    if bin.exists() {
+        for path in walk_rs(&bin)? {
+            let rel_path = path.strip_prefix(&reference)?.to_path_buf();
+            files.push((rel_path, starter_bin(&std::fs::read_to_string(&path)?)));
+        }
+    }
+    Ok(files)
+}
+
 /// The reference's `src/tests.rs`: every chapter's test file, compiled in place.
 pub fn reference_tests_rs(manifest: &Manifest) -> String {
     let mut out = String::from(
@@ -129,6 +180,13 @@ pub fn sync(root: &Path, manifest: &Manifest) -> Result<()> {
     )?;
     let starter_src = root.join("mini-lsm-starter/src");
     generate_into(root, manifest, Upto::Nothing, &starter_src)?;
+    for (rel_path, text) in starter_crate_files(root)? {
+        let dest = root.join("mini-lsm-starter").join(rel_path);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(dest, text)?;
+    }
     let tests_rs = starter_src.join("tests.rs");
     if !tests_rs.exists() {
         std::fs::write(&tests_rs, crate::learner::starter_tests_rs(manifest, &[]))?;
@@ -207,9 +265,24 @@ pub fn check_sync(root: &Path, manifest: &Manifest) -> Result<Vec<Drift>> {
         std::fs::remove_dir_all(&scratch)?;
     }
     generate_into(root, manifest, Upto::Nothing, &scratch)?;
-    let mut drifts = compare_trees(&scratch, &root.join("mini-lsm-starter/src"))?;
+    let mut drifts: Vec<Drift> = compare_trees(&scratch, &root.join("mini-lsm-starter/src"))?
+        .into_iter()
+        .map(|d| Drift {
+            file: format!("mini-lsm-starter/src/{}", d.file),
+            detail: d.detail,
+        })
+        .collect();
     let tests_rs =
         std::fs::read_to_string(root.join("mini-lsm-ref/src/tests.rs")).unwrap_or_default();
+    for (rel_path, text) in starter_crate_files(root)? {
+        let path = root.join("mini-lsm-starter").join(&rel_path);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            drifts.push(Drift {
+                file: format!("mini-lsm-starter/{}", rel_path.display()),
+                detail: "is not what sync derives from mini-lsm-ref".into(),
+            });
+        }
+    }
     if tests_rs != reference_tests_rs(manifest) {
         drifts.push(Drift {
             file: "mini-lsm-ref/src/tests.rs".into(),

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The reference engine's interactive shell; see `mini_lsm::cli`.
+//! The interactive shell over the engine; see the `cli` module.
 
 fn main() -> anyhow::Result<()> {
     mini_lsm::cli::main()

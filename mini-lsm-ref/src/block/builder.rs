@@ -7,6 +7,7 @@ use crate::key::{KeySlice, KeyVec};
 
 use super::{encode_key, Block, SIZEOF_U16};
 
+// ANCHOR: block_builder_struct
 /// Builds a [`Block`] from entries added in key order.
 pub struct BlockBuilder {
     /// Where each entry starts in `data`.
@@ -18,6 +19,7 @@ pub struct BlockBuilder {
     /// The key of entry 0; later keys are encoded against it.
     first_key: KeyVec,
 }
+// ANCHOR_END: block_builder_struct
 
 impl BlockBuilder {
     /// An empty builder aiming at blocks of `block_size` bytes (at most 65535).

@@ -7,6 +7,7 @@ use crate::key::{KeySlice, KeyVec};
 
 use super::Block;
 
+// ANCHOR: block_iterator_struct
 /// Iterates over a block's entries in key order and seeks by key.
 pub struct BlockIterator {
     /// The block being read.
@@ -20,6 +21,7 @@ pub struct BlockIterator {
     /// The block's first key, which later keys are encoded against.
     first_key: KeyVec,
 }
+// ANCHOR_END: block_iterator_struct
 
 impl BlockIterator {
     fn new(block: Arc<Block>) -> Self {

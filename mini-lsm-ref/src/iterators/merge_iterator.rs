@@ -27,8 +27,10 @@ use crate::key::KeySlice;
 
 use super::StorageIterator;
 
+// ANCHOR: heap_wrapper
 /// One source in the heap: its age (index, 0 = newest) and the iterator itself.
 struct HeapWrapper<I: StorageIterator>(pub usize, pub Box<I>);
+// ANCHOR_END: heap_wrapper
 
 impl<I: StorageIterator> PartialEq for HeapWrapper<I> {
     fn eq(&self, other: &Self) -> bool {
@@ -58,14 +60,17 @@ impl<I: StorageIterator> Ord for HeapWrapper<I> {
     }
 }
 
+// ANCHOR: merge_iterator_struct
 /// Merges iterators of the same type; on equal keys the iterator with the smaller index (newer)
 /// wins and the others' entries for that key are skipped.
 pub struct MergeIterator<I: StorageIterator> {
     iters: BinaryHeap<HeapWrapper<I>>,
     current: Option<HeapWrapper<I>>,
 }
+// ANCHOR_END: merge_iterator_struct
 
 impl<I: StorageIterator> MergeIterator<I> {
+    // ANCHOR: merge_create
     /// Merges `iters`, ordered newest first. Invalid (empty) iterators are dropped at once, so
     /// `num_active_iterators` counts only sources that still hold entries.
     pub fn create(iters: Vec<Box<I>>) -> Self {
@@ -83,6 +88,7 @@ impl<I: StorageIterator> MergeIterator<I> {
         }
         // @end
     }
+    // ANCHOR_END: merge_create
 }
 
 impl<I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>> StorageIterator
@@ -143,6 +149,7 @@ impl<I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>> StorageIt
     }
     // ANCHOR_END: merge_next
 
+    // ANCHOR: merge_num_active
     fn num_active_iterators(&self) -> usize {
         // @task week1_day6 3
         self.iters
@@ -156,4 +163,5 @@ impl<I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>> StorageIt
                 .unwrap_or(0)
         // @end
     }
+    // ANCHOR_END: merge_num_active
 }

@@ -11,6 +11,7 @@ use anyhow::Result;
 
 use super::StorageIterator;
 
+// ANCHOR: two_merge_struct
 /// Merges `a` (newer) and `b` (older).
 pub struct TwoMergeIterator<A: StorageIterator, B: StorageIterator> {
     a: A,
@@ -18,7 +19,9 @@ pub struct TwoMergeIterator<A: StorageIterator, B: StorageIterator> {
     /// Whether the current entry comes from `a`.
     choose_a: bool,
 }
+// ANCHOR_END: two_merge_struct
 
+// ANCHOR: two_merge_create
 impl<
         A: 'static + StorageIterator,
         B: 'static + for<'a> StorageIterator<KeyType<'a> = A::KeyType<'a>>,
@@ -64,7 +67,9 @@ impl<
         // @end
     }
 }
+// ANCHOR_END: two_merge_create
 
+// ANCHOR: two_merge_impl
 impl<
         A: 'static + StorageIterator,
         B: 'static + for<'a> StorageIterator<KeyType<'a> = A::KeyType<'a>>,
@@ -117,3 +122,4 @@ impl<
         // @end
     }
 }
+// ANCHOR_END: two_merge_impl

@@ -111,7 +111,8 @@ impl LsmStorageInner {
         // @task week1_day6 2
         loop {
             let imm_count = self.state.read().imm_memtables.len();
-            if imm_count == 0 || 1 + imm_count <= self.options.num_memtable_limit {
+            // More than `limit` memtables in all means `1 + imm_count > limit`.
+            if imm_count == 0 || imm_count < self.options.num_memtable_limit {
                 return Ok(());
             }
             self.force_flush_next_imm_memtable()?;

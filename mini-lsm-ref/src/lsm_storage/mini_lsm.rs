@@ -156,6 +156,7 @@ impl MiniLsm {
     }
 }
 
+// ANCHOR: drop
 impl Drop for MiniLsm {
     /// Stops the flush thread if `close` was not called; errors are dropped here, which is why
     /// `close` exists.
@@ -166,3 +167,4 @@ impl Drop for MiniLsm {
         }
     }
 }
+// ANCHOR_END: drop

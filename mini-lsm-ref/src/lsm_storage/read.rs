@@ -53,6 +53,7 @@ fn range_overlap(
 }
 // ANCHOR_END: range_filter
 
+// ANCHOR: seek_table
 /// An iterator over `table` positioned at the first key within `lower`.
 fn seek_table(table: Arc<SsTable>, lower: Bound<&[u8]>) -> Result<SsTableIterator> {
     // @task week1_day5 3
@@ -72,6 +73,7 @@ fn seek_table(table: Arc<SsTable>, lower: Bound<&[u8]>) -> Result<SsTableIterato
     })
     // @end
 }
+// ANCHOR_END: seek_table
 
 /// The merge of every memtable in `snapshot` over `lower..upper`, newest first.
 fn memtables_iter(
@@ -89,6 +91,7 @@ fn memtables_iter(
     // @end
 }
 
+// ANCHOR: prefix_upper_bound
 /// The smallest key greater than every key that starts with `prefix`, if there is one: the prefix
 /// with its last byte below 0xff incremented, and what follows that byte dropped.
 fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
@@ -99,6 +102,7 @@ fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
     Some(upper)
     // @end
 }
+// ANCHOR_END: prefix_upper_bound
 
 impl LsmStorageInner {
     // ANCHOR: get
@@ -176,6 +180,7 @@ impl LsmStorageInner {
     }
     // ANCHOR_END: scan
 
+    // ANCHOR: scan_prefix
     /// Returns an iterator over the live entries whose keys start with `prefix`. SSTs whose key
     /// range cannot hold such a key are not read.
     ///
@@ -188,4 +193,5 @@ impl LsmStorageInner {
         self.scan(Bound::Included(prefix), upper)
         // @end
     }
+    // ANCHOR_END: scan_prefix
 }

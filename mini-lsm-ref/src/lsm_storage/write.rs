@@ -32,6 +32,7 @@ fn check_entry_size(key: &[u8], value: &[u8]) -> Result<()> {
 }
 
 impl LsmStorageInner {
+    // ANCHOR: put_delete
     /// Stores `value` under `key`.
     ///
     /// # Errors
@@ -53,6 +54,7 @@ impl LsmStorageInner {
     pub fn delete(&self, key: &[u8]) -> Result<()> {
         self.write_entry(key, b"")
     }
+    // ANCHOR_END: put_delete
 
     // ANCHOR: write_batch
     /// Applies every record of `batch`, in order, atomically with respect to crashes: after a

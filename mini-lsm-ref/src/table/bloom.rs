@@ -31,6 +31,7 @@ pub struct Bloom {
     pub(crate) k: u8,
 }
 
+// ANCHOR: key_hash
 /// The hash of a key the bloom filter is built from: FNV-1a, finished with a strong mixer so that
 /// keys differing only in their last byte still spread over the whole array.
 pub fn key_hash(key: &[u8]) -> u32 {
@@ -46,6 +47,7 @@ pub fn key_hash(key: &[u8]) -> u32 {
     h ^= h >> 33;
     h as u32
 }
+// ANCHOR_END: key_hash
 
 impl Bloom {
     /// Parses a filter.

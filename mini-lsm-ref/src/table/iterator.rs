@@ -33,6 +33,7 @@ impl SsTableIterator {
         Ok(iter)
     }
 
+    // ANCHOR: sst_seek_to_first
     /// Moves to the table's first entry.
     ///
     /// # Errors
@@ -45,6 +46,7 @@ impl SsTableIterator {
         Ok(())
         // @end
     }
+    // ANCHOR_END: sst_seek_to_first
 
     /// Creates an iterator at the first entry whose key is `>= key`.
     ///
@@ -81,6 +83,7 @@ impl SsTableIterator {
     // ANCHOR_END: sst_seek
 }
 
+// ANCHOR: sst_iter_impl
 impl StorageIterator for SsTableIterator {
     type KeyType<'a> = KeySlice<'a>;
 
@@ -117,3 +120,4 @@ impl StorageIterator for SsTableIterator {
         // @end
     }
 }
+// ANCHOR_END: sst_iter_impl

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The starter engine's interactive shell; see `mini_lsm_starter::cli`.
+//! The interactive shell over the engine; see the `cli` module.
 
 fn main() -> anyhow::Result<()> {
     mini_lsm_starter::cli::main()
