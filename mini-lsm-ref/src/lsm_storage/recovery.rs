@@ -129,7 +129,7 @@ pub(crate) fn recover(
             Arc::new(SsTable::open(id, Some(block_cache.clone()), file)?),
         );
     }
-    let mut imm_memtables = Vec::new();
+    let mut imm_memtables: Vec<Arc<MemTable>> = Vec::new();
     // @task week2_day6 3 stub=comment
     if options.enable_wal {
         for &id in &shape.live_memtables {
