@@ -301,6 +301,44 @@ fn test_task3_crash_during_flush_loses_nothing() {
     }
 }
 
+/// A flush that fails at any file operation leaves every read as it was and keeps the log, even
+/// once a later freeze syncs the directory (and with it any removal the flush made).
+#[test]
+fn test_task3_failed_flush_keeps_the_log() {
+    let setup = |fs: &MemFs| {
+        let inner = open_wal(fs);
+        let mut model = Model::new();
+        for i in 0..8 {
+            put(&inner, &mut model, i, "frozen");
+        }
+        freeze(&inner).unwrap();
+        put(&inner, &mut model, 8, "mutable");
+        inner.sync().unwrap();
+        (inner, model)
+    };
+    let fs = MemFs::new();
+    let (inner, _) = setup(&fs);
+    let start = fs.ops();
+    inner.force_flush_next_imm_memtable().unwrap();
+    let end = fs.ops();
+    for op in start..end {
+        let fs = MemFs::new();
+        let (inner, model) = setup(&fs);
+        fs.set_fault(Some(Fault::FailOp(op)));
+        let flushed = inner.force_flush_next_imm_memtable();
+        let case = format!("operation {op} of the flush ({start}..{end}) failed: {flushed:?}");
+        assert!(flushed.is_err(), "{case}: the flush must report it");
+        assert_eq!(read_state(&inner, &probe_keys()).unwrap(), model, "{case}");
+        freeze(&inner).unwrap();
+        let inner = open_wal(&fs.crash_now(false));
+        assert_eq!(
+            read_state(&inner, &probe_keys()).unwrap(),
+            model,
+            "{case}, then a freeze and a crash"
+        );
+    }
+}
+
 /// A crash at any file operation of writes, syncs, freezes and flushes with the log on keeps
 /// every synced write and a prefix of the history; a crash during the recovery changes nothing.
 #[test]
