@@ -25,7 +25,7 @@ use crate::wal::wal_path;
 /// system, a `BTreeMap` model, and the crash-point sweep.
 #[allow(
     dead_code,
-    reason = "a chapter checkpoint compiles only the tests up to it; later chapters use some helpers"
+    reason = "a chapter checkpoint compiles only the tests up to it; later ones use some helpers"
 )]
 pub(crate) mod util {
     use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -1043,8 +1043,7 @@ fn test_task2_new_writes_shadow_old_after_reopen() {
     }
 }
 
-/// A crash at any file operation of freezes and flushes: every flushed write survives, the
-/// state is a prefix of the history, and so it is after a crash during the recovery too.
+/// A crash at any file operation of flushes, or of the recovery, keeps a prefix with every flush.
 #[test]
 fn test_task3_crash_at_every_operation_of_flushes() {
     let mut steps = Vec::new();

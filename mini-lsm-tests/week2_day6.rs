@@ -222,8 +222,7 @@ fn test_task2_refused_write_never_reappears() {
     );
 }
 
-/// A log is deleted only once its memtable's SST is recorded: writes made into the next memtable
-/// meanwhile, and everything synced, survive a crash after the flush.
+/// A log lives until its memtable's SST is recorded: writes made meanwhile survive flush and crash.
 #[test]
 fn test_task3_wal_outlives_the_flush() {
     for sync_before_flush in [false, true] {
@@ -301,8 +300,7 @@ fn test_task3_crash_during_flush_loses_nothing() {
     }
 }
 
-/// A flush that fails at any file operation leaves every read as it was and keeps the log, even
-/// once a later freeze syncs the directory (and with it any removal the flush made).
+/// A flush failing at any file operation keeps reads and the log, even past a later directory sync.
 #[test]
 fn test_task3_failed_flush_keeps_the_log() {
     let setup = |fs: &MemFs| {
@@ -339,8 +337,7 @@ fn test_task3_failed_flush_keeps_the_log() {
     }
 }
 
-/// A crash at any file operation of writes, syncs, freezes and flushes with the log on keeps
-/// every synced write and a prefix of the history; a crash during the recovery changes nothing.
+/// A crash at any file operation, or again during recovery, keeps every synced write, as a prefix.
 #[test]
 fn test_task3_crash_at_every_operation_with_wal() {
     let mut steps = Vec::new();
@@ -379,8 +376,7 @@ fn test_task3_crash_at_every_operation_with_wal() {
     crash_sweep("WAL crash sweep", true, &steps);
 }
 
-/// A failed background flush is kept: the next writes and `close` return it, the flush thread
-/// stops instead of retrying, and the synced writes are all in the logs.
+/// A failed background flush is sticky for writes and `close`; the thread stops; the logs keep all.
 #[test]
 fn test_task3_failed_flush_is_sticky() {
     let fs = MemFs::new();
@@ -490,8 +486,7 @@ fn test_task4_crash_during_sync_keeps_a_prefix() {
     }
 }
 
-/// `close` syncs the logs: a crash right after it, and again after more synced writes, loses
-/// nothing.
+/// `close` syncs every log: a crash after it, and after more synced writes, loses nothing.
 #[test]
 fn test_task4_close_then_reopen_keeps_everything() {
     let fs = MemFs::new();

@@ -138,8 +138,7 @@ fn test_task2_write_batch_applies_in_order() {
     assert_eq!(read_state(&inner, &probe_keys()).unwrap(), model);
 }
 
-/// A crash at any operation inside a large batch (which writes the log out and freezes the
-/// memtable) recovers all of the batch or none of it; all of it once `sync` returned.
+/// A crash at any operation inside a large batch recovers all of it or none; all once synced.
 #[test]
 fn test_task2_write_batch_is_atomic_under_crash() {
     let batch: Vec<WriteBatchRecord<Vec<u8>>> = (0..150)
@@ -212,8 +211,7 @@ fn test_task2_write_batch_is_atomic_under_crash() {
     assert!(outcomes[0] > 0 && outcomes[1] > 0);
 }
 
-/// A crash at any operation of a workload of batches, writes, syncs, freezes and flushes keeps
-/// every synced write and a prefix of the history, never part of a batch.
+/// A crash at any file operation amid batches keeps every synced write, and never half a batch.
 #[test]
 fn test_task2_crash_at_every_operation_with_batches() {
     let mut steps = Vec::new();
@@ -448,8 +446,7 @@ fn test_task3_corrupt_manifest_every_byte() {
     corruption_sweep(|c| &c.manifest);
 }
 
-/// Every SST the flush thread writes carries its checksums, opens with `SsTable::open` and
-/// reads back; a reopened engine reads every key (real files).
+/// SSTs the flush thread writes carry every checksum and read back, directly and after a reopen.
 #[test]
 fn test_task3_flush_thread_ssts_are_checksummed_and_readable() {
     let dir = tempfile::tempdir().unwrap();

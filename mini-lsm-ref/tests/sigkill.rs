@@ -134,8 +134,7 @@ fn run_and_kill(dir: &Path, seed: u64, kill_after: u64) -> u64 {
     synced
 }
 
-/// A child killed with SIGKILL at a random moment loses no synced write; what survives is a
-/// prefix of the writes, each with its value.
+/// A child killed with SIGKILL keeps every synced write; what survives is a prefix of the writes.
 #[test]
 fn test_sigkill_keeps_every_synced_write() {
     if let Ok(dir) = std::env::var(CHILD_DIR) {
