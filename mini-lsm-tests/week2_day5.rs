@@ -616,25 +616,24 @@ fn three_ssts(fs: &MemFs) -> (LsmStorageInner, Model) {
     (inner, model)
 }
 
-/// Where each record of a log (manifest or WAL) starts: `len:u32 payload[len]`, plus a 4-byte
-/// checksum from day 7 on. The framing is the one that ends exactly at the end of the file with
-/// a known manifest tag (1, 2 or 3) starting every payload.
-fn record_starts(log: &[u8]) -> Vec<usize> {
-    let parse = |trailer: usize| -> Option<Vec<usize>> {
-        let mut starts = Vec::new();
+/// The offset of every record's tag byte in a manifest, whichever framing this chapter's code
+/// writes: `len payload` before week 2 day 7, `len len_crc payload crc` from then on.
+fn record_tags(log: &[u8]) -> Vec<usize> {
+    let parse = |header: usize, trailer: usize| -> Option<Vec<usize>> {
+        let mut tags = Vec::new();
         let mut pos = 0;
         while pos < log.len() {
             let len = u32::from_be_bytes(log.get(pos..pos + 4)?.try_into().ok()?) as usize;
-            if !(1..=3).contains(log.get(pos + 4)?) {
+            if !(1..=3).contains(log.get(pos + header)?) {
                 return None;
             }
-            starts.push(pos);
-            pos += 4 + len + trailer;
+            tags.push(pos + header);
+            pos += header + len + trailer;
         }
-        (pos == log.len()).then_some(starts)
+        (pos == log.len()).then_some(tags)
     };
-    match (parse(0), parse(4)) {
-        (Some(starts), None) | (None, Some(starts)) => starts,
+    match (parse(4, 0), parse(8, 4)) {
+        (Some(tags), None) | (None, Some(tags)) => tags,
         other => panic!("cannot tell the manifest's framing: {other:?}"),
     }
 }
@@ -976,18 +975,18 @@ fn test_task2_corrupt_middle_record_is_an_error() {
     drop(inner);
     let manifest = db().join(MANIFEST_NAME);
     let whole = fs.read_all(&manifest).unwrap();
-    let starts = record_starts(&whole);
-    assert!(starts.len() >= 4, "records: {starts:?}");
+    let tags = record_tags(&whole);
+    assert!(tags.len() >= 4, "records: {tags:?}");
     // The tag byte of the first record, and of one in the middle: an unknown tag.
-    for record in [0, starts.len() / 2] {
+    for record in [0, tags.len() / 2] {
         let mut damaged = whole.clone();
-        damaged[starts[record] + 4] = 0x7f;
+        damaged[tags[record]] = 0x7f;
         let image = fs.crash_now(false);
         image.overwrite(&manifest, damaged);
         let error = match open_mem(&image, false) {
             Ok(_) => panic!(
                 "record {record} of {} is damaged, yet open succeeded",
-                starts.len()
+                tags.len()
             ),
             Err(error) => format!("{error:#}"),
         };

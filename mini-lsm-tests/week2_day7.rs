@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::week2_day5::util::{
-    crash_sweep, db, freeze, full_sweep, key, mem_options, open_mem, panic_message, read_state,
-    shape, show_model, Model, Step,
+    crash_sweep, db, file_names, freeze, full_sweep, key, mem_options, open_mem, panic_message,
+    read_state, shape, show_model, Model, Step,
 };
 use crate::fs::{Fault, FileSystem, MemFs, RealFs};
 use crate::iterators::StorageIterator;
@@ -518,4 +518,42 @@ fn test_task3_flush_thread_ssts_are_checksummed_and_readable() {
         assert_eq!(lsm.get(k).unwrap().as_deref(), Some(&v[..]));
     }
     lsm.close().unwrap();
+}
+
+/// A flipped byte in a manifest record's length is corruption, not a torn tail: `open` fails
+/// naming the manifest and deletes no SST. (Taken for a torn tail, it would drop every record
+/// after it, and recovery would then delete every SST as stray.)
+#[test]
+fn test_task3_flipped_manifest_length_loses_nothing() {
+    let fs = MemFs::new();
+    let inner = open_mem(&fs, false).unwrap();
+    for i in 0..3 {
+        inner.put(&key(i), b"value").unwrap();
+        freeze(&inner).unwrap();
+        inner.force_flush_next_imm_memtable().unwrap();
+    }
+    drop(inner);
+    let manifest = db().join(MANIFEST_NAME);
+    let whole = fs.read_all(&manifest).unwrap();
+    for byte in 0..4 {
+        let image = fs.crash_now(false);
+        let ssts_before: Vec<String> = file_names(&image, &db())
+            .into_iter()
+            .filter(|n| n.ends_with(".sst"))
+            .collect();
+        assert_eq!(ssts_before.len(), 3, "{ssts_before:?}");
+        let mut damaged = whole.clone();
+        damaged[byte] ^= 0x40;
+        image.overwrite(&manifest, damaged);
+        let error = match open_mem(&image, false) {
+            Ok(_) => panic!("length byte {byte} flipped, yet open succeeded"),
+            Err(error) => format!("{error:#}"),
+        };
+        assert!(error.contains(MANIFEST_NAME), "{error}");
+        let ssts_after: Vec<String> = file_names(&image, &db())
+            .into_iter()
+            .filter(|n| n.ends_with(".sst"))
+            .collect();
+        assert_eq!(ssts_after, ssts_before, "a failed open deleted SSTs");
+    }
 }

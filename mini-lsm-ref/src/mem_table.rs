@@ -52,7 +52,7 @@ pub type Slot = RwLock<Bytes>;
 pub struct MemTable {
     map: Arc<SkipMap<Bytes, Slot>>,
     /// The write-ahead log every write goes to first, when the engine keeps one (week 2).
-    wal: Option<Wal>,
+    wal: Option<Arc<Wal>>,
     id: usize,
     approximate_size: Arc<AtomicUsize>,
 }
@@ -85,7 +85,7 @@ impl MemTable {
     pub fn create_with_wal(id: usize, fs: &dyn FileSystem, wal_path: &Path) -> Result<Self> {
         // @task week2_day6 2
         Ok(Self {
-            wal: Some(Wal::create(fs, wal_path)?),
+            wal: Some(Arc::new(Wal::create(fs, wal_path)?)),
             ..Self::create(id)
         })
         // @end
@@ -164,6 +164,16 @@ impl MemTable {
         }
         self.approximate_size.fetch_add(added, Ordering::Relaxed);
         Ok(())
+        // @end
+    }
+
+    /// Orders this memtable's log after `older`'s (see [`Wal::follow`]): none of this log reaches
+    /// the disk before `older`'s log is durable. A no-op unless both have logs.
+    pub fn follow(&self, older: &MemTable) {
+        // @task week2_day6 2
+        if let (Some(wal), Some(older)) = (&self.wal, &older.wal) {
+            wal.follow(older.clone());
+        }
         // @end
     }
 

@@ -51,7 +51,7 @@ pub type Slot = RwLock<Bytes>;
 pub struct MemTable {
     map: Arc<SkipMap<Bytes, Slot>>,
     /// The write-ahead log every write goes to first, when the engine keeps one (week 2).
-    wal: Option<Wal>,
+    wal: Option<Arc<Wal>>,
     id: usize,
     approximate_size: Arc<AtomicUsize>,
 }
@@ -118,6 +118,12 @@ impl MemTable {
     /// If the log write fails; nothing is then put into the memtable.
     pub fn put_batch(&self, batch: &[(&[u8], &[u8])]) -> Result<()> {
         todo!("week 2 day 7, task 1: apply a batch to the memtable and its log as one record (book: week2-07-batch-checksums)")
+    }
+
+    /// Orders this memtable's log after `older`'s (see [`Wal::follow`]): none of this log reaches
+    /// the disk before `older`'s log is durable. A no-op unless both have logs.
+    pub fn follow(&self, older: &MemTable) {
+        todo!("week 2 day 6, task 2: give each memtable its log (book: week2-06-wal)")
     }
 
     /// Makes every write to this memtable durable; a no-op without a log.

@@ -9,18 +9,23 @@
 //!
 //! ```text
 //! log    := record*
-//! record := len:u32  payload[len]  crc:u32        crc = CRC-32 (IEEE) of payload; big-endian
+//! record := len:u32  len_crc:u32  payload[len]  crc:u32                       big-endian
+//!           len_crc = CRC-32 (IEEE) of the 4 bytes of len; crc = CRC-32 of payload
 //! ```
 //!
-//! Before week 2 day 7 a record has no `crc` (`record := len:u32 payload[len]`).
+//! Before week 2 day 7 a record has no checksums (`record := len:u32 payload[len]`).
 //!
 //! # Torn-tail policy
 //!
-//! - A record whose length field or body runs past the end of the file is a torn tail: it and
-//!   nothing else is dropped, and the reader reports the offset where it starts.
-//! - A record that fits but whose checksum does not match is a torn tail if it is the last thing
-//!   in the file (a write that was cut and left garbage); anywhere else it is corruption, an error
-//!   naming the file and the offset.
+//! - A record whose header, or whose body as its (checked) length gives it, runs past the end of
+//!   the file is a torn tail: it and nothing else is dropped, and the reader reports the offset
+//!   where it starts.
+//! - A record whose body checksum does not match is a torn tail if it is the last thing in the
+//!   file (a write that was cut and left garbage); anywhere else it is corruption.
+//! - A length whose own checksum does not match is always corruption: without it a flipped length
+//!   would pass for a torn tail and silently drop every record after it.
+//!
+//! Corruption is an error naming the file and the offset; the reader never guesses.
 
 use std::path::Path;
 
@@ -31,7 +36,9 @@ const SIZEOF_U32: usize = std::mem::size_of::<u32>();
 
 /// Appends `payload` to `buf` as one record.
 pub fn encode_record(buf: &mut Vec<u8>, payload: &[u8]) {
-    buf.put_u32(payload.len() as u32);
+    let len = (payload.len() as u32).to_be_bytes();
+    buf.extend_from_slice(&len);
+    // TODO(week 2 day 7, task 3: checksum every block, the SST index, the bloom filter and every log record (book: week2-07-batch-checksums))
     buf.extend_from_slice(payload);
     // TODO(week 2 day 7, task 3: checksum every block, the SST index, the bloom filter and every log record (book: week2-07-batch-checksums))
 }
@@ -54,21 +61,24 @@ pub fn decode_records<'a>(path: &Path, data: &'a [u8]) -> Result<Records<'a>> {
     let mut pos = 0;
     while pos < data.len() {
         let rest = &data[pos..];
-        if rest.len() < SIZEOF_U32 {
+        // TODO(week 2 day 7, task 3: checksum every block, the SST index, the bloom filter and every log record (book: week2-07-batch-checksums))
+        let header = SIZEOF_U32;
+        if rest.len() < header {
             records.torn_tail_at = Some(pos);
             break;
         }
         let len = (&rest[..SIZEOF_U32]).get_u32() as usize;
         // TODO(week 2 day 7, task 3: checksum every block, the SST index, the bloom filter and every log record (book: week2-07-batch-checksums))
+        // TODO(week 2 day 7, task 3: checksum every block, the SST index, the bloom filter and every log record (book: week2-07-batch-checksums))
         let trailer = 0;
-        let Some(end) = (SIZEOF_U32 + len)
+        let Some(end) = (header + len)
             .checked_add(trailer)
             .filter(|&end| end <= rest.len())
         else {
             records.torn_tail_at = Some(pos);
             break;
         };
-        let payload = &rest[SIZEOF_U32..SIZEOF_U32 + len];
+        let payload = &rest[header..header + len];
         // TODO(week 2 day 7, task 3: checksum every block, the SST index, the bloom filter and every log record (book: week2-07-batch-checksums))
         records.payloads.push(payload);
         pos += end;

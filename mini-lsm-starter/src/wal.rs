@@ -24,6 +24,7 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{ensure, Context, Result};
 use bytes::{Buf, BufMut};
@@ -51,6 +52,10 @@ pub struct Wal {
 struct WalInner {
     file: Box<dyn WritableFile>,
     buffer: Vec<u8>,
+    /// The log of the memtable frozen just before this one, until it is known to be synced:
+    /// nothing of this log may reach the disk before all of that one is durable, or a crash could
+    /// keep newer writes and lose older ones.
+    predecessor: Option<Arc<Wal>>,
 }
 
 /// What replaying a log found besides its entries.
@@ -100,6 +105,13 @@ impl Wal {
         todo!("week 2 day 6, task 1: append, sync and replay the log (book: week2-06-wal)")
     }
 
+    /// Makes this log wait for `predecessor`: before any of this log's bytes reach its file,
+    /// `predecessor` is synced. Called at a freeze with the frozen memtable's log, which takes no
+    /// more writes, so the logs reach the disk in the order of the writes.
+    pub fn follow(&self, predecessor: Arc<Wal>) {
+        self.inner.lock().predecessor = Some(predecessor);
+    }
+
     /// The log's path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -108,6 +120,10 @@ impl Wal {
 
 impl WalInner {
     fn write_out(&mut self) -> Result<()> {
+        if let Some(predecessor) = &self.predecessor {
+            predecessor.sync()?;
+            self.predecessor = None;
+        }
         if !self.buffer.is_empty() {
             self.file.append(&self.buffer)?;
             self.buffer.clear();

@@ -351,7 +351,12 @@ pub fn ci(root: &Path, manifest: &Manifest) -> Result<()> {
     }
     println!("\nci took {:.0?}", started.elapsed());
     // The closing line CI runners read: tests of the reference and of xtask, and the problems.
-    let tests_passed = reference.results.iter().chain(&xtask.results).filter(|r| r.passed).count();
+    let tests_passed = reference
+        .results
+        .iter()
+        .chain(&xtask.results)
+        .filter(|r| r.passed)
+        .count();
     println!("ci: {tests_passed} passed, {} failed", problems.len());
     if problems.is_empty() {
         println!("all checks passed");

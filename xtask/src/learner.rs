@@ -250,8 +250,10 @@ pub fn scheck(root: &Path, manifest: &Manifest, only: Option<usize>) -> Result<(
     }
     println!();
     if !print_table(manifest, &chapters, &outcome) {
-        problems
-            .push("some tests fail: see the table above, and read each failing chapter's book page".to_string());
+        problems.push(
+            "some tests fail: see the table above, and read each failing chapter's book page"
+                .to_string(),
+        );
     }
     if problems.is_empty() {
         println!("\nall checks passed");

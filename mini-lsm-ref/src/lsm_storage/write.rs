@@ -150,6 +150,11 @@ impl LsmStorageInner {
             self.path(),
             self.next_sst_id(),
         )?);
+        // @task week2_day6 3 stub=comment
+        // The frozen memtable takes no write after the swap; its log must be durable before any
+        // of the new log is, so that a crash keeps a prefix of the writes.
+        memtable.follow(&self.state.read().memtable);
+        // @end
         // @task week2_day5 3 stub=comment
         // Recorded before it becomes visible: a crash after this point finds the memtable (and its
         // log) in the manifest.
