@@ -1,5 +1,6 @@
 //! `cargo x`: the course runner. See the README's maintainer section for the design.
 
+mod bench;
 mod book;
 mod ci;
 mod demo;
@@ -82,6 +83,18 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
+    /// Run the benchmark workload (release build) on the reference and/or the starter.
+    Bench {
+        /// Engines, comma-separated: ref, starter, or both.
+        #[arg(long, default_value = "ref")]
+        engine: String,
+        /// Phases, comma-separated (default: all six).
+        #[arg(long)]
+        benchmarks: Option<String>,
+        /// The number of keys (default 1,000,000).
+        #[arg(long)]
+        num: Option<u64>,
+    },
     /// Run the reference engine on a built-in demo.
     Demo {
         /// Keep the database here instead of a temporary directory.
@@ -121,6 +134,11 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Check => ci::check(&root),
         Cmd::Ci => ci::ci(&root, &manifest),
         Cmd::Book { serve, check } => book::book(&root, &manifest, serve, check),
+        Cmd::Bench {
+            engine,
+            benchmarks,
+            num,
+        } => bench::bench(&root, &engine, benchmarks.as_deref(), num),
         Cmd::Demo { path } => demo::demo(&root, path),
     }
 }

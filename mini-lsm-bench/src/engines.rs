@@ -1,0 +1,113 @@
+//! The engines a benchmark can run: the reference and the starter, through one small trait.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+
+/// A callback that sees each entry of a scan.
+pub type Visit<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<()>;
+
+/// What a benchmark needs of an engine.
+pub trait Engine {
+    /// Stores a value.
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<()>;
+    /// Whether `key` holds exactly `expected` (`None`: is absent).
+    fn get_is(&self, key: &[u8], expected: Option<&[u8]>) -> Result<bool>;
+    /// Visits every live entry in key order.
+    fn scan_all(&self, visit: Visit<'_>) -> Result<()>;
+    /// Flushes every memtable to disk.
+    fn flush(&self) -> Result<()>;
+    /// Waits until the engine has no background work left.
+    fn settle(&self) -> Result<()>;
+    /// Closes the engine.
+    fn close(&self) -> Result<()>;
+}
+
+/// The settings every engine runs with: logs on (no sync per write), 64 MiB memtables, 4 KiB
+/// blocks, 10 bloom bits per key, a 32 MiB block cache.
+macro_rules! mini_lsm_engine {
+    ($name:ident, $krate:ident) => {
+        /// An engine of the course, at its chapters so far.
+        pub struct $name(std::sync::Arc<$krate::lsm_storage::MiniLsm>);
+
+        impl $name {
+            /// Opens (or reopens) the engine in `path`.
+            pub fn open(path: &Path) -> Result<Self> {
+                let mut options = $krate::lsm_storage::LsmStorageOptions::default_for_week1_test();
+                options.enable_wal = true;
+                options.target_sst_size = 64 << 20;
+                options.block_size = 4096;
+                options.bloom_bits_per_key = 10;
+                options.block_cache_bytes = 32 << 20;
+                options.num_memtable_limit = 3;
+                options.write_stall_margin = 2;
+                options.write_stall_timeout = std::time::Duration::from_secs(120);
+                Ok(Self($krate::lsm_storage::MiniLsm::open(path, options)?))
+            }
+        }
+
+        impl Engine for $name {
+            fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+                self.0.put(key, value)
+            }
+
+            fn get_is(&self, key: &[u8], expected: Option<&[u8]>) -> Result<bool> {
+                Ok(self.0.get(key)?.as_deref() == expected)
+            }
+
+            fn scan_all(&self, visit: Visit<'_>) -> Result<()> {
+                use $krate::iterators::StorageIterator;
+                let mut iter = self
+                    .0
+                    .scan(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)?;
+                while iter.is_valid() {
+                    visit(iter.key(), iter.value())?;
+                    iter.next()?;
+                }
+                Ok(())
+            }
+
+            fn flush(&self) -> Result<()> {
+                self.0.force_flush()
+            }
+
+            fn settle(&self) -> Result<()> {
+                // The flush above leaves no immutable memtable; wait for the flush thread anyway,
+                // in case a freeze raced with it, with a bound.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+                while !self.0.inner.snapshot().imm_memtables.is_empty() {
+                    if std::time::Instant::now() > deadline {
+                        bail!("background flushes did not finish within 10 minutes");
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Ok(())
+            }
+
+            fn close(&self) -> Result<()> {
+                self.0.close()
+            }
+        }
+    };
+}
+
+#[cfg(feature = "ref")]
+mini_lsm_engine!(Reference, mini_lsm);
+#[cfg(feature = "starter")]
+mini_lsm_engine!(Starter, mini_lsm_starter);
+
+/// Opens engine `name` in `path`.
+///
+/// # Errors
+/// An unknown name, or the engine's own error.
+pub fn open(name: &str, path: &Path) -> Result<Box<dyn Engine>> {
+    Ok(match name {
+        #[cfg(feature = "ref")]
+        "ref" => Box::new(Reference::open(path)?),
+        #[cfg(feature = "starter")]
+        "starter" => Box::new(Starter::open(path)?),
+        other => bail!(
+            "engine `{other}` is not built in; the engines are ref and starter (cargo features)"
+        ),
+    })
+}

@@ -1,0 +1,99 @@
+//! `mini-lsm-bench`: runs the course's workload on one engine and prints one line per phase.
+//!
+//! `cargo x bench` runs it in release mode, once per engine, so that each engine has the process
+//! (and its memory figures) to itself.
+
+mod engines;
+mod phases;
+mod workload;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Parser;
+
+use crate::phases::Runner;
+use crate::workload::Workload;
+
+/// Command-line options.
+#[derive(Parser)]
+#[command(about = "Run the mini-lsm benchmark workload on one engine")]
+struct Args {
+    /// The engine: ref or starter.
+    #[arg(long, default_value = "ref")]
+    engine: String,
+    /// The phases to run, comma-separated, in the workload's order.
+    #[arg(
+        long,
+        default_value = "fillseq,fillrandom,readrandom,readmissing,scanall,overwrite"
+    )]
+    benchmarks: String,
+    /// The number of keys.
+    #[arg(long, default_value_t = 1_000_000)]
+    num: u64,
+    /// Where the databases go (a fresh directory is made inside, and removed after).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+const PHASES: [&str; 6] = [
+    "fillseq",
+    "fillrandom",
+    "readrandom",
+    "readmissing",
+    "scanall",
+    "overwrite",
+];
+
+fn main() {
+    let args = Args::parse();
+    if let Err(error) = run(&args) {
+        eprintln!("error: engine={}: {error:#}", args.engine);
+        std::process::exit(1);
+    }
+}
+
+fn run(args: &Args) -> Result<()> {
+    let wanted: Vec<&str> = args.benchmarks.split(',').map(str::trim).collect();
+    for phase in &wanted {
+        if !PHASES.contains(phase) {
+            bail!(
+                "unknown benchmark `{phase}`; the benchmarks are {}",
+                PHASES.join(", ")
+            );
+        }
+    }
+    let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!(
+        "mini-lsm-bench-{}-{}",
+        args.engine,
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let runner = Runner {
+        engine: args.engine.clone(),
+        workload: Workload::new(args.num),
+        dir: dir.clone(),
+        progress: std::io::stdout().is_terminal(),
+    };
+    // A panic (a learner's `todo!()`, say) is reported as this engine's error, not a crash; the
+    // hook prints only where it happened, as the error line below says what.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info.location().map(|l| l.to_string()).unwrap_or_default();
+        eprintln!("panic at {at}");
+    }));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.run(&wanted)));
+    let _ = std::fs::remove_dir_all(&dir);
+    match outcome {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("(no message)");
+            bail!("the engine panicked: {message}")
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The phases of the workload, their timing and their memory figures.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{ensure, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::engines::{open, Engine};
+use crate::workload::{SplitMix64, Workload, KEY_LEN, VALUE_LEN};
+
+/// Runs phases for one engine.
+pub struct Runner {
+    pub engine: String,
+    pub workload: Workload,
+    pub dir: PathBuf,
+    /// Whether to draw progress bars (stdout is a terminal).
+    pub progress: bool,
+}
+
+/// What a phase measured.
+struct Figures {
+    ops: u64,
+    secs: f64,
+    /// For writing phases: the final flush, the wait for background work, and the bytes on disk.
+    writes: Option<(f64, f64, u64)>,
+}
+
+impl Runner {
+    /// Runs the phases in `wanted`, in the workload's order.
+    ///
+    /// # Errors
+    /// The first engine error, or a read that returned a wrong answer.
+    pub fn run(&self, wanted: &[&str]) -> Result<()> {
+        let fillseq = self.dir.join("fillseq");
+        let random = self.dir.join("fillrandom");
+        let needs_random_db = wanted.iter().any(|p| *p != "fillseq");
+        if wanted.contains(&"fillseq") {
+            self.phase("fillseq", || self.fill(&fillseq, false))?;
+        }
+        if wanted.contains(&"fillrandom") || needs_random_db {
+            self.phase("fillrandom", || self.fill(&random, true))?;
+        }
+        let reads = ["readrandom", "readmissing", "scanall"];
+        if wanted
+            .iter()
+            .any(|p| reads.contains(p) || *p == "overwrite")
+        {
+            // Reads run on the fillrandom database after a close and reopen.
+            let db = open(&self.engine, &random)?;
+            for phase in reads.iter().filter(|p| wanted.contains(p)) {
+                self.phase(phase, || match *phase {
+                    "readrandom" => self.read_random(&*db),
+                    "readmissing" => self.read_missing(&*db),
+                    _ => self.scan_all(&*db),
+                })?;
+            }
+            if wanted.contains(&"overwrite") {
+                self.phase("overwrite", || self.overwrite(&*db, &random))?;
+            }
+            db.close()?;
+        }
+        Ok(())
+    }
+
+    /// Runs one phase with peak-memory tracking and prints its line.
+    fn phase(&self, name: &str, run: impl FnOnce() -> Result<Figures>) -> Result<()> {
+        reset_peak_rss();
+        let figures = run()?;
+        let n = self.workload.n;
+        let bytes = (figures.ops * (KEY_LEN + VALUE_LEN) as u64) as f64;
+        let mut line = format!(
+            "engine={} workload={name} num={n} secs={:.3} ops_per_sec={:.0} MB_per_sec={:.1} peak_rss_kb={}",
+            self.engine,
+            figures.secs,
+            figures.ops as f64 / figures.secs,
+            bytes / figures.secs / 1e6,
+            peak_rss_kb()
+        );
+        if let Some((flush, settle, disk)) = figures.writes {
+            line.push_str(&format!(
+                " flush_secs={flush:.3} settle_secs={settle:.3} sustained_ops_per_sec={:.0} disk_bytes={disk}",
+                figures.ops as f64 / (figures.secs + flush + settle)
+            ));
+        }
+        println!("{line}");
+        Ok(())
+    }
+
+    fn bar(&self, name: &str, len: u64) -> ProgressBar {
+        if !self.progress {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(len).with_message(name.to_string());
+        bar.set_style(
+            ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    }
+
+    /// fillseq / fillrandom: `n` puts into an empty database, then close.
+    fn fill(&self, path: &Path, random: bool) -> Result<Figures> {
+        let w = &self.workload;
+        let order: Vec<u64> = if random {
+            w.permutation()
+        } else {
+            (0..w.n).collect()
+        };
+        let db = open(&self.engine, path)?;
+        let bar = self.bar(if random { "fillrandom" } else { "fillseq" }, w.n);
+        let start = Instant::now();
+        for (done, &i) in order.iter().enumerate() {
+            db.put(&w.key(i), w.value(i, 0))?;
+            if done % 4096 == 0 {
+                bar.set_position(done as u64);
+            }
+        }
+        let figures = finish_writes(&*db, start, w.n, path)?;
+        bar.finish_and_clear();
+        db.close()?;
+        Ok(figures)
+    }
+
+    /// readrandom: `n` lookups of random existing keys, each checked.
+    fn read_random(&self, db: &dyn Engine) -> Result<Figures> {
+        let w = &self.workload;
+        let mut rng = SplitMix64::new(7);
+        let bar = self.bar("readrandom", w.n);
+        let start = Instant::now();
+        for done in 0..w.n {
+            let i = rng.next_u64() % w.n;
+            ensure!(
+                db.get_is(&w.key(i), Some(w.value(i, 0)))?,
+                "readrandom: key {i} is missing or has the wrong value"
+            );
+            if done % 4096 == 0 {
+                bar.set_position(done);
+            }
+        }
+        bar.finish_and_clear();
+        Ok(Figures {
+            ops: w.n,
+            secs: start.elapsed().as_secs_f64(),
+            writes: None,
+        })
+    }
+
+    /// readmissing: 100,000 lookups of absent keys that fall inside the key range.
+    fn read_missing(&self, db: &dyn Engine) -> Result<Figures> {
+        let w = &self.workload;
+        let ops = 100_000;
+        let mut rng = SplitMix64::new(11);
+        let start = Instant::now();
+        for _ in 0..ops {
+            let i = rng.next_u64() % w.n;
+            ensure!(
+                db.get_is(&w.missing_key(i), None)?,
+                "readmissing: an absent key was found"
+            );
+        }
+        Ok(Figures {
+            ops,
+            secs: start.elapsed().as_secs_f64(),
+            writes: None,
+        })
+    }
+
+    /// scanall: one full scan, checking count, order and values.
+    fn scan_all(&self, db: &dyn Engine) -> Result<Figures> {
+        let w = &self.workload;
+        let mut next = 0u64;
+        let start = Instant::now();
+        db.scan_all(&mut |key, value| {
+            ensure!(key == w.key(next), "scanall: expected key {next} next");
+            ensure!(
+                value == w.value(next, 0),
+                "scanall: key {next} has the wrong value"
+            );
+            next += 1;
+            Ok(())
+        })?;
+        ensure!(next == w.n, "scanall: saw {next} keys, expected {}", w.n);
+        Ok(Figures {
+            ops: w.n,
+            secs: start.elapsed().as_secs_f64(),
+            writes: None,
+        })
+    }
+
+    /// overwrite: `n` puts of random existing keys with generation-1 values.
+    fn overwrite(&self, db: &dyn Engine, path: &Path) -> Result<Figures> {
+        let w = &self.workload;
+        let mut rng = SplitMix64::new(9);
+        let bar = self.bar("overwrite", w.n);
+        let start = Instant::now();
+        for done in 0..w.n {
+            let i = rng.next_u64() % w.n;
+            db.put(&w.key(i), w.value(i, 1))?;
+            if done % 4096 == 0 {
+                bar.set_position(done);
+            }
+        }
+        let figures = finish_writes(db, start, w.n, path)?;
+        bar.finish_and_clear();
+        Ok(figures)
+    }
+}
+
+/// Ends a writing phase: the loop's time, then the final flush and the wait for background work,
+/// timed apart, and the bytes the database takes on disk.
+fn finish_writes(db: &dyn Engine, start: Instant, ops: u64, path: &Path) -> Result<Figures> {
+    let secs = start.elapsed().as_secs_f64();
+    let flush_start = Instant::now();
+    db.flush()?;
+    let flush = flush_start.elapsed().as_secs_f64();
+    let settle_start = Instant::now();
+    db.settle()?;
+    let settle = settle_start.elapsed().as_secs_f64();
+    Ok(Figures {
+        ops,
+        secs,
+        writes: Some((flush, settle, disk_bytes(path))),
+    })
+}
+
+/// The bytes of every file in `dir`.
+fn disk_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Resets the peak resident set size (VmHWM) of this process.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The peak resident set size (VmHWM) since the last reset, in KiB.
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -1,0 +1,63 @@
+//! `cargo x bench`: the course's benchmark workload, on the reference and on the starter.
+//!
+//! The workload and its phases live in the `mini-lsm-bench` crate; this command builds it in
+//! release mode and runs it once per engine, each in its own process, so that every engine's
+//! memory figures are its own.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::util::step;
+
+/// Runs the benchmark on `engines` (comma-separated: `ref`, `starter`, or `both`).
+///
+/// # Errors
+/// If the benchmark cannot be built, or any engine fails (the others still run).
+pub fn bench(root: &Path, engines: &str, benchmarks: Option<&str>, num: Option<u64>) -> Result<()> {
+    let engines: Vec<&str> = engines
+        .split(',')
+        .flat_map(|e| match e.trim() {
+            "both" => vec!["ref", "starter"],
+            other => vec![other],
+        })
+        .collect();
+    for engine in &engines {
+        if !["ref", "starter"].contains(engine) {
+            bail!("unknown engine `{engine}`; use ref, starter, or both");
+        }
+    }
+    step("building the benchmark (release)");
+    let mut features: Vec<&str> = engines.clone();
+    features.dedup();
+    let status = Command::new("cargo")
+        .args(["build", "--release", "--quiet", "-p", "mini-lsm-bench"])
+        .args(["--no-default-features", "--features", &features.join(",")])
+        .current_dir(root)
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("the benchmark does not build");
+    }
+    let binary = root.join("target/release/mini-lsm-bench");
+    let mut failed = Vec::new();
+    for engine in engines {
+        step(&format!("engine {engine}"));
+        let mut command = Command::new(&binary);
+        command.args(["--engine", engine]).current_dir(root);
+        if let Some(b) = benchmarks {
+            command.args(["--benchmarks", b]);
+        }
+        if let Some(n) = num {
+            command.args(["--num", &n.to_string()]);
+        }
+        if !command.status().context("running the benchmark")?.success() {
+            failed.push(engine);
+        }
+    }
+    if !failed.is_empty() {
+        bail!("the benchmark failed on: {}", failed.join(", "));
+    }
+    Ok(())
+}
