@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::week2_day5::util::{
+use super::harness::persist::{
     crash_sweep, db, file_names, freeze, full_sweep, key, mem_options, open_mem, read_state,
     run_steps, shape, show_model, test_seed, Model, Rng, Step,
 };

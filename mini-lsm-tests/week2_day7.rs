@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::week2_day5::util::{
+use super::harness::persist::{
     crash_sweep, db, file_names, freeze, full_sweep, key, mem_options, open_mem, panic_message,
     read_state, shape, show_model, Model, Step,
 };
