@@ -87,6 +87,12 @@ pub trait FileSystem: Send + Sync + Debug {
     /// If it does not exist or cannot be opened.
     fn open(&self, path: &Path) -> Result<Arc<dyn ReadableFile>>;
 
+    /// Renames `from` to `to` atomically, replacing `to`. Durable after `sync_dir`.
+    ///
+    /// # Errors
+    /// If `from` does not exist or the rename fails.
+    fn rename(&self, from: &Path, to: &Path) -> Result<()>;
+
     /// Removes a file. The removal is durable after `sync_dir`.
     ///
     /// # Errors

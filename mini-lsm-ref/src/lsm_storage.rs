@@ -52,6 +52,7 @@ mod compact;
 mod flush;
 mod mini_lsm;
 mod read;
+mod recovery;
 mod write;
 
 use std::collections::HashMap;
@@ -61,16 +62,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, ensure, Result};
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
 pub use mini_lsm::MiniLsm;
+pub use write::WriteBatchRecord;
 
 use crate::block_cache::BlockCache;
 use crate::compact::CompactionController;
 pub use crate::compact::CompactionOptions;
 use crate::fs::{FileSystem, RealFs};
+use crate::manifest::{Manifest, ManifestRecord};
 use crate::mem_table::MemTable;
 use crate::table::{sst_path, SsTable};
+use crate::wal::wal_path;
 
 // ANCHOR: lsm_storage_state
 /// One consistent view of the engine's memtables and SSTs.
@@ -91,9 +95,9 @@ pub struct LsmStorageState {
 // ANCHOR_END: lsm_storage_state
 
 impl LsmStorageState {
-    fn create(levels: Vec<(usize, Vec<usize>)>) -> Self {
+    fn create(memtable: MemTable, levels: Vec<(usize, Vec<usize>)>) -> Self {
         Self {
-            memtable: Arc::new(MemTable::create(0)),
+            memtable: Arc::new(memtable),
             imm_memtables: Vec::new(),
             l0_sstables: Vec::new(),
             levels,
@@ -195,6 +199,26 @@ impl LsmStorageOptions {
 }
 
 // ANCHOR: lsm_storage_inner
+// ANCHOR: new_memtable
+/// A new, empty memtable `id`: with a write-ahead log in `dir` when the options enable one (its
+/// name made durable at once, so that recovery finds it), without otherwise.
+///
+/// # Errors
+/// If the log cannot be created or the directory synced.
+pub(crate) fn new_memtable(options: &LsmStorageOptions, dir: &Path, id: usize) -> Result<MemTable> {
+    // @task week2_day6 3
+    if !options.enable_wal {
+        return Ok(MemTable::create(id));
+    }
+    let memtable = MemTable::create_with_wal(id, &*options.fs, &wal_path(dir, id))?;
+    options.fs.sync_dir(dir)?;
+    Ok(memtable)
+    // @stub
+    // Ok(MemTable::create(id))
+    // @end
+}
+// ANCHOR_END: new_memtable
+
 /// The storage engine proper; [`MiniLsm`] wraps it with the background flush thread.
 pub struct LsmStorageInner {
     /// The current snapshot of the state (see the module docs). Held only to clone or swap it.
@@ -218,15 +242,21 @@ pub struct LsmStorageInner {
     has_bg_error: AtomicBool,
     /// The first background error, kept forever: every later write and `close` return it.
     bg_error: Mutex<Option<String>>,
+    /// The log of state changes (week 2 day 5); `None` before that chapter.
+    manifest: Option<Manifest>,
+    /// What `open` had to repair or drop (torn log tails, stray files), one line each.
+    recovery_report: Vec<String>,
 }
 // ANCHOR_END: lsm_storage_inner
 
 impl LsmStorageInner {
     // ANCHOR: inner_open
-    /// Opens the engine in directory `path`.
+    // ANCHOR: open
+    /// Opens the engine in directory `path`, recovering what the manifest and the logs hold.
     ///
     /// # Errors
-    /// If the options are invalid or the directory cannot be created.
+    /// If the options are invalid, the directory cannot be created, or recovery fails (a corrupt
+    /// manifest, SST or log: the error names the file).
     pub fn open(path: impl AsRef<Path>, options: LsmStorageOptions) -> Result<Self> {
         options.validate()?;
         let path = path.as_ref().to_path_buf();
@@ -234,20 +264,63 @@ impl LsmStorageInner {
         options.fs.create_dir_all(&path)?;
         // @end
         let compaction_controller = CompactionController::new(&options.compaction_options);
-        let state = LsmStorageState::create(compaction_controller.initial_levels());
+        let block_cache = Arc::new(BlockCache::new(options.block_cache_bytes));
+        // @task week2_day5 2
+        let recovered = recovery::recover(&path, &options, &block_cache, &compaction_controller)?;
+        // @stub
+        // let recovered = recovery::Recovered::fresh(compaction_controller.initial_levels());
+        // @end
+        for line in &recovered.report {
+            eprintln!("mini-lsm: recovery of {}: {line}", path.display());
+        }
         Ok(Self {
-            state: Arc::new(RwLock::new(Arc::new(state))),
+            state: Arc::new(RwLock::new(Arc::new(recovered.state))),
             state_lock: Mutex::new(()),
             compaction_lock: Mutex::new(()),
             compaction_controller,
-            block_cache: Arc::new(BlockCache::new(options.block_cache_bytes)),
+            block_cache,
             path,
-            next_sst_id: AtomicUsize::new(1),
+            next_sst_id: AtomicUsize::new(recovered.next_sst_id),
             options: Arc::new(options),
             flush_done: (Mutex::new(()), Condvar::new()),
             has_bg_error: AtomicBool::new(false),
             bg_error: Mutex::new(None),
+            manifest: recovered.manifest,
+            recovery_report: recovered.report,
         })
+    }
+    // ANCHOR_END: open
+
+    /// What `open` repaired or dropped, one line each: torn log tails, stray files removed.
+    pub fn recovery_report(&self) -> &[String] {
+        &self.recovery_report
+    }
+
+    /// Appends `record` to the manifest, if the engine keeps one. Requires `state_lock`.
+    ///
+    /// # Errors
+    /// If the manifest cannot be written; the change must then not be made visible.
+    pub(crate) fn log_change(
+        &self,
+        state_lock: &MutexGuard<'_, ()>,
+        record: &ManifestRecord,
+    ) -> Result<()> {
+        match &self.manifest {
+            Some(manifest) => manifest.add_record(state_lock, record),
+            None => Ok(()),
+        }
+    }
+
+    /// Deletes memtable `id`'s log, once its data is in an SST the manifest lists.
+    ///
+    /// # Errors
+    /// If the file exists and cannot be removed.
+    pub(crate) fn remove_wal(&self, id: usize) -> Result<()> {
+        let path = wal_path(&self.path, id);
+        if self.options.fs.exists(&path) {
+            self.options.fs.remove(&path)?;
+        }
+        Ok(())
     }
     // ANCHOR_END: inner_open
 
@@ -273,12 +346,24 @@ impl LsmStorageInner {
     }
     // ANCHOR_END: snapshot
 
-    /// Durability for acknowledged writes; a no-op until the write-ahead log of week 2.
+    /// Makes every write acknowledged so far durable, by syncing the log of every memtable; a
+    /// no-op without logs.
     ///
     /// # Errors
-    /// Never in week 1.
+    /// If a log cannot be written or synced.
     pub fn sync(&self) -> Result<()> {
+        // @task week2_day6 4
+        let snapshot = self.snapshot();
+        // Oldest first: a crash in the middle then leaves older writes durable and newer ones
+        // not, never the reverse, so that what recovery finds is a prefix of the history.
+        let oldest_first = snapshot.imm_memtables.iter().rev();
+        for memtable in oldest_first.chain(std::iter::once(&snapshot.memtable)) {
+            memtable.sync_wal()?;
+        }
         Ok(())
+        // @stub
+        // Ok(())
+        // @end
     }
 
     // ANCHOR: record_bg_error

@@ -24,3 +24,9 @@ mod week2_day2;
 mod week2_day3;
 #[path = "../../mini-lsm-tests/week2_day4.rs"]
 mod week2_day4;
+#[path = "../../mini-lsm-tests/week2_day5.rs"]
+mod week2_day5;
+#[path = "../../mini-lsm-tests/week2_day6.rs"]
+mod week2_day6;
+#[path = "../../mini-lsm-tests/week2_day7.rs"]
+mod week2_day7;

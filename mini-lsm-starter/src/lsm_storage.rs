@@ -52,6 +52,7 @@ mod compact;
 mod flush;
 mod mini_lsm;
 mod read;
+mod recovery;
 mod write;
 
 use std::collections::HashMap;
@@ -61,16 +62,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, ensure, Result};
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
 pub use mini_lsm::MiniLsm;
+pub use write::WriteBatchRecord;
 
 use crate::block_cache::BlockCache;
 use crate::compact::CompactionController;
 pub use crate::compact::CompactionOptions;
 use crate::fs::{FileSystem, RealFs};
+use crate::manifest::{Manifest, ManifestRecord};
 use crate::mem_table::MemTable;
 use crate::table::{sst_path, SsTable};
+use crate::wal::wal_path;
 
 /// One consistent view of the engine's memtables and SSTs.
 #[derive(Clone)]
@@ -89,9 +93,9 @@ pub struct LsmStorageState {
 }
 
 impl LsmStorageState {
-    fn create(levels: Vec<(usize, Vec<usize>)>) -> Self {
+    fn create(memtable: MemTable, levels: Vec<(usize, Vec<usize>)>) -> Self {
         Self {
-            memtable: Arc::new(MemTable::create(0)),
+            memtable: Arc::new(memtable),
             imm_memtables: Vec::new(),
             l0_sstables: Vec::new(),
             levels,
@@ -192,6 +196,16 @@ impl LsmStorageOptions {
     }
 }
 
+/// A new, empty memtable `id`: with a write-ahead log in `dir` when the options enable one (its
+/// name made durable at once, so that recovery finds it), without otherwise.
+///
+/// # Errors
+/// If the log cannot be created or the directory synced.
+pub(crate) fn new_memtable(options: &LsmStorageOptions, dir: &Path, id: usize) -> Result<MemTable> {
+    // TODO(week 2 day 6, task 3: create, replay and delete logs with their memtables (book: week2-06-wal))
+    Ok(MemTable::create(id))
+}
+
 /// The storage engine proper; [`MiniLsm`] wraps it with the background flush thread.
 pub struct LsmStorageInner {
     /// The current snapshot of the state (see the module docs). Held only to clone or swap it.
@@ -215,32 +229,76 @@ pub struct LsmStorageInner {
     has_bg_error: AtomicBool,
     /// The first background error, kept forever: every later write and `close` return it.
     bg_error: Mutex<Option<String>>,
+    /// The log of state changes (week 2 day 5); `None` before that chapter.
+    manifest: Option<Manifest>,
+    /// What `open` had to repair or drop (torn log tails, stray files), one line each.
+    recovery_report: Vec<String>,
 }
 
 impl LsmStorageInner {
-    /// Opens the engine in directory `path`.
+    /// Opens the engine in directory `path`, recovering what the manifest and the logs hold.
     ///
     /// # Errors
-    /// If the options are invalid or the directory cannot be created.
+    /// If the options are invalid, the directory cannot be created, or recovery fails (a corrupt
+    /// manifest, SST or log: the error names the file).
     pub fn open(path: impl AsRef<Path>, options: LsmStorageOptions) -> Result<Self> {
         options.validate()?;
         let path = path.as_ref().to_path_buf();
         // TODO(week 1 day 6, task 1: flush the earliest immutable memtable to a new L0 SST (book: week1-06-write-path))
         let compaction_controller = CompactionController::new(&options.compaction_options);
-        let state = LsmStorageState::create(compaction_controller.initial_levels());
+        let block_cache = Arc::new(BlockCache::new(options.block_cache_bytes));
+        // TODO(week 2 day 5, task 2: rebuild the state at open from the manifest (book: week2-05-manifest))
+        let recovered = recovery::Recovered::fresh(compaction_controller.initial_levels());
+        for line in &recovered.report {
+            eprintln!("mini-lsm: recovery of {}: {line}", path.display());
+        }
         Ok(Self {
-            state: Arc::new(RwLock::new(Arc::new(state))),
+            state: Arc::new(RwLock::new(Arc::new(recovered.state))),
             state_lock: Mutex::new(()),
             compaction_lock: Mutex::new(()),
             compaction_controller,
-            block_cache: Arc::new(BlockCache::new(options.block_cache_bytes)),
+            block_cache,
             path,
-            next_sst_id: AtomicUsize::new(1),
+            next_sst_id: AtomicUsize::new(recovered.next_sst_id),
             options: Arc::new(options),
             flush_done: (Mutex::new(()), Condvar::new()),
             has_bg_error: AtomicBool::new(false),
             bg_error: Mutex::new(None),
+            manifest: recovered.manifest,
+            recovery_report: recovered.report,
         })
+    }
+
+    /// What `open` repaired or dropped, one line each: torn log tails, stray files removed.
+    pub fn recovery_report(&self) -> &[String] {
+        &self.recovery_report
+    }
+
+    /// Appends `record` to the manifest, if the engine keeps one. Requires `state_lock`.
+    ///
+    /// # Errors
+    /// If the manifest cannot be written; the change must then not be made visible.
+    pub(crate) fn log_change(
+        &self,
+        state_lock: &MutexGuard<'_, ()>,
+        record: &ManifestRecord,
+    ) -> Result<()> {
+        match &self.manifest {
+            Some(manifest) => manifest.add_record(state_lock, record),
+            None => Ok(()),
+        }
+    }
+
+    /// Deletes memtable `id`'s log, once its data is in an SST the manifest lists.
+    ///
+    /// # Errors
+    /// If the file exists and cannot be removed.
+    pub(crate) fn remove_wal(&self, id: usize) -> Result<()> {
+        let path = wal_path(&self.path, id);
+        if self.options.fs.exists(&path) {
+            self.options.fs.remove(&path)?;
+        }
+        Ok(())
     }
 
     /// A fresh id for a memtable and the SST it becomes.
@@ -263,11 +321,13 @@ impl LsmStorageInner {
         Arc::clone(&self.state.read())
     }
 
-    /// Durability for acknowledged writes; a no-op until the write-ahead log of week 2.
+    /// Makes every write acknowledged so far durable, by syncing the log of every memtable; a
+    /// no-op without logs.
     ///
     /// # Errors
-    /// Never in week 1.
+    /// If a log cannot be written or synced.
     pub fn sync(&self) -> Result<()> {
+        // TODO(week 2 day 6, task 4: sync every log on demand and at close (book: week2-06-wal))
         Ok(())
     }
 

@@ -21,6 +21,7 @@
 //! - A frozen memtable is never written again (the engine guarantees this with its state lock).
 
 use std::ops::Bound;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -31,9 +32,11 @@ use crossbeam_skiplist::SkipMap;
 use ouroboros::self_referencing;
 use parking_lot::RwLock;
 
+use crate::fs::FileSystem;
 use crate::iterators::StorageIterator;
 use crate::key::KeySlice;
 use crate::table::SsTableBuilder;
+use crate::wal::{Wal, WalReplay};
 
 /// The value of one key in the skip list.
 ///
@@ -47,6 +50,8 @@ pub type Slot = RwLock<Bytes>;
 /// A sorted in-memory map from key to value; the empty value marks a deletion.
 pub struct MemTable {
     map: Arc<SkipMap<Bytes, Slot>>,
+    /// The write-ahead log every write goes to first, when the engine keeps one (week 2).
+    wal: Option<Arc<Wal>>,
     id: usize,
     approximate_size: Arc<AtomicUsize>,
 }
@@ -65,9 +70,31 @@ impl MemTable {
     pub fn create(id: usize) -> Self {
         Self {
             map: Arc::new(SkipMap::new()),
+            wal: None,
             id,
             approximate_size: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Creates an empty memtable whose writes first go to a new log at `wal_path`.
+    ///
+    /// # Errors
+    /// If the log cannot be created.
+    pub fn create_with_wal(id: usize, fs: &dyn FileSystem, wal_path: &Path) -> Result<Self> {
+        todo!("week 2 day 6, task 2: give each memtable its log (book: week2-06-wal)")
+    }
+
+    /// Rebuilds memtable `id` from its log at `wal_path`. The memtable is not written again (it
+    /// becomes immutable), so it keeps no log handle; a missing log means an empty memtable.
+    ///
+    /// # Errors
+    /// If the log cannot be read or is corrupt before its last record.
+    pub fn recover_from_wal(
+        id: usize,
+        fs: &dyn FileSystem,
+        wal_path: &Path,
+    ) -> Result<(Self, WalReplay)> {
+        todo!("week 2 day 6, task 2: give each memtable its log (book: week2-06-wal)")
     }
 
     /// Returns the value stored for `key`: `Some(empty)` for a tombstone, `None` when the memtable
@@ -82,6 +109,29 @@ impl MemTable {
     /// None in memory; the signature leaves room for the write-ahead log of week 2.
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
         todo!("week 1 day 1, task 1: implement the memtable's put, get and size accounting (book: week1-01-memtable)")
+    }
+
+    /// Stores every `(key, value)` of `batch`, in order, after writing them to the log as one
+    /// record: after a crash the batch is recovered whole or not at all.
+    ///
+    /// # Errors
+    /// If the log write fails; nothing is then put into the memtable.
+    pub fn put_batch(&self, batch: &[(&[u8], &[u8])]) -> Result<()> {
+        todo!("week 2 day 7, task 1: apply a batch to the memtable and its log as one record (book: week2-07-batch-checksums)")
+    }
+
+    /// Orders this memtable's log after `older`'s (see [`Wal::follow`]): none of this log reaches
+    /// the disk before `older`'s log is durable. A no-op unless both have logs.
+    pub fn follow(&self, older: &MemTable) {
+        todo!("week 2 day 6, task 2: give each memtable its log (book: week2-06-wal)")
+    }
+
+    /// Makes every write to this memtable durable; a no-op without a log.
+    ///
+    /// # Errors
+    /// If the log cannot be written or synced.
+    pub fn sync_wal(&self) -> Result<()> {
+        todo!("week 2 day 6, task 2: give each memtable its log (book: week2-06-wal)")
     }
 
     /// Sets `key` to `value` in the skip list, through the key's slot (see [`Slot`]).

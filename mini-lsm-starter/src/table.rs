@@ -11,15 +11,19 @@
 //! All integers are big-endian.
 //!
 //! ```text
-//! sst        := block{m}  meta  meta_offset:u32  bloom  bloom_offset:u32
+//! sst        := (block crc:u32){m}  meta crc:u32  meta_offset:u32  bloom crc:u32  bloom_offset:u32
 //! meta       := m:u32  block_meta{m}
 //! block_meta := offset:u32  first_key_len:u16  first_key  last_key_len:u16  last_key
 //! bloom      := bits[nbytes]  k:u8                           (see `bloom.rs`)
+//! crc        := CRC-32 (IEEE) of the section just before it
 //! ```
 //!
-//! `offset` is where block i starts; it ends where block i+1 (or, for the last, `meta`) starts.
-//! `meta_offset` is the position of `meta`, `bloom_offset` the position of `bloom`. Before week 1
-//! day 7 the file ends at `meta_offset` (there is no bloom filter and no `bloom_offset`).
+//! `offset` is where block i starts; it ends where block i+1 (or, for the last, `meta`) starts,
+//! checksum included. `meta_offset` is the position of `meta`, `bloom_offset` the position of
+//! `bloom`.
+//!
+//! The format grew over the course: before week 2 day 7 there is no `crc` anywhere; before week 1
+//! day 7 the file also ends at `meta_offset` (no bloom filter, no `bloom_offset`).
 //!
 //! Bytes read back are untrusted: [`SsTable::open`] checks that every offset lies inside the file
 //! and in order, and every error names the file.
@@ -209,6 +213,25 @@ impl Drop for SsTable {
             let _ = fs.remove(self.file.path());
         }
     }
+}
+
+/// Checks and removes the CRC-32 that ends `data` (week 2 day 7).
+///
+/// # Errors
+/// If `data` is too short to hold a checksum, or the checksum does not match.
+pub fn strip_checksum(data: &[u8]) -> Result<&[u8]> {
+    ensure!(
+        data.len() >= SIZEOF_U32,
+        "{} bytes, too short to hold a checksum",
+        data.len()
+    );
+    let (body, mut crc) = data.split_at(data.len() - SIZEOF_U32);
+    let (stored, actual) = (crc.get_u32(), crc32fast::hash(body));
+    ensure!(
+        stored == actual,
+        "checksum mismatch (stored {stored:#010x}, computed {actual:#010x})"
+    );
+    Ok(body)
 }
 
 /// Checks that the blocks tile the file from offset 0 up to the metadata: each starts after the

@@ -23,7 +23,8 @@ pub fn starter_tests_rs(manifest: &Manifest, copied: &[usize]) -> String {
          // Run `cargo x copy-test --week 1 --day 1` to start.\n",
     );
     if !copied.is_empty() {
-        out.push_str("mod harness;\n");
+        // Through `#[path]`, so that the harness's own modules are found beside it.
+        out.push_str("#[path = \"tests/harness.rs\"]\nmod harness;\n");
     }
     for &i in copied {
         out.push_str(&format!("mod {};\n", manifest.chapters[i].id));

@@ -77,6 +77,23 @@ fn tag_version(toml: &str, tag: &str) -> Option<String> {
     Some(format!("{}-{tag}{}", &toml[..end], &toml[end..]))
 }
 
+/// The harness's files: every `.rs` file of `mini-lsm-tests/` that is not a chapter's.
+///
+/// # Errors
+/// If the directory cannot be read.
+pub fn harness_files(root: &Path, manifest: &Manifest) -> Result<Vec<String>> {
+    let chapter_files: Vec<String> = manifest.chapters.iter().map(|c| c.test_file()).collect();
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(root.join("mini-lsm-tests"))? {
+        let name = entry?.file_name().to_string_lossy().to_string();
+        if name.ends_with(".rs") && !chapter_files.contains(&name) {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
 /// Copies the harness and the test files of `chapters` from `mini-lsm-tests/` into `dest`.
 ///
 /// # Errors
@@ -88,7 +105,7 @@ pub fn copy_test_files(
     dest: &Path,
 ) -> Result<Vec<PathBuf>> {
     let tests = root.join("mini-lsm-tests");
-    let mut names = vec!["harness.rs".to_string()];
+    let mut names = harness_files(root, manifest)?;
     names.extend(chapters.iter().map(|&i| manifest.chapters[i].test_file()));
     let mut copied = Vec::new();
     for name in names {

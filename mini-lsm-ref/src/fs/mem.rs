@@ -7,7 +7,7 @@
 //! `tear_last_write`, the file written last also keeps half of its unsynced tail, as a disk that
 //! lost power in the middle of a write might.
 //!
-//! Every mutating operation (create, append, sync, remove, sync_dir) is numbered from 0; a
+//! Every mutating operation (create, append, sync, rename, remove, sync_dir) is numbered from 0; a
 //! [`Fault`] names the operation at which to fail or crash, so a test can crash a workload at each
 //! of its write and sync points in turn.
 
@@ -317,6 +317,17 @@ impl FileSystem for MemFs {
             state: self.state.clone(),
             path: path.to_path_buf(),
         }))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        let mut state = self.state.lock();
+        state.tick("rename", from)?;
+        let inode = state
+            .names
+            .remove(from)
+            .ok_or_else(|| anyhow!("{}: rename: no such file", from.display()))?;
+        state.names.insert(to.to_path_buf(), inode);
+        Ok(())
     }
 
     fn remove(&self, path: &Path) -> Result<()> {

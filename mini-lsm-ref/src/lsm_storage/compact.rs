@@ -32,6 +32,7 @@ use crate::compact::{CompactionTask, LevelCompactionTask, LsmShape, SstInfo};
 use crate::iterators::concat_iterator::SstConcatIterator;
 use crate::iterators::merge_iterator::MergeIterator;
 use crate::iterators::StorageIterator;
+use crate::manifest::ManifestRecord;
 use crate::table::{SsTable, SsTableBuilder};
 
 /// How often the compaction thread asks the controller for work.
@@ -187,10 +188,19 @@ impl LsmStorageInner {
             .iter()
             .filter_map(|id| next.sstables.remove(id))
             .collect();
+        // @task week2_day5 3 stub=comment
+        // Recorded before it becomes visible, and before the inputs can be deleted: a crash never
+        // finds the manifest listing an SST that is gone, or one whose name is not yet durable.
+        self.options.fs.sync_dir(self.path())?;
+        self.log_change(
+            &state_lock,
+            &ManifestRecord::Levels {
+                l0: next.l0_sstables.clone(),
+                levels: next.levels.clone(),
+            },
+        )?;
+        // @end
         *self.state.write() = Arc::new(next);
-        // MANIFEST: record the new levels here
-        // (durably, before the inputs are marked obsolete below: a crash must never find an SST
-        // deleted that the manifest still lists)
         drop(state_lock);
         // Deleted when the last reader drops them: a scan that began before still reads them.
         for table in retired {

@@ -9,10 +9,34 @@ use anyhow::{ensure, Context, Result};
 use crossbeam_channel::Receiver;
 
 use super::LsmStorageInner;
+use crate::manifest::ManifestRecord;
 use crate::table::SsTableBuilder;
 
 /// How often the flush thread checks whether there are too many memtables.
 pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+
+// ANCHOR: place_flushed
+/// Puts a flushed SST where the compaction strategy wants it: at the front of L0, or, with tiered
+/// compaction (which has no L0), as a new tier at the front, named by the SST's id. Recovery
+/// replays flushes through this same function.
+pub(crate) fn place_flushed(
+    l0: &mut Vec<usize>,
+    levels: &mut Vec<(usize, Vec<usize>)>,
+    id: usize,
+    flush_to_l0: bool,
+) {
+    // @task week2_day3 1
+    if flush_to_l0 {
+        l0.insert(0, id);
+    } else {
+        levels.insert(0, (id, vec![id]));
+    }
+    // @stub
+    // let _ = (levels, flush_to_l0);
+    // l0.insert(0, id);
+    // @end
+}
+// ANCHOR_END: place_flushed
 
 impl LsmStorageInner {
     // ANCHOR: force_flush
@@ -57,11 +81,24 @@ impl LsmStorageInner {
                 .with_context(|| format!("flushing memtable {id}"))?;
             Some(Arc::new(table))
         };
+        // @task week2_day5 3 stub=comment
+        // The SST's name must be durable before the manifest can mention it.
+        if table.is_some() {
+            self.options.fs.sync_dir(self.path())?;
+        }
+        // @end
 
         // 3. Install, under the write lock for the pointer swap only. Reads that started before
         //    still see the memtable in their snapshot; reads after see the SST. Either way every
         //    key is found exactly once.
         {
+            // @task week2_day5 3 stub=comment
+            // Recorded before the SST becomes visible. An empty memtable has no SST, and stays
+            // "live" in the manifest; recovery finds its log empty (or gone) and skips it.
+            if let Some(table) = &table {
+                self.log_change(&_state_lock, &ManifestRecord::Flush(table.sst_id()))?;
+            }
+            // @end
             let mut guard = self.state.write();
             let mut snapshot = guard.as_ref().clone();
             let flushed = snapshot.imm_memtables.pop();
@@ -71,21 +108,21 @@ impl LsmStorageInner {
             );
             if let Some(table) = table {
                 let id = table.sst_id();
-                // @task week2_day3 1
-                if self.compaction_controller.flush_to_l0() {
-                    snapshot.l0_sstables.insert(0, id);
-                } else {
-                    // Tiered compaction has no L0: the SST is a new tier, the newest, named by
-                    // its id.
-                    snapshot.levels.insert(0, (id, vec![id]));
-                }
-                // @stub
-                // snapshot.l0_sstables.insert(0, id);
-                // @end
+                place_flushed(
+                    &mut snapshot.l0_sstables,
+                    &mut snapshot.levels,
+                    id,
+                    self.compaction_controller.flush_to_l0(),
+                );
                 snapshot.sstables.insert(id, table);
             }
             *guard = Arc::new(snapshot);
         }
+        // @task week2_day6 3 stub=comment
+        // 4. The memtable's log is no longer needed: its data is in a durable SST that the
+        //    manifest lists. Deleting it any earlier could lose acknowledged writes.
+        self.remove_wal(memtable.id())?;
+        // @end
         self.notify_flush_done();
         Ok(())
         // @end

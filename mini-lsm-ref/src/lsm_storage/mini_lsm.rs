@@ -11,7 +11,7 @@ use bytes::Bytes;
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
-use super::{LsmStorageInner, LsmStorageOptions};
+use super::{LsmStorageInner, LsmStorageOptions, WriteBatchRecord};
 use crate::compact::CompactionOptions;
 use crate::lsm_iterator::{FusedIterator, LsmIterator};
 
@@ -87,7 +87,18 @@ impl MiniLsm {
                 .map_err(|_| anyhow!("the flush thread panicked"))?;
         }
         // @end
-        self.inner.check_bg_error()
+        self.inner.check_bg_error()?;
+        // @task week2_day6 4 stub=comment
+        if self.inner.options.enable_wal {
+            // Every memtable is in a log: making the logs durable is enough.
+            return self.inner.sync();
+        }
+        // @end
+        // @task week2_day5 4 stub=comment
+        // Without logs, the memtables live only in memory: flush them so that `open` finds them.
+        self.force_flush()?;
+        // @end
+        Ok(())
     }
     // ANCHOR_END: open
 
@@ -113,6 +124,14 @@ impl MiniLsm {
     /// As [`LsmStorageInner::put`].
     pub fn delete(&self, key: &[u8]) -> Result<()> {
         self.inner.delete(key)
+    }
+
+    /// See [`LsmStorageInner::write_batch`].
+    ///
+    /// # Errors
+    /// As [`LsmStorageInner::write_batch`].
+    pub fn write_batch<T: AsRef<[u8]>>(&self, batch: &[WriteBatchRecord<T>]) -> Result<()> {
+        self.inner.write_batch(batch)
     }
 
     /// See [`LsmStorageInner::scan`].

@@ -87,7 +87,11 @@ impl SsTableBuilder {
             first_key: self.first_key.as_key_slice().to_key_bytes(),
             last_key: self.last_key.as_key_slice().to_key_bytes(),
         });
-        self.data.extend_from_slice(&builder.build().encode());
+        let encoded = builder.build().encode();
+        self.data.extend_from_slice(&encoded);
+        // @task week2_day7 3 stub=comment
+        self.data.put_u32(crc32fast::hash(&encoded));
+        // @end
         // @end
     }
     // ANCHOR_END: sst_finish_block
@@ -135,11 +139,19 @@ impl SsTableBuilder {
         let mut buf = std::mem::take(&mut self.data);
         let meta_offset = buf.len();
         BlockMeta::encode_block_meta(&self.meta, &mut buf);
+        // @task week2_day7 3 stub=comment
+        let crc = crc32fast::hash(&buf[meta_offset..]);
+        buf.put_u32(crc);
+        // @end
         buf.put_u32(meta_offset as u32);
         // @task week1_day7 2
         let filter = Bloom::build_from_key_hashes(&self.key_hashes, self.bloom_bits_per_key);
         let bloom_offset = buf.len();
         filter.encode(&mut buf);
+        // @task week2_day7 3 stub=comment
+        let crc = crc32fast::hash(&buf[bloom_offset..]);
+        buf.put_u32(crc);
+        // @end
         buf.put_u32(bloom_offset as u32);
         let bloom = Some(filter);
         // @stub

@@ -99,6 +99,11 @@ impl FileSystem for RealFs {
         }))
     }
 
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        std::fs::rename(from, to)
+            .with_context(|| format!("renaming {} to {}", from.display(), to.display()))
+    }
+
     fn remove(&self, path: &Path) -> Result<()> {
         std::fs::remove_file(path).with_context(|| format!("{}: remove", path.display()))
     }

@@ -32,6 +32,7 @@ use crate::compact::{CompactionTask, LevelCompactionTask, LsmShape, SstInfo};
 use crate::iterators::concat_iterator::SstConcatIterator;
 use crate::iterators::merge_iterator::MergeIterator;
 use crate::iterators::StorageIterator;
+use crate::manifest::ManifestRecord;
 use crate::table::{SsTable, SsTableBuilder};
 
 /// How often the compaction thread asks the controller for work.

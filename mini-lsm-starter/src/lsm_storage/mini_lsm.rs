@@ -11,7 +11,7 @@ use bytes::Bytes;
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
-use super::{LsmStorageInner, LsmStorageOptions};
+use super::{LsmStorageInner, LsmStorageOptions, WriteBatchRecord};
 use crate::compact::CompactionOptions;
 use crate::lsm_iterator::{FusedIterator, LsmIterator};
 
@@ -61,7 +61,10 @@ impl MiniLsm {
     pub fn close(&self) -> Result<()> {
         // TODO(week 2 day 2, task 2: run one compaction step, and the compaction thread (book: week2-02-simple-leveled))
         // TODO(week 1 day 6, task 2: flush in the background and stop the thread on close (book: week1-06-write-path))
-        self.inner.check_bg_error()
+        self.inner.check_bg_error()?;
+        // TODO(week 2 day 6, task 4: sync every log on demand and at close (book: week2-06-wal))
+        // TODO(week 2 day 5, task 4: flush the memtables at close when there is no log (book: week2-05-manifest))
+        Ok(())
     }
 
     /// See [`LsmStorageInner::get`].
@@ -86,6 +89,14 @@ impl MiniLsm {
     /// As [`LsmStorageInner::put`].
     pub fn delete(&self, key: &[u8]) -> Result<()> {
         self.inner.delete(key)
+    }
+
+    /// See [`LsmStorageInner::write_batch`].
+    ///
+    /// # Errors
+    /// As [`LsmStorageInner::write_batch`].
+    pub fn write_batch<T: AsRef<[u8]>>(&self, batch: &[WriteBatchRecord<T>]) -> Result<()> {
+        self.inner.write_batch(batch)
     }
 
     /// See [`LsmStorageInner::scan`].

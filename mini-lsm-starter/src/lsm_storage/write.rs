@@ -7,8 +7,29 @@ use std::time::Instant;
 use anyhow::{bail, ensure, Result};
 use parking_lot::MutexGuard;
 
+use super::new_memtable;
 use super::LsmStorageInner;
-use crate::mem_table::MemTable;
+use crate::manifest::ManifestRecord;
+
+/// One write of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteBatchRecord<T: AsRef<[u8]>> {
+    /// Put a value.
+    Put(T, T),
+    /// Delete a key.
+    Del(T),
+}
+
+/// Checks the 16-bit length limits of the on-disk formats.
+fn check_entry_size(key: &[u8], value: &[u8]) -> Result<()> {
+    ensure!(
+        key.len() <= u16::MAX as usize && value.len() <= u16::MAX as usize,
+        "keys and values are limited to 65535 bytes (got a {}-byte key and a {}-byte value)",
+        key.len(),
+        value.len()
+    );
+    Ok(())
+}
 
 impl LsmStorageInner {
     /// Stores `value` under `key`.
@@ -33,14 +54,19 @@ impl LsmStorageInner {
         self.write_entry(key, b"")
     }
 
+    /// Applies every record of `batch`, in order, atomically with respect to crashes: after a
+    /// crash and `open`, either all of them are there or none is. (Concurrent readers may still
+    /// see part of a batch; week 3's timestamps make batches atomic for readers too.)
+    ///
+    /// # Errors
+    /// As [`Self::put`], for any record; on error nothing was written.
+    pub fn write_batch<T: AsRef<[u8]>>(&self, batch: &[WriteBatchRecord<T>]) -> Result<()> {
+        todo!("week 2 day 7, task 2: write a batch through the engine atomically (book: week2-07-batch-checksums)")
+    }
+
     /// Writes one entry; an empty value is a tombstone.
     fn write_entry(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        ensure!(
-            key.len() <= u16::MAX as usize && value.len() <= u16::MAX as usize,
-            "keys and values are limited to 65535 bytes (got a {}-byte key and a {}-byte value)",
-            key.len(),
-            value.len()
-        );
+        check_entry_size(key, value)?;
         self.check_bg_error()?;
         // TODO(week 1 day 6, task 4: stall writers while too many memtables wait to be flushed (book: week1-06-write-path))
         todo!("week 1 day 1, task 2: write puts and deletes through the engine into the memtable (book: week1-01-memtable)")
@@ -57,7 +83,7 @@ impl LsmStorageInner {
     ///
     /// # Errors
     /// None in week 1; from week 2 creating the new memtable's log can fail.
-    pub fn force_freeze_memtable(&self, _state_lock_observer: &MutexGuard<'_, ()>) -> Result<()> {
+    pub fn force_freeze_memtable(&self, state_lock_observer: &MutexGuard<'_, ()>) -> Result<()> {
         todo!("week 1 day 1, task 3: freeze the memtable, by hand and when it passes the target size (book: week1-01-memtable)")
     }
 

@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The write-ahead log: every write reaches a log file before the memtable, so that a crash does
+//! not lose what the memtable held.
+//!
+//! Each memtable has its own log, `<id>.wal`. A write appends one record (a whole batch, so that a
+//! batch is recovered all or nothing) and then goes into the memtable. The log is deleted only
+//! after the memtable's SST is durable and the manifest says so; until then `open` replays it.
+//!
+//! ```text
+//!   put ──▶ [ wal 8 ] ──▶ [ memtable 8 ]      freeze ──▶ new wal 9 + memtable 9
+//!           flush of memtable 8 recorded in the manifest ──▶ delete wal 8
+//! ```
+//!
+//! Appends are buffered in memory and reach the file when the buffer fills or on `sync`; only a
+//! sync makes them durable. So a crash may lose writes that were acknowledged but not synced:
+//! that is the bargain of not syncing every write, and `MiniLsm::sync` is how a caller closes it.
+//!
+//! # Format
+//!
+//! The file is a log of records (see [`crate::record`]); each payload is a batch (big-endian):
+//!
+//! ```text
+//! payload := count:u32  (key_len:u16 key value_len:u16 value){count}     an empty value deletes
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{ensure, Context, Result};
+use bytes::{Buf, BufMut};
+use parking_lot::Mutex;
+
+use crate::fs::{FileSystem, WritableFile};
+use crate::record::{decode_records, encode_record};
+
+/// Appends reach the file once this many bytes are buffered.
+const BUFFER_LIMIT: usize = 64 << 10;
+
+/// The file name of memtable `id`'s log in the database directory.
+pub fn wal_path(dir: &Path, id: usize) -> PathBuf {
+    dir.join(format!("{id:05}.wal"))
+}
+
+/// An open write-ahead log.
+pub struct Wal {
+    /// The file and the bytes not yet written to it; guarded together so that records reach the
+    /// file whole and in order.
+    inner: Mutex<WalInner>,
+    path: PathBuf,
+}
+
+struct WalInner {
+    file: Box<dyn WritableFile>,
+    buffer: Vec<u8>,
+    /// The log of the memtable frozen just before this one, until it is known to be synced:
+    /// nothing of this log may reach the disk before all of that one is durable, or a crash could
+    /// keep newer writes and lose older ones.
+    predecessor: Option<Arc<Wal>>,
+}
+
+/// What replaying a log found besides its entries.
+#[derive(Debug, Default)]
+pub struct WalReplay {
+    /// Batches replayed.
+    pub batches: usize,
+    /// The offset of a dropped, incomplete last record.
+    pub torn_tail_at: Option<usize>,
+}
+
+impl Wal {
+    /// Creates an empty log at `path`. Its name is durable once the caller syncs the directory.
+    ///
+    /// # Errors
+    /// If the file cannot be created.
+    pub fn create(fs: &dyn FileSystem, path: &Path) -> Result<Self> {
+        // @task week2_day6 1
+        Ok(Self {
+            inner: Mutex::new(WalInner {
+                file: fs.create(path)?,
+                buffer: Vec::new(),
+                predecessor: None,
+            }),
+            path: path.to_path_buf(),
+        })
+        // @end
+    }
+
+    // ANCHOR: wal_recover
+    /// Replays the log at `path`, handing every entry to `apply`, batch by batch, in order.
+    ///
+    /// # Errors
+    /// If the file cannot be read, a record in the middle is corrupt, or a batch does not parse;
+    /// the error names the file.
+    pub fn replay(
+        fs: &dyn FileSystem,
+        path: &Path,
+        mut apply: impl FnMut(&[u8], &[u8]),
+    ) -> Result<WalReplay> {
+        // @task week2_day6 1
+        let data = fs.read_all(path)?;
+        let log = decode_records(path, &data)?;
+        for (i, payload) in log.payloads.iter().enumerate() {
+            let batch = decode_batch(payload)
+                .with_context(|| format!("{}: batch {i} is corrupt", path.display()))?;
+            for (key, value) in batch {
+                apply(key, value);
+            }
+        }
+        Ok(WalReplay {
+            batches: log.payloads.len(),
+            torn_tail_at: log.torn_tail_at,
+        })
+        // @end
+    }
+    // ANCHOR_END: wal_recover
+
+    // ANCHOR: wal_put
+    /// Appends one batch as one record. Durable after [`Wal::sync`].
+    ///
+    /// # Errors
+    /// If the buffer had to be written out and the write failed.
+    pub fn put_batch(&self, batch: &[(&[u8], &[u8])]) -> Result<()> {
+        // @task week2_day6 1
+        let mut payload = Vec::with_capacity(
+            4 + batch
+                .iter()
+                .map(|(k, v)| 4 + k.len() + v.len())
+                .sum::<usize>(),
+        );
+        payload.put_u32(batch.len() as u32);
+        for (key, value) in batch {
+            payload.put_u16(key.len() as u16);
+            payload.put_slice(key);
+            payload.put_u16(value.len() as u16);
+            payload.put_slice(value);
+        }
+        let mut inner = self.inner.lock();
+        encode_record(&mut inner.buffer, &payload);
+        if inner.buffer.len() >= BUFFER_LIMIT {
+            inner.write_out()?;
+        }
+        Ok(())
+        // @end
+    }
+
+    /// Writes out the buffer and syncs the file: every batch put so far is durable.
+    ///
+    /// # Errors
+    /// If the write or the sync fails.
+    pub fn sync(&self) -> Result<()> {
+        // @task week2_day6 1
+        let mut inner = self.inner.lock();
+        inner.write_out()?;
+        inner
+            .file
+            .sync()
+            .with_context(|| format!("syncing {}", self.path.display()))
+        // @end
+    }
+    // ANCHOR_END: wal_put
+
+    /// Makes this log wait for `predecessor`: before any of this log's bytes reach its file,
+    /// `predecessor` is synced. Called at a freeze with the frozen memtable's log, which takes no
+    /// more writes, so the logs reach the disk in the order of the writes.
+    pub fn follow(&self, predecessor: Arc<Wal>) {
+        self.inner.lock().predecessor = Some(predecessor);
+    }
+
+    /// The log's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl WalInner {
+    fn write_out(&mut self) -> Result<()> {
+        if let Some(predecessor) = &self.predecessor {
+            predecessor.sync()?;
+            self.predecessor = None;
+        }
+        if !self.buffer.is_empty() {
+            self.file.append(&self.buffer)?;
+            self.buffer.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Parses a batch payload into `(key, value)` pairs.
+fn decode_batch(payload: &[u8]) -> Result<Vec<(&[u8], &[u8])>> {
+    // @task week2_day6 1
+    let mut rest = payload;
+    let buf = &mut rest;
+    ensure!(buf.len() >= 4, "batch cut short");
+    let count = buf.get_u32() as usize;
+    let mut entries = Vec::with_capacity(count.min(buf.len() / 4));
+    fn take<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8]> {
+        ensure!(buf.len() >= 2, "batch cut short");
+        let len = buf.get_u16() as usize;
+        ensure!(buf.len() >= len, "batch cut short");
+        let (head, tail) = buf.split_at(len);
+        *buf = tail;
+        Ok(head)
+    }
+    for _ in 0..count {
+        let key = take(buf)?;
+        let value = take(buf)?;
+        entries.push((key, value));
+    }
+    ensure!(buf.is_empty(), "{} stray bytes after a batch", buf.len());
+    Ok(entries)
+    // @end
+}

@@ -1,0 +1,617 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Week 2 day 5: the manifest. Its records round-trip; `open` rebuilds the exact state from it
+//! after a close or a crash; files it does not list are removed and reported; a torn tail is
+//! dropped and reported, a corrupt middle record is an error; ids never restart; and a crash at
+//! any file operation of a workload of flushes leaves a state that `open` recovers.
+//!
+//! Every test here runs without the write-ahead log (day 6) and without record checksums (day 7).
+//! The helpers of the persistence chapters are in the harness (`harness_persist.rs`).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::harness::persist::{
+    crash_sweep, crash_sweep_with, db, file_names, freeze, key, mem_options, open_mem, read_state,
+    run_steps, shape, Model, Step,
+};
+use crate::compact::{
+    CompactionOptions, LeveledCompactionOptions, SimpleLeveledCompactionOptions,
+    TieredCompactionOptions,
+};
+use crate::fs::{Fault, FileSystem, MemFs, RealFs};
+use crate::lsm_storage::{LsmStorageInner, LsmStorageOptions, MiniLsm};
+use crate::manifest::{Manifest, ManifestRecord, MANIFEST_NAME};
+use crate::table::sst_path;
+use crate::wal::wal_path;
+
+/// Builds a few L0 SSTs on `fs` (without the log), with overwrites and a deletion across them
+/// and an empty memtable frozen and flushed in between. Returns the engine and the model.
+fn three_ssts(fs: &MemFs) -> (LsmStorageInner, Model) {
+    let inner = open_mem(fs, false).unwrap();
+    let mut model = Model::new();
+    let rounds: [&[(usize, &str)]; 4] = [
+        &[(1, "a"), (2, "a"), (3, "a")],
+        &[(2, "b"), (4, "b")],
+        &[],
+        &[(3, ""), (4, "d"), (5, "d")],
+    ];
+    for writes in rounds {
+        for &(i, value) in writes {
+            if value.is_empty() {
+                inner.delete(&key(i)).unwrap();
+                model.remove(&key(i));
+            } else {
+                inner.put(&key(i), value.as_bytes()).unwrap();
+                model.insert(key(i), value.as_bytes().to_vec());
+            }
+        }
+        freeze(&inner).unwrap();
+        inner.force_flush_next_imm_memtable().unwrap();
+    }
+    assert_eq!(inner.snapshot().l0_sstables.len(), 3, "{}", inner.dump());
+    (inner, model)
+}
+
+/// The offset of every record's tag byte in a manifest, whichever framing this chapter's code
+/// writes: `len payload` before week 2 day 7, `len len_crc payload crc` from then on.
+fn record_tags(log: &[u8]) -> Vec<usize> {
+    let parse = |header: usize, trailer: usize| -> Option<Vec<usize>> {
+        let mut tags = Vec::new();
+        let mut pos = 0;
+        while pos < log.len() {
+            let len = u32::from_be_bytes(log.get(pos..pos + 4)?.try_into().ok()?) as usize;
+            if !(1..=3).contains(log.get(pos + header)?) {
+                return None;
+            }
+            tags.push(pos + header);
+            pos += header + len + trailer;
+        }
+        (pos == log.len()).then_some(tags)
+    };
+    match (parse(4, 0), parse(8, 4)) {
+        (Some(tags), None) | (None, Some(tags)) => tags,
+        other => panic!("cannot tell the manifest's framing: {other:?}"),
+    }
+}
+
+/// The ids `0..20`, as keys to probe with `get`.
+fn probe_keys() -> Vec<Vec<u8>> {
+    (0..20).map(key).collect()
+}
+
+/// Every record kind decodes to itself; a cut, padded or unknown payload is an error.
+#[test]
+fn test_task1_record_codec_round_trip() {
+    let records = [
+        ManifestRecord::NewMemtable(0),
+        ManifestRecord::NewMemtable(u32::MAX as usize + 7),
+        ManifestRecord::Flush(12),
+        ManifestRecord::Levels {
+            l0: vec![],
+            levels: vec![],
+        },
+        ManifestRecord::Levels {
+            l0: vec![9, 3, 1],
+            levels: vec![(1, vec![2, 4, 8]), (2, vec![]), (3, vec![5])],
+        },
+    ];
+    for record in &records {
+        let mut payload = Vec::new();
+        record.encode(&mut payload);
+        assert_eq!(
+            &ManifestRecord::decode(&payload).unwrap(),
+            record,
+            "decode(encode(r)) != r"
+        );
+        for cut in 0..payload.len() {
+            assert!(
+                ManifestRecord::decode(&payload[..cut]).is_err(),
+                "{record:?} cut to {cut} of {} bytes decoded",
+                payload.len()
+            );
+        }
+        let mut padded = payload.clone();
+        padded.push(0);
+        assert!(
+            ManifestRecord::decode(&padded).is_err(),
+            "{record:?} with a stray byte after it decoded"
+        );
+    }
+    let mut payload = Vec::new();
+    ManifestRecord::Flush(1).encode(&mut payload);
+    for tag in [0, 0x7f, 0xff] {
+        payload[0] = tag;
+        assert!(
+            ManifestRecord::decode(&payload).is_err(),
+            "a record with the unknown tag {tag} decoded"
+        );
+    }
+}
+
+/// `create` and `add_record` write records that read back in order, each durable on return.
+#[test]
+fn test_task1_manifest_file_round_trip() {
+    let dir = db();
+    let initial = vec![
+        ManifestRecord::Levels {
+            l0: vec![3, 1],
+            levels: vec![],
+        },
+        ManifestRecord::NewMemtable(4),
+    ];
+    let added = [
+        ManifestRecord::NewMemtable(5),
+        ManifestRecord::Flush(4),
+        ManifestRecord::Levels {
+            l0: vec![],
+            levels: vec![(1, vec![1, 3, 4])],
+        },
+    ];
+    {
+        let fs = MemFs::new();
+        fs.create_dir_all(&dir).unwrap();
+        assert!(
+            Manifest::recover(&fs, &dir).unwrap().is_none(),
+            "an empty directory has no manifest"
+        );
+    }
+    for durable in 0..=added.len() {
+        let fs = MemFs::new();
+        fs.create_dir_all(&dir).unwrap();
+        let manifest = Manifest::create(&fs, &dir, &initial).unwrap();
+        let state_lock = Mutex::new(());
+        for record in &added[..durable] {
+            manifest.add_record(&state_lock.lock(), record).unwrap();
+        }
+        // A crash right after the last call returned: every record must be there.
+        let image = fs.crash_now(false);
+        let recovered = Manifest::recover(&image, &dir)
+            .unwrap()
+            .expect("the manifest survives the crash");
+        let expected: Vec<ManifestRecord> =
+            initial.iter().chain(&added[..durable]).cloned().collect();
+        assert_eq!(recovered.records, expected, "after {durable} added records");
+        assert_eq!(recovered.torn_tail_at, None);
+    }
+}
+
+/// `create` replaces a manifest atomically: a crash at any point leaves the old or the new one.
+#[test]
+fn test_task1_manifest_replace_is_atomic() {
+    let dir = db();
+    let old = vec![ManifestRecord::NewMemtable(1), ManifestRecord::Flush(1)];
+    let new = vec![
+        ManifestRecord::Levels {
+            l0: vec![1],
+            levels: vec![],
+        },
+        ManifestRecord::NewMemtable(2),
+    ];
+    let setup = |fs: &MemFs| {
+        fs.create_dir_all(&dir).unwrap();
+        drop(Manifest::create(fs, &dir, &old).unwrap());
+    };
+    let fs = MemFs::new();
+    setup(&fs);
+    let start = fs.ops();
+    drop(Manifest::create(&fs, &dir, &new).unwrap());
+    let end = fs.ops();
+    assert_eq!(
+        Manifest::recover(&fs, &dir).unwrap().unwrap().records,
+        new,
+        "the new manifest replaces the old"
+    );
+    assert_eq!(
+        file_names(&fs, &dir),
+        vec![MANIFEST_NAME.to_string()],
+        "only the manifest is left"
+    );
+    for op in start..end {
+        for tear_last_write in [false, true] {
+            let fs = MemFs::new();
+            setup(&fs);
+            fs.set_fault(Some(Fault::CrashAt {
+                op,
+                tear_last_write,
+            }));
+            assert!(
+                Manifest::create(&fs, &dir, &new).is_err(),
+                "the crash fails the call"
+            );
+            let image = fs.crash_image().unwrap();
+            let found = Manifest::recover(&image, &dir)
+                .unwrap_or_else(|e| panic!("crash at {op}: {e:#}"))
+                .expect("a manifest is always there");
+            assert!(
+                found.records == old || found.records == new,
+                "crash at operation {op} (tear {tear_last_write}): neither the old nor the new \
+                 manifest: {:?}",
+                found.records
+            );
+            assert_eq!(found.torn_tail_at, None, "crash at operation {op}");
+        }
+    }
+}
+
+/// Reopening rebuilds the exact L0 (ids and order) and data; every new id is above the old ones.
+#[test]
+fn test_task2_reopen_rebuilds_exact_state() {
+    let fs = MemFs::new();
+    let (inner, model) = three_ssts(&fs);
+    let before = shape(&inner);
+    drop(inner);
+    let inner = open_mem(&fs, false).unwrap();
+    let after = shape(&inner);
+    assert_eq!(after.l0, before.l0, "L0 ids and order after reopen");
+    assert_eq!(after.ssts, before.ssts, "the open SSTs after reopen");
+    assert!(after.imm.is_empty(), "no log, no memtable to recover");
+    assert!(
+        before.ids().iter().all(|&id| after.memtable > id),
+        "the new memtable's id {} must be above every old id {:?}",
+        after.memtable,
+        before.ids()
+    );
+    assert_eq!(read_state(&inner, &probe_keys()).unwrap(), model);
+    assert!(
+        inner.recovery_report().is_empty(),
+        "a clean reopen has nothing to report: {:?}",
+        inner.recovery_report()
+    );
+}
+
+/// After a crash, `open` rebuilds the flushed SSTs exactly; unflushed writes are gone (no log).
+#[test]
+fn test_task2_crash_rebuilds_flushed_state() {
+    let fs = MemFs::new();
+    let (inner, model) = three_ssts(&fs);
+    let before = shape(&inner);
+    inner.put(&key(1), b"unflushed").unwrap();
+    freeze(&inner).unwrap();
+    inner.put(&key(9), b"unflushed").unwrap();
+    let ids = shape(&inner).ids();
+    let image = fs.crash_now(true);
+    let inner = open_mem(&image, false).unwrap();
+    let after = shape(&inner);
+    assert_eq!(after.l0, before.l0, "L0 after the crash");
+    assert_eq!(after.ssts, before.ssts, "SSTs after the crash");
+    assert!(
+        ids.iter().all(|&id| after.memtable > id),
+        "the new memtable's id {} reuses one of {ids:?}",
+        after.memtable
+    );
+    assert_eq!(read_state(&inner, &probe_keys()).unwrap(), model);
+}
+
+/// Engine files the manifest does not list are removed and reported; other files are kept.
+#[test]
+fn test_task2_stray_files_removed_and_reported() {
+    let fs = MemFs::new();
+    let (inner, model) = three_ssts(&fs);
+    let before = shape(&inner);
+    drop(inner);
+    let dir = db();
+    let stray_sst = sst_path(&dir, 90);
+    let stray_wal = wal_path(&dir, 91);
+    // An SST of a flush that crashed before its manifest record: a valid copy of a listed one.
+    let copy = fs.read_all(&sst_path(&dir, before.l0[0])).unwrap();
+    fs.overwrite(&stray_sst, copy);
+    fs.overwrite(&stray_wal, b"a log the manifest never mentioned".to_vec());
+    let foreign = [
+        "NOTES.txt",
+        "backup.sst.old",
+        "x.sst",
+        "wal",
+        "00007.sstable",
+    ];
+    for name in foreign {
+        fs.overwrite(&dir.join(name), b"not the engine's".to_vec());
+    }
+    let inner = open_mem(&fs, false).unwrap();
+    for stray in [&stray_sst, &stray_wal] {
+        assert!(!fs.exists(stray), "{} was not removed", stray.display());
+        let name = stray.file_name().unwrap().to_str().unwrap();
+        assert!(
+            inner
+                .recovery_report()
+                .iter()
+                .any(|line| line.contains(name)),
+            "the removal of {name} is not reported: {:?}",
+            inner.recovery_report()
+        );
+    }
+    for name in foreign {
+        assert!(
+            fs.exists(&dir.join(name)),
+            "the foreign file {name} was removed"
+        );
+        let path = dir.join(name).display().to_string();
+        assert!(
+            !inner
+                .recovery_report()
+                .iter()
+                .any(|line| line.contains(&path)),
+            "{name} is reported: {:?}",
+            inner.recovery_report()
+        );
+    }
+    for id in &before.ssts {
+        assert!(fs.exists(&sst_path(&dir, *id)), "listed SST {id} removed");
+    }
+    assert_eq!(shape(&inner).l0, before.l0);
+    assert_eq!(read_state(&inner, &probe_keys()).unwrap(), model);
+}
+
+/// A manifest whose last record is cut short loses that record only, and `open` reports it.
+#[test]
+fn test_task2_torn_manifest_tail_dropped_and_reported() {
+    let fs = MemFs::new();
+    let (inner, _) = three_ssts(&fs);
+    let manifest = db().join(MANIFEST_NAME);
+    let mut model = read_state(&inner, &probe_keys()).unwrap();
+    let before = shape(&inner);
+    let start = fs.read_all(&manifest).unwrap().len();
+    inner.put(&key(7), b"last").unwrap();
+    freeze(&inner).unwrap();
+    let middle = fs.read_all(&manifest).unwrap().len();
+    inner.force_flush_next_imm_memtable().unwrap();
+    let flushed = shape(&inner).l0[0];
+    drop(inner);
+    let whole = fs.read_all(&manifest).unwrap();
+    assert!(
+        start < middle && middle < whole.len(),
+        "a freeze and a flush add records"
+    );
+    // Cut inside the last record (the flush): the flush is lost, and so is its SST.
+    for cut in middle + 1..whole.len() {
+        let image = fs.crash_now(false);
+        image.overwrite(&manifest, whole[..cut].to_vec());
+        let inner = open_mem(&image, false).unwrap_or_else(|e| panic!("cut at {cut}: {e:#}"));
+        let report = inner.recovery_report().join("\n");
+        assert!(
+            report.contains(MANIFEST_NAME),
+            "cut at {cut} of {}: the dropped record is not reported: {report}",
+            whole.len()
+        );
+        assert_eq!(shape(&inner).l0, before.l0, "cut at {cut}");
+        assert!(
+            !image.exists(&sst_path(&db(), flushed)),
+            "the unlisted SST is left"
+        );
+        assert_eq!(
+            read_state(&inner, &probe_keys()).unwrap(),
+            model,
+            "cut at {cut}"
+        );
+    }
+    // Cut at the end of a record: a shorter, valid manifest, with nothing to report about it.
+    let image = fs.crash_now(false);
+    image.overwrite(&manifest, whole[..middle].to_vec());
+    let inner = open_mem(&image, false).unwrap();
+    assert!(
+        !inner
+            .recovery_report()
+            .iter()
+            .any(|line| line.contains(MANIFEST_NAME)),
+        "a manifest cut at a record boundary is not torn: {:?}",
+        inner.recovery_report()
+    );
+    assert_eq!(shape(&inner).l0, before.l0);
+    // The whole manifest: the flush is there.
+    let inner = open_mem(&fs.crash_now(false), false).unwrap();
+    model.insert(key(7), b"last".to_vec());
+    assert_eq!(shape(&inner).l0[0], flushed);
+    assert_eq!(read_state(&inner, &probe_keys()).unwrap(), model);
+}
+
+/// A damaged record before the last one is an error naming the manifest, not a silent repair.
+#[test]
+fn test_task2_corrupt_middle_record_is_an_error() {
+    let fs = MemFs::new();
+    let (inner, _) = three_ssts(&fs);
+    drop(inner);
+    let manifest = db().join(MANIFEST_NAME);
+    let whole = fs.read_all(&manifest).unwrap();
+    let tags = record_tags(&whole);
+    assert!(tags.len() >= 4, "records: {tags:?}");
+    // The tag byte of the first record, and of one in the middle: an unknown tag.
+    for record in [0, tags.len() / 2] {
+        let mut damaged = whole.clone();
+        damaged[tags[record]] = 0x7f;
+        let image = fs.crash_now(false);
+        image.overwrite(&manifest, damaged);
+        let error = match open_mem(&image, false) {
+            Ok(_) => panic!(
+                "record {record} of {} is damaged, yet open succeeded",
+                tags.len()
+            ),
+            Err(error) => format!("{error:#}"),
+        };
+        assert!(
+            error.contains(MANIFEST_NAME),
+            "the error must name the manifest: {error}"
+        );
+    }
+}
+
+/// A write after a reopen shadows older ones: ids keep growing across reopens (real files).
+#[test]
+fn test_task2_new_writes_shadow_old_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = LsmStorageOptions::default_for_week1_test();
+    options.fs = Arc::new(RealFs);
+    let mut seen: BTreeSet<usize> = BTreeSet::new();
+    for round in 1..=4 {
+        let inner = LsmStorageInner::open(dir.path(), options.clone()).unwrap();
+        let now = shape(&inner);
+        if let Some(&max) = seen.last() {
+            assert!(
+                now.ids()
+                    .iter()
+                    .filter(|id| !seen.contains(id))
+                    .all(|&id| id > max),
+                "round {round}: new ids {:?} are not above every old id {seen:?}",
+                now.ids()
+            );
+        }
+        if round > 1 {
+            let expected = format!("v{}", round - 1);
+            assert_eq!(
+                inner.get(b"k").unwrap().as_deref(),
+                Some(expected.as_bytes()),
+                "round {round}: the newest write must win\n{}",
+                inner.dump()
+            );
+        }
+        inner.put(b"k", format!("v{round}").as_bytes()).unwrap();
+        inner.put(format!("only{round}").as_bytes(), b"x").unwrap();
+        freeze(&inner).unwrap();
+        inner.force_flush_next_imm_memtable().unwrap();
+        seen.extend(shape(&inner).ids());
+    }
+    let inner = LsmStorageInner::open(dir.path(), options).unwrap();
+    assert_eq!(inner.get(b"k").unwrap().as_deref(), Some(&b"v4"[..]));
+    for round in 1..=4 {
+        assert!(inner
+            .get(format!("only{round}").as_bytes())
+            .unwrap()
+            .is_some());
+    }
+}
+
+/// A crash at any file operation of flushes, or of the recovery, keeps a prefix with every flush.
+#[test]
+fn test_task3_crash_at_every_operation_of_flushes() {
+    let mut steps = Vec::new();
+    let rounds: [(&[usize], &[usize]); 5] = [
+        (&[1, 2, 3], &[]),
+        (&[2, 4], &[1]),
+        (&[], &[]),
+        (&[5, 1, 6], &[4]),
+        (&[3, 7], &[2, 5]),
+    ];
+    for (round, (puts, deletes)) in rounds.iter().enumerate() {
+        for &i in *puts {
+            steps.push(Step::put(&key(i), format!("r{round}").as_bytes()));
+        }
+        for &i in *deletes {
+            steps.push(Step::delete(&key(i)));
+        }
+        steps.push(Step::Freeze);
+        // Round 1 waits and is flushed together with round 3: two memtables queued.
+        if round != 1 {
+            steps.push(Step::Flush);
+        }
+        if round == 3 {
+            steps.push(Step::Flush);
+        }
+    }
+    steps.push(Step::put(&key(8), b"never flushed"));
+    crash_sweep("manifest crash sweep (no log)", false, &steps);
+}
+
+/// A crash at any file operation of a compaction (of every strategy, and a forced full one), or
+/// of the recovery, keeps a prefix with every flushed write: the manifest records each compaction
+/// before it is visible, and no input SST is deleted before that record is durable.
+#[test]
+fn test_task3_crash_at_every_operation_of_compactions() {
+    let strategies = [
+        ("full compaction", CompactionOptions::NoCompaction),
+        (
+            "simple leveled",
+            CompactionOptions::Simple(SimpleLeveledCompactionOptions {
+                size_ratio_percent: 200,
+                level0_file_num_compaction_trigger: 2,
+                max_levels: 2,
+            }),
+        ),
+        (
+            "tiered",
+            CompactionOptions::Tiered(TieredCompactionOptions {
+                num_tiers: 2,
+                max_size_amplification_percent: 200,
+                size_ratio: 1,
+                min_merge_width: 2,
+                max_merge_width: None,
+            }),
+        ),
+        (
+            "leveled",
+            CompactionOptions::Leveled(LeveledCompactionOptions {
+                level_size_multiplier: 2,
+                level0_file_num_compaction_trigger: 2,
+                max_levels: 2,
+                base_level_size_mb: 1,
+            }),
+        ),
+    ];
+    for (name, compaction) in strategies {
+        let full = compaction == CompactionOptions::NoCompaction;
+        let mut steps = Vec::new();
+        for round in 0..4 {
+            for i in [round, round + 2, 7] {
+                steps.push(Step::put(&key(i), format!("r{round}").as_bytes()));
+            }
+            if round == 2 {
+                steps.push(Step::delete(&key(3)));
+            }
+            steps.push(Step::Freeze);
+            steps.push(Step::Flush);
+            if round % 2 == 1 {
+                steps.push(if full {
+                    Step::FullCompaction
+                } else {
+                    Step::Compact
+                });
+            }
+        }
+        steps.push(Step::put(&key(9), b"never flushed"));
+        let open = |fs: &MemFs| {
+            let mut options = mem_options(fs, false);
+            options.compaction_options = compaction.clone();
+            LsmStorageInner::open(db(), options)
+        };
+        // The workload must really compact, or the sweep proves nothing about compaction.
+        let fs = MemFs::new();
+        let inner = open(&fs).unwrap();
+        let clean = run_steps(&inner, &steps, false);
+        assert!(clean.error.is_none(), "{name}: {:?}", clean.error);
+        let compacted = inner
+            .snapshot()
+            .levels
+            .iter()
+            .any(|(_, ids)| !ids.is_empty());
+        assert!(
+            compacted,
+            "{name}: nothing was compacted:\n{}",
+            inner.dump()
+        );
+        let stats = crash_sweep_with(&format!("{name} crash sweep"), false, &open, &steps);
+        assert!(stats.crash_points > 0);
+    }
+}
+
+/// Without a log, `close` flushes every memtable, so that a crash after it loses nothing.
+#[test]
+fn test_task4_close_flushes_memtables_without_wal() {
+    let fs = MemFs::new();
+    let lsm = MiniLsm::open(db(), mem_options(&fs, false)).unwrap();
+    let mut model = Model::new();
+    for i in 0..30 {
+        let value = format!("v{i}").into_bytes();
+        lsm.put(&key(i % 12), &value).unwrap();
+        model.insert(key(i % 12), value);
+        if i % 10 == 9 {
+            freeze(&lsm.inner).unwrap();
+        }
+    }
+    lsm.delete(&key(3)).unwrap();
+    model.remove(&key(3));
+    lsm.close().unwrap();
+    drop(lsm);
+    let image = fs.crash_now(false);
+    let inner = open_mem(&image, false).unwrap();
+    assert_eq!(read_state(&inner, &probe_keys()).unwrap(), model);
+    assert!(!inner.snapshot().l0_sstables.is_empty());
+}
