@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-//! Helpers of the persistence chapters (week 2, days 5-7): a seeded PRNG, engines on a crashable
-//! in-memory file system, a `BTreeMap` model of the data, and the crash-point sweep.
+//! Helpers of the persistence chapters (week 2, days 5-7): engines on a crashable in-memory file
+//! system, a `BTreeMap` model of the data, and the crash-point sweep.
 #![allow(
     dead_code,
     reason = "a chapter checkpoint compiles only the tests up to it; later ones use some helpers"
@@ -17,51 +17,9 @@ use crate::fs::{Fault, FileSystem, MemFs};
 use crate::iterators::StorageIterator;
 use crate::lsm_storage::{LsmStorageInner, LsmStorageOptions, WriteBatchRecord};
 
-// -----------------------------------------------------------------------------------------
-// Randomness
-
-/// SplitMix64: a tiny, good-enough PRNG, so that tests need no `rand`.
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n`; `n` must be positive.
-    pub(crate) fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    /// True with probability `percent`%.
-    pub(crate) fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-}
-
-/// The seed of a randomized test: `MINI_LSM_SEED` if set (to replay a failure), else the
-/// clock. Printed first, so that a failing test's output always says how to replay it.
-pub(crate) fn test_seed() -> u64 {
-    let seed = match std::env::var("MINI_LSM_SEED") {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .expect("MINI_LSM_SEED must be an unsigned integer"),
-        Err(_) => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64),
-    };
-    println!("seed = {seed} (replay with MINI_LSM_SEED={seed})");
-    seed
-}
+// The PRNG and the seed come from the main harness, so that tests of these chapters can name
+// them from here too.
+pub(crate) use super::{test_seed, Rng};
 
 /// Whether to run the crash and corruption sweeps in full (`MINI_LSM_FULL=1`, as
 /// `cargo x ci --full` sets) rather than in their reduced form.
