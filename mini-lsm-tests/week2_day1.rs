@@ -2,16 +2,19 @@
 //! Week 2 day 1: the concat iterator, full compaction, installing its result, obsolete files,
 //! and reads through the levels.
 
-use std::collections::BTreeMap;
 use std::ops::Bound::{self, Excluded, Included, Unbounded};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tempfile::TempDir;
 
+use super::harness::compaction::{
+    every_table, flush_all, key, level_task, meets, move_l1_to_l2, randomized_against_model,
+    run_entries, tables, OpMix,
+};
+use super::harness::{collect_internal, collect_user, model_scan, open_engine, scan_all, Model};
 use crate::compact::{
-    apply_level_compaction, CompactionOptions, CompactionTask, LevelCompactionTask, LsmShape,
-    SstInfo,
+    apply_level_compaction, CompactionOptions, CompactionTask, LsmShape, SstInfo,
 };
 use crate::iterators::concat_iterator::SstConcatIterator;
 use crate::iterators::StorageIterator;
@@ -20,13 +23,10 @@ use crate::lsm_storage::{LsmStorageInner, LsmStorageOptions};
 use crate::table::{sst_path, SsTable, SsTableBuilder};
 
 // ---------------------------------------------------------------------------------------------
-// Helpers of this chapter
+// Helpers of this chapter (those shared with the other compaction chapters are in the harness,
+// `harness_compaction.rs`)
 
 type Entries = Vec<(Bytes, Bytes)>;
-
-fn key(i: usize) -> Vec<u8> {
-    format!("key{i:05}").into_bytes()
-}
 
 /// No compaction strategy, 128-byte blocks, SSTs of `target_sst_size` bytes, and no block cache,
 /// so that every block read shows in `block_reads`.
@@ -38,86 +38,9 @@ fn options(target_sst_size: usize) -> LsmStorageOptions {
     options
 }
 
-fn open(options: LsmStorageOptions) -> (TempDir, LsmStorageInner) {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = LsmStorageInner::open(dir.path(), options).unwrap();
-    (dir, storage)
-}
-
-/// Freezes the memtable (if it holds anything) and flushes every immutable memtable.
-fn flush_all(storage: &LsmStorageInner) {
-    if !storage.snapshot().memtable.is_empty() {
-        storage
-            .force_freeze_memtable(&storage.state_lock.lock())
-            .unwrap();
-    }
-    while !storage.snapshot().imm_memtables.is_empty() {
-        storage.force_flush_next_imm_memtable().unwrap();
-    }
-}
-
-/// Reads an iterator to its end; `key` turns its key type into bytes.
-fn drain<I: StorageIterator>(iter: &mut I, key: impl Fn(&I) -> Bytes) -> Entries {
-    let mut out = Vec::new();
-    while iter.is_valid() {
-        out.push((key(iter), Bytes::copy_from_slice(iter.value())));
-        assert!(out.len() < 1_000_000, "the iterator does not end");
-        iter.next().unwrap();
-    }
-    out
-}
-
-fn collect_scan(storage: &LsmStorageInner, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Entries {
-    let mut iter = storage.scan(lower, upper).unwrap();
-    drain(&mut iter, |it| Bytes::copy_from_slice(it.key()))
-}
-
-fn collect_run(iter: &mut SstConcatIterator) -> Entries {
-    drain(iter, |it| Bytes::copy_from_slice(it.key().raw_ref()))
-}
-
-/// The tables of the SSTs `ids`, from the engine's state.
-fn tables(storage: &LsmStorageInner, ids: &[usize]) -> Vec<Arc<SsTable>> {
-    let snapshot = storage.snapshot();
-    ids.iter()
-        .map(|id| snapshot.table(*id).unwrap().clone())
-        .collect()
-}
-
-/// Every entry, tombstones included, of the sorted run `ids`, after checking that its SSTs are
-/// sorted and do not overlap.
-fn run_entries(storage: &LsmStorageInner, ids: &[usize]) -> Entries {
-    let tables = tables(storage, ids);
-    for pair in tables.windows(2) {
-        assert!(
-            pair[0].last_key() < pair[1].first_key(),
-            "SSTs {} and {} of a level overlap or are out of order",
-            pair[0].sst_id(),
-            pair[1].sst_id()
-        );
-    }
-    collect_run(&mut SstConcatIterator::create_and_seek_to_first(tables).unwrap())
-}
-
-fn model_entries(model: &BTreeMap<Vec<u8>, Vec<u8>>) -> Entries {
-    model
-        .iter()
-        .map(|(k, v)| (Bytes::copy_from_slice(k), Bytes::copy_from_slice(v)))
-        .collect()
-}
-
-/// Moves L1 down to L2 by hand (L2 must be empty), so that the next full compaction is not to
-/// the bottom. Safe for reads: L1's data is older than anything that arrives later.
-fn move_l1_to_l2(storage: &LsmStorageInner) {
-    let _state_lock = storage.state_lock.lock();
-    let mut next = storage.snapshot().as_ref().clone();
-    assert!(next
-        .levels
-        .iter()
-        .all(|(level, ids)| *level == 1 || ids.is_empty()));
-    let l1 = std::mem::take(&mut next.levels[0].1);
-    next.levels = vec![(1, Vec::new()), (2, l1)];
-    *storage.state.write() = Arc::new(next);
+/// Every entry of the model.
+fn model_entries(model: &Model) -> Entries {
+    model_scan(model, Unbounded, Unbounded)
 }
 
 /// Three SSTs of keys `k010..=k019`, `k030..=k039`, `k050..=k059` (values `v10`..), several blocks
@@ -170,7 +93,7 @@ fn test_task1_concat_iterator_seeks_every_boundary() {
         .collect();
     let mut first = SstConcatIterator::create_and_seek_to_first(ssts.clone()).unwrap();
     assert_eq!(first.num_active_iterators(), 1);
-    assert_eq!(collect_run(&mut first), all);
+    assert_eq!(collect_internal(&mut first).unwrap(), all);
     assert_eq!(
         first.num_active_iterators(),
         0,
@@ -195,7 +118,11 @@ fn test_task1_concat_iterator_seeks_every_boundary() {
             usize::from(!expected.is_empty()),
             "seek {probe:?}"
         );
-        assert_eq!(collect_run(&mut iter), expected, "seek {probe:?}");
+        assert_eq!(
+            collect_internal(&mut iter).unwrap(),
+            expected,
+            "seek {probe:?}"
+        );
     }
 
     // Lazy: a seek into the second SST reads none of the others until it gets to the third.
@@ -256,17 +183,17 @@ fn test_task1_concat_iterator_empty_run() {
 #[test]
 fn test_task2_full_compaction_merges_splits_and_drops_tombstones() {
     const TARGET: usize = 1024;
-    let (_dir, storage) = open(options(TARGET));
-    let mut model = BTreeMap::new();
+    let (_dir, storage) = open_engine(options(TARGET));
+    let mut model = Model::new();
     for round in 0..3 {
         for i in (0..300).step_by(round + 1) {
             let value = format!("round{round}-value{i:05}").into_bytes();
             storage.put(&key(i), &value).unwrap();
-            model.insert(key(i), value);
+            model.insert(key(i).into(), value.into());
         }
         for i in (round..300).step_by(7) {
             storage.delete(&key(i)).unwrap();
-            model.remove(&key(i));
+            model.remove(&key(i)[..]);
         }
         flush_all(&storage);
     }
@@ -303,11 +230,11 @@ fn test_task2_full_compaction_merges_splits_and_drops_tombstones() {
     for i in 0..300 {
         assert_eq!(
             storage.get(&key(i)).unwrap().as_deref(),
-            model.get(&key(i)).map(|v| &v[..])
+            model.get(&key(i)[..]).map(|v| &v[..])
         );
     }
     assert_eq!(
-        collect_scan(&storage, Unbounded, Unbounded),
+        scan_all(&storage, Unbounded, Unbounded),
         model_entries(&model)
     );
 }
@@ -316,7 +243,7 @@ fn test_task2_full_compaction_merges_splits_and_drops_tombstones() {
 /// older values below.
 #[test]
 fn test_task2_tombstones_kept_above_the_bottom() {
-    let (_dir, storage) = open(options(1 << 20));
+    let (_dir, storage) = open_engine(options(1 << 20));
     for i in 0..100 {
         storage.put(&key(i), b"v1").unwrap();
     }
@@ -397,13 +324,7 @@ fn test_task3_apply_level_compaction_replaces_inputs_in_key_order() {
     ] {
         shape.sstables.insert(id, sst(first, last));
     }
-    let task = LevelCompactionTask {
-        upper_level: None,
-        upper_level_sst_ids: vec![8, 7],
-        lower_level: 1,
-        lower_level_sst_ids: vec![2, 3],
-        is_lower_level_bottom_level: false,
-    };
+    let task = level_task(None, &[8, 7], 1, &[2, 3], false);
     let next = apply_level_compaction(&shape, &task, &[10, 11]);
     assert_eq!(
         next.l0_sstables,
@@ -412,13 +333,7 @@ fn test_task3_apply_level_compaction_replaces_inputs_in_key_order() {
     );
     assert_eq!(next.levels, vec![(1, vec![1, 10, 11, 4]), (3, vec![5])]);
 
-    let task = LevelCompactionTask {
-        upper_level: Some(1),
-        upper_level_sst_ids: vec![4],
-        lower_level: 2,
-        lower_level_sst_ids: vec![],
-        is_lower_level_bottom_level: false,
-    };
+    let task = level_task(Some(1), &[4], 2, &[], false);
     let after = apply_level_compaction(&next, &task, &[12]);
     assert_eq!(after.l0_sstables, vec![9]);
     assert_eq!(
@@ -427,13 +342,7 @@ fn test_task3_apply_level_compaction_replaces_inputs_in_key_order() {
         "the missing L2 is created between L1 and L3"
     );
 
-    let task = LevelCompactionTask {
-        upper_level: Some(1),
-        upper_level_sst_ids: vec![1, 10, 11],
-        lower_level: 2,
-        lower_level_sst_ids: vec![12],
-        is_lower_level_bottom_level: false,
-    };
+    let task = level_task(Some(1), &[1, 10, 11], 2, &[12], false);
     let emptied = apply_level_compaction(&after, &task, &[]);
     assert_eq!(emptied.levels, vec![(1, vec![]), (2, vec![]), (3, vec![5])]);
 }
@@ -445,7 +354,7 @@ fn test_task3_apply_level_compaction_replaces_inputs_in_key_order() {
 /// outputs were being built stays in L0, and building the outputs changed nothing by itself.
 #[test]
 fn test_task4_install_applies_to_the_current_state() {
-    let (_dir, storage) = open(options(1 << 20));
+    let (_dir, storage) = open_engine(options(1 << 20));
     for (range, tag) in [(0..50, "a"), (25..75, "b")] {
         for i in range {
             storage.put(&key(i), tag.as_bytes()).unwrap();
@@ -455,13 +364,7 @@ fn test_task4_install_applies_to_the_current_state() {
     let snapshot = storage.snapshot();
     let compacted = snapshot.l0_sstables.clone();
     assert_eq!(compacted.len(), 2);
-    let task = CompactionTask::ForceFull(LevelCompactionTask {
-        upper_level: None,
-        upper_level_sst_ids: compacted.clone(),
-        lower_level: 1,
-        lower_level_sst_ids: Vec::new(),
-        is_lower_level_bottom_level: true,
-    });
+    let task = CompactionTask::ForceFull(level_task(None, &compacted, 1, &[], true));
     let outputs = storage.compact(&snapshot, &task).unwrap();
     let output_ids: Vec<usize> = outputs.iter().map(|t| t.sst_id()).collect();
     assert!(!outputs.is_empty());
@@ -502,7 +405,7 @@ fn test_task4_install_applies_to_the_current_state() {
 /// compacted SST is left.
 #[test]
 fn test_task4_obsolete_files_deleted_after_the_last_reader() {
-    let (dir, storage) = open(options(1 << 20));
+    let (dir, storage) = open_engine(options(1 << 20));
     for range in [0..100, 100..200] {
         for i in range {
             storage.put(&key(i), format!("v{i}").as_bytes()).unwrap();
@@ -519,7 +422,7 @@ fn test_task4_obsolete_files_deleted_after_the_last_reader() {
     assert!(path(holder).exists(), "deleted while a scan still reads it");
     let mut rest = vec![(Bytes::from(key(0)), Bytes::from("v0"))];
     scan.next().unwrap();
-    rest.extend(drain(&mut scan, |it| Bytes::copy_from_slice(it.key())));
+    rest.extend(collect_user(&mut scan).unwrap());
     let expected: Entries = (0..=50)
         .map(|i| (Bytes::from(key(i)), Bytes::from(format!("v{i}"))))
         .collect();
@@ -543,21 +446,19 @@ fn test_task4_obsolete_files_deleted_after_the_last_reader() {
 // ---------------------------------------------------------------------------------------------
 // Task 5: reading through the levels
 
-type Model = BTreeMap<Vec<u8>, Vec<u8>>;
-
 /// Scan bounds.
 type Range<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
 
 /// L2 holds keys 0..400, L1 the even ones (newer values), L0 one SST of keys 100..110 (newest),
 /// with SSTs of about 1 KiB and an empty memtable.
 fn three_levels() -> (TempDir, LsmStorageInner, Model) {
-    let (dir, storage) = open(options(1024));
+    let (dir, storage) = open_engine(options(1024));
     let mut model = Model::new();
     let mut write = |range: std::iter::StepBy<std::ops::Range<usize>>, tag: &str| {
         for i in range {
             let value = format!("{tag}-value-{i:05}").into_bytes();
             storage.put(&key(i), &value).unwrap();
-            model.insert(key(i), value);
+            model.insert(key(i).into(), value.into());
         }
         flush_all(&storage);
     };
@@ -577,29 +478,6 @@ fn three_levels() -> (TempDir, LsmStorageInner, Model) {
     (dir, storage, model)
 }
 
-/// Every SST of the engine: L0 first, then each level.
-fn every_table(storage: &LsmStorageInner) -> Vec<Arc<SsTable>> {
-    let snapshot = storage.snapshot();
-    let mut ids = snapshot.l0_sstables.clone();
-    ids.extend(snapshot.levels.iter().flat_map(|(_, ids)| ids.clone()));
-    tables(storage, &ids)
-}
-
-/// Whether `lower..upper` meets `first..=last`.
-fn overlaps(lower: Bound<&[u8]>, upper: Bound<&[u8]>, first: &[u8], last: &[u8]) -> bool {
-    let after_upper = match upper {
-        Included(u) => first > u,
-        Excluded(u) => first >= u,
-        Unbounded => false,
-    };
-    let before_lower = match lower {
-        Included(l) => last < l,
-        Excluded(l) => last <= l,
-        Unbounded => false,
-    };
-    !after_upper && !before_lower
-}
-
 /// `get` finds the newest version across the memtable, L0, L1 and L2: a tombstone in a higher
 /// level hides the values below it.
 #[test]
@@ -607,20 +485,20 @@ fn test_task5_get_finds_the_newest_version_across_levels() {
     let (_dir, storage, mut model) = three_levels();
     for i in (0..400).step_by(7) {
         storage.delete(&key(i)).unwrap();
-        model.remove(&key(i));
+        model.remove(&key(i)[..]);
     }
     flush_all(&storage);
     storage.force_full_compaction().unwrap(); // L0 and L1 into L1; L2 keeps older values.
     for i in (0..400).step_by(11) {
         storage.put(&key(i), b"memtable").unwrap();
-        model.insert(key(i), b"memtable".to_vec());
+        model.insert(key(i).into(), Bytes::from_static(b"memtable"));
     }
     for i in (3..400).step_by(13) {
         storage.delete(&key(i)).unwrap();
-        model.remove(&key(i));
+        model.remove(&key(i)[..]);
     }
     for i in 0..=400 {
-        let expected = model.get(&key(i)).map(|v| &v[..]);
+        let expected = model.get(&key(i)[..]).map(|v| &v[..]);
         assert_eq!(
             storage.get(&key(i)).unwrap().as_deref(),
             expected,
@@ -628,7 +506,7 @@ fn test_task5_get_finds_the_newest_version_across_levels() {
         );
     }
     assert_eq!(
-        collect_scan(&storage, Unbounded, Unbounded),
+        scan_all(&storage, Unbounded, Unbounded),
         model_entries(&model)
     );
 }
@@ -649,7 +527,7 @@ fn test_task5_get_skips_ssts_out_of_range() {
     for probe in probes {
         let before = reads(&all);
         let value = storage.get(&probe).unwrap();
-        assert_eq!(value.as_deref(), model.get(&probe).map(|v| &v[..]));
+        assert_eq!(value.as_deref(), model.get(&probe[..]).map(|v| &v[..]));
         for (table, was) in all.iter().zip(before) {
             let holds = table.first_key().raw_ref() <= &probe[..]
                 && &probe[..] <= table.last_key().raw_ref();
@@ -690,30 +568,13 @@ fn test_task5_scan_skips_ssts_out_of_range() {
     ];
     for (lower, upper) in cases {
         let before = reads(&all);
-        let mut expected_active = snapshot
-            .l0_sstables
+        let meets_id = |id: &usize| meets(lower, upper, snapshot.table(*id).unwrap());
+        let l0 = snapshot.l0_sstables.iter().filter(|id| meets_id(id));
+        let levels = snapshot
+            .levels
             .iter()
-            .filter(|id| {
-                let t = snapshot.table(**id).unwrap();
-                overlaps(
-                    lower,
-                    upper,
-                    t.first_key().raw_ref(),
-                    t.last_key().raw_ref(),
-                )
-            })
-            .count();
-        for (_, ids) in &snapshot.levels {
-            expected_active += usize::from(ids.iter().any(|id| {
-                let t = snapshot.table(*id).unwrap();
-                overlaps(
-                    lower,
-                    upper,
-                    t.first_key().raw_ref(),
-                    t.last_key().raw_ref(),
-                )
-            }));
-        }
+            .filter(|(_, ids)| ids.iter().any(meets_id));
+        let expected_active = l0.count() + levels.count();
         let mut iter = storage.scan(lower, upper).unwrap();
         assert_eq!(
             iter.num_active_iterators(),
@@ -721,27 +582,18 @@ fn test_task5_scan_skips_ssts_out_of_range() {
             "scan({lower:?}, {upper:?}): iterators over L0 SSTs and levels\n{}",
             storage.dump()
         );
-        let entries = drain(&mut iter, |it| Bytes::copy_from_slice(it.key()));
-        let expected: Entries = model_entries(&model)
-            .into_iter()
-            .filter(|(k, _)| overlaps(lower, upper, k, k))
-            .collect();
+        let entries = collect_user(&mut iter).unwrap();
+        let expected = model_scan(&model, lower, upper);
         assert_eq!(entries, expected, "scan({lower:?}, {upper:?})");
         for (table, was) in all.iter().zip(before) {
-            let meets = overlaps(
-                lower,
-                upper,
-                table.first_key().raw_ref(),
-                table.last_key().raw_ref(),
-            );
             assert!(
-                meets || table.block_reads() == was,
+                meets(lower, upper, table) || table.block_reads() == was,
                 "scan({lower:?}, {upper:?}) read a block of SST {}, out of its range",
                 table.sst_id()
             );
         }
     }
-    let prefixed = collect_run_prefix(&storage, b"key001");
+    let prefixed = collect_user(&mut storage.scan_prefix(b"key001").unwrap()).unwrap();
     let expected: Entries = model_entries(&model)
         .into_iter()
         .filter(|(k, _)| k.starts_with(b"key001"))
@@ -749,161 +601,22 @@ fn test_task5_scan_skips_ssts_out_of_range() {
     assert_eq!(prefixed, expected, "scan_prefix through the levels");
 }
 
-fn collect_run_prefix(storage: &LsmStorageInner, prefix: &[u8]) -> Entries {
-    let mut iter = storage.scan_prefix(prefix).unwrap();
-    drain(&mut iter, |it| Bytes::copy_from_slice(it.key()))
-}
-
 // ---------------------------------------------------------------------------------------------
 // Randomized, against a model
-
-/// One step of the randomized test; keys and values are numbers, so that a repro can be pasted.
-#[derive(Debug, Clone)]
-enum Op {
-    Put(usize, usize),
-    Delete(usize),
-    Get(usize),
-    Scan(Bound<usize>, Bound<usize>),
-    Flush,
-    FullCompaction,
-    /// [`move_l1_to_l2`], when L2 is empty.
-    MoveDown,
-}
-
-/// SplitMix64, so that the test needs no `rand`.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) % n as u64) as usize
-    }
-}
-
-fn random_ops(seed: u64, n: usize) -> Vec<Op> {
-    let mut rng = Rng(seed);
-    let bound = |rng: &mut Rng| match rng.below(3) {
-        0 => Included(rng.below(150)),
-        1 => Excluded(rng.below(150)),
-        _ => Unbounded,
-    };
-    (0..n)
-        .map(|version| match rng.below(100) {
-            0..=44 => Op::Put(rng.below(150), version),
-            45..=59 => Op::Delete(rng.below(150)),
-            60..=79 => Op::Get(rng.below(150)),
-            80..=89 => Op::Scan(bound(&mut rng), bound(&mut rng)),
-            90..=94 => Op::Flush,
-            95..=97 => Op::FullCompaction,
-            _ => Op::MoveDown,
-        })
-        .collect()
-}
-
-/// Runs `ops` on a fresh engine and the model; the first failure, with its index.
-fn run_ops(ops: &[Op]) -> Result<(), String> {
-    let (_dir, storage) = open(options(256));
-    let mut model = Model::new();
-    let key_bound = |b: &Bound<usize>| b.map(key);
-    for (at, op) in ops.iter().enumerate() {
-        let fail = |what: String| Err(format!("op #{at} {op:?}: {what}"));
-        match op {
-            Op::Put(k, v) => {
-                let value = format!("value{v}").into_bytes();
-                storage.put(&key(*k), &value).unwrap();
-                model.insert(key(*k), value);
-            }
-            Op::Delete(k) => {
-                storage.delete(&key(*k)).unwrap();
-                model.remove(&key(*k));
-            }
-            Op::Get(k) => {
-                let got = storage.get(&key(*k)).unwrap();
-                if got.as_deref() != model.get(&key(*k)).map(|v| &v[..]) {
-                    return fail(format!("got {got:?}"));
-                }
-            }
-            Op::Scan(lower, upper) => {
-                let (lower, upper) = (key_bound(lower), key_bound(upper));
-                let (lower, upper) = (
-                    lower.as_ref().map(|k| &k[..]),
-                    upper.as_ref().map(|k| &k[..]),
-                );
-                let got = collect_scan(&storage, lower, upper);
-                let expected: Entries = model_entries(&model)
-                    .into_iter()
-                    .filter(|(k, _)| overlaps(lower, upper, k, k))
-                    .collect();
-                if got != expected {
-                    return fail(format!("got {got:?}\nexpected {expected:?}"));
-                }
-            }
-            Op::Flush => flush_all(&storage),
-            Op::FullCompaction => storage.force_full_compaction().unwrap(),
-            Op::MoveDown => {
-                let levels = storage.snapshot().levels.clone();
-                if levels.len() == 1 && !levels[0].1.is_empty() {
-                    move_l1_to_l2(&storage);
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The seed: `MINI_LSM_SEED` to replay a failure, else the clock; printed first.
-fn test_seed() -> u64 {
-    let seed = std::env::var("MINI_LSM_SEED").map_or_else(
-        |_| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64)
-        },
-        |s| {
-            s.trim()
-                .parse()
-                .expect("MINI_LSM_SEED must be an unsigned integer")
-        },
-    );
-    println!("seed = {seed} (replay with MINI_LSM_SEED={seed})");
-    seed
-}
 
 /// Random puts, deletes, gets, scans, flushes, full compactions and moves of L1 to L2 agree with
 /// a `BTreeMap`; a failure prints the seed and a shrunk list of operations to paste.
 #[test]
 fn test_task5_randomized_with_full_compactions_against_model() {
-    let seed = test_seed();
-    let ops = random_ops(seed, 1500);
-    if run_ops(&ops).is_ok() {
-        return;
-    }
-    // Shrink: drop chunks of operations while the run still fails, for at most 20 s.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let mut ops = ops;
-    let mut chunk = ops.len() / 2;
-    while chunk > 0 && std::time::Instant::now() < deadline {
-        let mut at = 0;
-        while at < ops.len() && std::time::Instant::now() < deadline {
-            let candidate: Vec<Op> = ops[..at]
-                .iter()
-                .chain(ops[(at + chunk).min(ops.len())..].iter())
-                .cloned()
-                .collect();
-            if run_ops(&candidate).is_err() {
-                ops = candidate;
-            } else {
-                at += chunk;
-            }
-        }
-        chunk /= 2;
-    }
-    let message = run_ops(&ops).expect_err("the shrunk operations fail");
-    panic!(
-        "seed {seed}: {message}\nshrunk to {} operations; paste into a test:\n    use Op::*; use std::ops::Bound::*;\n    run_ops(&{ops:?}).unwrap();",
-        ops.len()
-    );
+    let mix = OpMix {
+        put: 45,
+        delete: 15,
+        get: 20,
+        scan: 10,
+        flush: 5,
+        compact: 0,
+        full_compaction: 3,
+        move_down: 2,
+    };
+    randomized_against_model(1500, mix, &[("options(256)".into(), options(256))]);
 }

@@ -3,17 +3,16 @@
 //! model.
 
 use std::collections::BTreeMap;
-use std::ops::Bound::{self, Excluded, Included, Unbounded};
 
 use bytes::Bytes;
 
+use super::harness::compaction::{flush_all, key, level_task, randomized_against_model, OpMix};
 use crate::compact::simulator::Simulator;
 use crate::compact::{
-    CompactionOptions, CompactionTask, LevelCompactionTask, LevelTargets,
-    LeveledCompactionController, LeveledCompactionOptions, LsmShape,
-    SimpleLeveledCompactionOptions, SstInfo, TieredCompactionOptions,
+    CompactionOptions, CompactionTask, LevelTargets, LeveledCompactionController,
+    LeveledCompactionOptions, LsmShape, SimpleLeveledCompactionOptions, SstInfo,
+    TieredCompactionOptions,
 };
-use crate::iterators::StorageIterator;
 use crate::lsm_storage::{LsmStorageInner, LsmStorageOptions};
 
 // ---------------------------------------------------------------------------------------------
@@ -56,26 +55,6 @@ fn shape(l0: &[Sst], levels: &[&[Sst]]) -> LsmShape {
     shape.l0_sstables = l0;
     shape.levels = levels;
     shape
-}
-
-fn task(
-    upper: Option<usize>,
-    upper_ids: &[usize],
-    lower: usize,
-    lower_ids: &[usize],
-    bottom: bool,
-) -> LevelCompactionTask {
-    LevelCompactionTask {
-        upper_level: upper,
-        upper_level_sst_ids: upper_ids.to_vec(),
-        lower_level: lower,
-        lower_level_sst_ids: lower_ids.to_vec(),
-        is_lower_level_bottom_level: bottom,
-    }
-}
-
-fn key(i: usize) -> Vec<u8> {
-    format!("key{i:05}").into_bytes()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -146,7 +125,7 @@ fn test_task2_l0_goes_to_the_base_level_with_overlapping_ssts() {
         (5, 100, "m", "p"),
     ];
     let tree = shape(l0, &[&[], &[], base]);
-    let expected = task(None, &[11, 10], 3, &[2, 3, 4], true);
+    let expected = level_task(None, &[11, 10], 3, &[2, 3, 4], true);
     assert_eq!(
         controller.generate_task(&tree),
         Some(expected),
@@ -161,12 +140,12 @@ fn test_task2_l0_goes_to_the_base_level_with_overlapping_ssts() {
     let l2: &[Sst] = &[(6, 100, "a", "c"), (7, 100, "h", "i"), (8, 100, "x", "y")];
     let l3: &[Sst] = &[(9, 4 * MIB, "a", "z")];
     let tree = shape(l0, &[&[], l2, l3]);
-    let expected = task(None, &[11, 10], 2, &[6, 7], false);
+    let expected = level_task(None, &[11, 10], 2, &[6, 7], false);
     assert_eq!(controller.generate_task(&tree), Some(expected));
 
     // An SST in L1, above the base level L3, holds older data than L0: L0 goes to L1.
     let tree = shape(l0, &[&[(6, 100, "a", "c")], &[], base]);
-    let expected = task(None, &[11, 10], 1, &[6], false);
+    let expected = level_task(None, &[11, 10], 1, &[6], false);
     assert_eq!(
         controller.generate_task(&tree),
         Some(expected),
@@ -194,8 +173,8 @@ fn test_task2_the_level_most_over_its_target_moves_its_oldest_sst() {
         let tree = shape(&[(30, 1, "a", "z")], &[&l1(l1_size), &l2(l2_size), l3]);
         controller.generate_task(&tree)
     };
-    let l2_moves = task(Some(2), &[13], 3, &[20, 21], true);
-    let l1_moves = task(Some(1), &[11], 2, &[14], false);
+    let l2_moves = level_task(Some(2), &[13], 3, &[20, 21], true);
+    let l1_moves = level_task(Some(1), &[11], 2, &[14], false);
     assert_eq!(
         pick(3 * MIB / 2, 8 * MIB),
         Some(l2_moves),
@@ -217,7 +196,7 @@ fn test_task2_the_level_most_over_its_target_moves_its_oldest_sst() {
     // L3 holds 2 MiB: L2 (target 512 KiB) is the base level, so L1 has no target at all.
     let small_l3: &[Sst] = &[(20, 2 * MIB, "a", "z")];
     let tree = shape(&[], &[&[(12, 1, "g", "h")], &l2(10 * MIB), small_l3]);
-    let expected = task(Some(1), &[12], 2, &[13], false);
+    let expected = level_task(Some(1), &[12], 2, &[13], false);
     assert_eq!(controller.generate_task(&tree), Some(expected));
 }
 
@@ -281,12 +260,7 @@ fn test_task2_leveled_engine_rewrites_only_overlapping_ssts() {
             storage.put(&key(i), value.as_bytes()).unwrap();
             model.insert(key(i), value.to_string());
         }
-        storage
-            .force_freeze_memtable(&storage.state_lock.lock())
-            .unwrap();
-        while !storage.snapshot().imm_memtables.is_empty() {
-            storage.force_flush_next_imm_memtable().unwrap();
-        }
+        flush_all(&storage);
     };
     let l2 = |storage: &LsmStorageInner| storage.snapshot().levels[1].1.clone();
     let range = |storage: &LsmStorageInner, id: usize| {
@@ -351,52 +325,6 @@ fn test_task2_leveled_engine_rewrites_only_overlapping_ssts() {
 // ---------------------------------------------------------------------------------------------
 // Every strategy against a model
 
-/// One step of the randomized test; keys and values are numbers, so that a repro can be pasted.
-#[derive(Debug, Clone)]
-enum Op {
-    Put(usize, usize),
-    Delete(usize),
-    Get(usize),
-    Scan(Bound<usize>, Bound<usize>),
-    Flush,
-    /// `trigger_compaction`, until it changes nothing (at most 10 times).
-    Compact,
-    FullCompaction,
-}
-
-/// SplitMix64, so that the test needs no `rand`.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) % n as u64) as usize
-    }
-}
-
-fn random_ops(seed: u64, n: usize) -> Vec<Op> {
-    let mut rng = Rng(seed);
-    let bound = |rng: &mut Rng| match rng.below(3) {
-        0 => Included(rng.below(150)),
-        1 => Excluded(rng.below(150)),
-        _ => Unbounded,
-    };
-    (0..n)
-        .map(|version| match rng.below(100) {
-            0..=44 => Op::Put(rng.below(150), version),
-            45..=59 => Op::Delete(rng.below(150)),
-            60..=77 => Op::Get(rng.below(150)),
-            78..=87 => Op::Scan(bound(&mut rng), bound(&mut rng)),
-            88..=94 => Op::Flush,
-            95..=98 => Op::Compact,
-            _ => Op::FullCompaction,
-        })
-        .collect()
-}
-
 /// The strategies under test: small triggers, so that compactions are frequent.
 fn strategies() -> Vec<CompactionOptions> {
     vec![
@@ -416,115 +344,11 @@ fn strategies() -> Vec<CompactionOptions> {
     ]
 }
 
-/// Whether `key` lies within `lower..upper`.
-fn within(key: &[u8], lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> bool {
-    (match lower {
-        Included(l) => key >= l,
-        Excluded(l) => key > l,
-        Unbounded => true,
-    }) && (match upper {
-        Included(u) => key <= u,
-        Excluded(u) => key < u,
-        Unbounded => true,
-    })
-}
-
-/// Runs `ops` on a fresh engine with `strategy` and on the model; the first disagreement.
-fn run_ops(strategy: &CompactionOptions, ops: &[Op]) -> Result<(), String> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut options = LsmStorageOptions::default_for_week2_test(strategy.clone());
+/// The engine of the randomized test: small SSTs and blocks, so that compactions have many.
+fn random_test_options(strategy: CompactionOptions) -> LsmStorageOptions {
+    let mut options = LsmStorageOptions::default_for_week2_test(strategy);
     (options.target_sst_size, options.block_size) = (256, 64);
-    let storage = LsmStorageInner::open(dir.path(), options).unwrap();
-    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-    for (at, op) in ops.iter().enumerate() {
-        let fail = |what: String| Err(format!("op #{at} {op:?}: {what}\n{}", storage.dump()));
-        match op {
-            Op::Put(k, v) => {
-                let value = format!("value{v}").into_bytes();
-                storage.put(&key(*k), &value).unwrap();
-                model.insert(key(*k), value);
-            }
-            Op::Delete(k) => {
-                storage.delete(&key(*k)).unwrap();
-                model.remove(&key(*k));
-            }
-            Op::Get(k) => {
-                let got = storage.get(&key(*k)).unwrap();
-                if got.as_deref() != model.get(&key(*k)).map(|v| &v[..]) {
-                    return fail(format!("got {got:?}"));
-                }
-            }
-            Op::Scan(lower, upper) => {
-                let (lower, upper) = (lower.map(key), upper.map(key));
-                let (lower, upper) = (
-                    lower.as_ref().map(|k| &k[..]),
-                    upper.as_ref().map(|k| &k[..]),
-                );
-                let mut iter = storage.scan(lower, upper).unwrap();
-                let mut got = Vec::new();
-                while iter.is_valid() {
-                    got.push((iter.key().to_vec(), iter.value().to_vec()));
-                    iter.next().unwrap();
-                }
-                let expected: Vec<(Vec<u8>, Vec<u8>)> = model
-                    .iter()
-                    .filter(|(k, _)| within(k, lower, upper))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                if got != expected {
-                    let show = |entries: &[(Vec<u8>, Vec<u8>)]| -> Vec<String> {
-                        let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
-                        entries
-                            .iter()
-                            .map(|(k, v)| format!("{}={}", text(k), text(v)))
-                            .collect()
-                    };
-                    return fail(format!(
-                        "got {:?}\nexpected {:?}",
-                        show(&got),
-                        show(&expected)
-                    ));
-                }
-            }
-            Op::Flush => {
-                storage
-                    .force_freeze_memtable(&storage.state_lock.lock())
-                    .unwrap();
-                while !storage.snapshot().imm_memtables.is_empty() {
-                    storage.force_flush_next_imm_memtable().unwrap();
-                }
-            }
-            Op::Compact => {
-                for _ in 0..10 {
-                    let before = storage.snapshot().shape();
-                    storage.trigger_compaction().unwrap();
-                    if storage.snapshot().shape() == before {
-                        break;
-                    }
-                }
-            }
-            Op::FullCompaction => storage.force_full_compaction().unwrap(),
-        }
-    }
-    Ok(())
-}
-
-/// The seed: `MINI_LSM_SEED` to replay a failure, else the clock; printed first.
-fn test_seed() -> u64 {
-    let seed = std::env::var("MINI_LSM_SEED").map_or_else(
-        |_| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64)
-        },
-        |s| {
-            s.trim()
-                .parse()
-                .expect("MINI_LSM_SEED must be an unsigned integer")
-        },
-    );
-    println!("seed = {seed} (replay with MINI_LSM_SEED={seed})");
-    seed
+    options
 }
 
 /// With each strategy, random puts, deletes, gets, scans, flushes, compaction steps and full
@@ -532,34 +356,23 @@ fn test_seed() -> u64 {
 /// operations to paste.
 #[test]
 fn test_task2_randomized_every_strategy_against_model() {
-    let seed = test_seed();
-    let ops = random_ops(seed, 1200);
-    for strategy in strategies() {
-        if run_ops(&strategy, &ops).is_ok() {
-            continue;
-        }
-        // Shrink: drop chunks of operations while the run still fails, for at most 20 s.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let mut ops = ops.clone();
-        let mut chunk = ops.len() / 2;
-        while chunk > 0 && std::time::Instant::now() < deadline {
-            let mut at = 0;
-            while at < ops.len() && std::time::Instant::now() < deadline {
-                let rest = &ops[(at + chunk).min(ops.len())..];
-                let candidate: Vec<Op> = ops[..at].iter().chain(rest).cloned().collect();
-                if run_ops(&strategy, &candidate).is_err() {
-                    ops = candidate;
-                } else {
-                    at += chunk;
-                }
-            }
-            chunk /= 2;
-        }
-        let message = run_ops(&strategy, &ops).expect_err("the shrunk operations fail");
-        panic!(
-            "seed {seed}, {strategy:?}: {message}\nshrunk to {} operations; paste into a test:\n    \
-             use Op::*; use std::ops::Bound::*;\n    run_ops(&strategies()[i], &{ops:?}).unwrap();",
-            ops.len()
-        );
-    }
+    let mix = OpMix {
+        put: 45,
+        delete: 15,
+        get: 18,
+        scan: 10,
+        flush: 7,
+        compact: 4,
+        full_compaction: 1,
+        move_down: 0,
+    };
+    let engines: Vec<_> = strategies()
+        .into_iter()
+        .enumerate()
+        .map(|(i, strategy)| {
+            let repro = format!("random_test_options(strategies()[{i}].clone())");
+            (repro, random_test_options(strategy))
+        })
+        .collect();
+    randomized_against_model(1200, mix, &engines);
 }
