@@ -152,6 +152,7 @@ pub enum CompactionTask {
     Leveled(LevelCompactionTask),
 }
 
+// ANCHOR: input_runs
 impl CompactionTask {
     /// The input sorted runs, newest first: each L0 SST is a run of its own, then the upper level,
     /// then the lower level (or the tiers, newest first).
@@ -189,6 +190,7 @@ impl CompactionTask {
         }
     }
 }
+// ANCHOR_END: input_runs
 
 /// The controller of the configured strategy: the one place that dispatches on it.
 #[derive(Debug, Clone)]

@@ -167,11 +167,13 @@ impl SsTable {
         })
     }
 
+    // ANCHOR: mark_obsolete
     /// Marks the table obsolete: its file is deleted from `fs` when the last `Arc` to the table is
     /// dropped, so that a scan still reading it is never cut short.
     pub fn mark_obsolete(&self, fs: Arc<dyn FileSystem>) {
         *self.delete_on_drop.lock() = Some(fs);
     }
+    // ANCHOR_END: mark_obsolete
 
     // ANCHOR: sst_open
     /// Opens an SST, reading and checking its index.
@@ -332,6 +334,7 @@ impl SsTable {
     // ANCHOR_END: bloom_excludes
 }
 
+// ANCHOR: sst_drop
 impl Drop for SsTable {
     fn drop(&mut self) {
         if let Some(fs) = self.delete_on_drop.get_mut().take() {
@@ -341,6 +344,7 @@ impl Drop for SsTable {
         }
     }
 }
+// ANCHOR_END: sst_drop
 
 /// Checks and removes the CRC-32 that ends `data` (week 2 day 7).
 ///

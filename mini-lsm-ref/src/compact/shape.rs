@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use super::LevelCompactionTask;
 
+// ANCHOR: lsm_shape
 /// One SST as a controller sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SstInfo {
@@ -32,6 +33,7 @@ pub struct LsmShape {
     /// Every SST listed above, by id.
     pub sstables: HashMap<usize, SstInfo>,
 }
+// ANCHOR_END: lsm_shape
 
 impl LsmShape {
     /// The SST with id `id`.

@@ -98,6 +98,7 @@ impl SstConcatIterator {
     }
     // ANCHOR_END: concat_create
 
+    // ANCHOR: concat_open_next
     /// Opens the following SSTs while the current one has no entry left.
     fn open_next_until_valid(&mut self) -> Result<()> {
         // @task week2_day1 1
@@ -114,6 +115,7 @@ impl SstConcatIterator {
         Ok(())
         // @end
     }
+    // ANCHOR_END: concat_open_next
 }
 
 impl StorageIterator for SstConcatIterator {

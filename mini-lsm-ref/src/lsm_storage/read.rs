@@ -81,6 +81,7 @@ fn seek_table(table: Arc<SsTable>, lower: Bound<&[u8]>) -> Result<SsTableIterato
 }
 // ANCHOR_END: seek_table
 
+// ANCHOR: read_levels
 /// A concat iterator over a sorted run of `tables`, positioned at the first key within `lower`.
 fn seek_run(tables: Vec<Arc<SsTable>>, lower: Bound<&[u8]>) -> Result<SstConcatIterator> {
     // @task week2_day1 5
@@ -150,6 +151,7 @@ fn table_in_run<'a>(
     }
     // @end
 }
+// ANCHOR_END: read_levels
 
 /// The merge of every memtable in `snapshot` over `lower..upper`, newest first.
 fn memtables_iter(
