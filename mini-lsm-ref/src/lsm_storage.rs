@@ -267,6 +267,7 @@ impl LsmStorageInner {
         &self.recovery_report
     }
 
+    // ANCHOR: log_change
     /// Appends `record` to the manifest, if the engine keeps one. Requires `state_lock`.
     ///
     /// # Errors
@@ -281,7 +282,9 @@ impl LsmStorageInner {
             None => Ok(()),
         }
     }
+    // ANCHOR_END: log_change
 
+    // ANCHOR: remove_wal
     /// Deletes memtable `id`'s log, once its data is in an SST the manifest lists.
     ///
     /// # Errors
@@ -293,6 +296,7 @@ impl LsmStorageInner {
         }
         Ok(())
     }
+    // ANCHOR_END: remove_wal
     // ANCHOR_END: inner_open
 
     /// A fresh id for a memtable and the SST it becomes.
@@ -317,6 +321,7 @@ impl LsmStorageInner {
     }
     // ANCHOR_END: snapshot
 
+    // ANCHOR: sync
     /// Makes every write acknowledged so far durable, by syncing the log of every memtable; a
     /// no-op without logs.
     ///
@@ -336,6 +341,7 @@ impl LsmStorageInner {
         // Ok(())
         // @end
     }
+    // ANCHOR_END: sync
 
     // ANCHOR: record_bg_error
     /// Keeps the first background error, and wakes stalled writers so they see it.

@@ -46,6 +46,7 @@ impl MiniLsm {
         }))
     }
 
+    // ANCHOR: close
     /// Stops and joins the flush thread.
     ///
     /// # Errors
@@ -73,6 +74,7 @@ impl MiniLsm {
         // @end
         Ok(())
     }
+    // ANCHOR_END: close
     // ANCHOR_END: open
 
     /// See [`LsmStorageInner::get`].

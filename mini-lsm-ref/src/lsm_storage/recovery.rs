@@ -52,6 +52,7 @@ pub(crate) fn place_flushed(l0: &mut Vec<usize>, _levels: &mut [(usize, Vec<usiz
     l0.insert(0, id);
 }
 
+// ANCHOR: shape
 /// The shape the manifest describes, before any file is opened.
 #[derive(Default)]
 struct Shape {
@@ -61,6 +62,7 @@ struct Shape {
     live_memtables: BTreeSet<usize>,
     max_id: Option<usize>,
 }
+// ANCHOR_END: shape
 
 impl Shape {
     // ANCHOR: replay
@@ -93,6 +95,7 @@ impl Shape {
     // ANCHOR_END: replay
 }
 
+// ANCHOR: recover
 /// Rebuilds the engine's state in `dir` (see the module docs).
 ///
 /// # Errors
@@ -189,7 +192,9 @@ pub(crate) fn recover(
     })
     // @end
 }
+// ANCHOR_END: recover
 
+// ANCHOR: stray_files
 /// Deletes the engine's files in `dir` that the new manifest does not need: SSTs it does not list
 /// and logs of memtables that are gone. Files whose names are not the engine's are left alone.
 /// Only the removal of a file the old manifest did not know is reported: an empty log of a live
@@ -231,3 +236,4 @@ fn remove_stray_files(
     }
     Ok(())
 }
+// ANCHOR_END: stray_files
