@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-//! Helpers of the persistence chapters (week 2, days 5-7): a seeded PRNG, engines on a crashable
-//! in-memory file system, a `BTreeMap` model of the data, and the crash-point sweep.
+//! Helpers of the persistence chapters (week 2, days 5-7): engines on a crashable in-memory file
+//! system, a `BTreeMap` model of the data, and the crash-point sweep.
 #![allow(
     dead_code,
     reason = "a chapter checkpoint compiles only the tests up to it; later ones use some helpers"
@@ -17,51 +17,9 @@ use crate::fs::{Fault, FileSystem, MemFs};
 use crate::iterators::StorageIterator;
 use crate::lsm_storage::{LsmStorageInner, LsmStorageOptions, WriteBatchRecord};
 
-// -----------------------------------------------------------------------------------------
-// Randomness
-
-/// SplitMix64: a tiny, good-enough PRNG, so that tests need no `rand`.
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n`; `n` must be positive.
-    pub(crate) fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    /// True with probability `percent`%.
-    pub(crate) fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-}
-
-/// The seed of a randomized test: `MINI_LSM_SEED` if set (to replay a failure), else the
-/// clock. Printed first, so that a failing test's output always says how to replay it.
-pub(crate) fn test_seed() -> u64 {
-    let seed = match std::env::var("MINI_LSM_SEED") {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .expect("MINI_LSM_SEED must be an unsigned integer"),
-        Err(_) => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64),
-    };
-    println!("seed = {seed} (replay with MINI_LSM_SEED={seed})");
-    seed
-}
+// The PRNG and the seed come from the main harness, so that tests of these chapters can name
+// them from here too.
+pub(crate) use super::{test_seed, Rng};
 
 /// Whether to run the crash and corruption sweeps in full (`MINI_LSM_FULL=1`, as
 /// `cargo x ci --full` sets) rather than in their reduced form.
@@ -220,6 +178,10 @@ pub(crate) enum Step {
     Freeze,
     /// `force_flush_next_imm_memtable`.
     Flush,
+    /// `trigger_compaction`: one round of the engine's compaction strategy (week 2 days 2-4).
+    Compact,
+    /// `force_full_compaction` (week 2 day 1).
+    FullCompaction,
 }
 
 impl Step {
@@ -249,7 +211,7 @@ impl Step {
             Step::Put(k, v) => set(k, v),
             Step::Delete(k) => set(k, &Vec::new()),
             Step::Batch(entries) => entries.iter().for_each(|(k, v)| set(k, v)),
-            Step::Sync | Step::Freeze | Step::Flush => {}
+            Step::Sync | Step::Freeze | Step::Flush | Step::Compact | Step::FullCompaction => {}
         }
     }
 
@@ -258,7 +220,9 @@ impl Step {
         match self {
             Step::Put(k, _) | Step::Delete(k) => vec![k.clone()],
             Step::Batch(entries) => entries.iter().map(|(k, _)| k.clone()).collect(),
-            Step::Sync | Step::Freeze | Step::Flush => Vec::new(),
+            Step::Sync | Step::Freeze | Step::Flush | Step::Compact | Step::FullCompaction => {
+                Vec::new()
+            }
         }
     }
 }
@@ -320,6 +284,8 @@ pub(crate) fn run_steps(inner: &LsmStorageInner, steps: &[Step], wal: bool) -> R
                 }
             }),
             Step::Freeze => freeze(inner).map(|()| frozen_at.push_back(writes)),
+            Step::Compact => inner.trigger_compaction(),
+            Step::FullCompaction => inner.force_full_compaction(),
             Step::Flush => {
                 let waiting = !inner.snapshot().imm_memtables.is_empty();
                 inner.force_flush_next_imm_memtable().map(|()| {
@@ -352,13 +318,13 @@ pub(crate) fn keys_of(steps: &[Step]) -> Vec<Vec<u8>> {
 /// prefix); `lost` counts the durable writes missing from the best matching prefix.
 fn check_recovery(
     image: &MemFs,
-    wal: bool,
+    open: Opener<'_>,
     run: &Run,
     probe: &[Vec<u8>],
     lost: &mut usize,
 ) -> std::result::Result<(Model, u64), String> {
     let opened = catch_unwind(AssertUnwindSafe(|| -> Result<Model> {
-        let inner = open_mem(image, wal)?;
+        let inner = open(image)?;
         read_state(&inner, probe)
     }));
     let state = match opened {
@@ -410,10 +376,24 @@ pub(crate) struct SweepStats {
 /// takes new writes that survive the next crash. Panics with every failure, after printing
 /// what it covered.
 pub(crate) fn crash_sweep(name: &str, wal: bool, steps: &[Step]) -> SweepStats {
+    crash_sweep_with(name, wal, &|fs| open_mem(fs, wal), steps)
+}
+
+/// How a sweep opens the engine on a file system.
+pub(crate) type Opener<'a> = &'a dyn Fn(&MemFs) -> Result<LsmStorageInner>;
+
+/// [`crash_sweep`], opening the engine with `open` (for other options, such as a compaction
+/// strategy).
+pub(crate) fn crash_sweep_with(
+    name: &str,
+    wal: bool,
+    open: Opener<'_>,
+    steps: &[Step],
+) -> SweepStats {
     let full = full_sweep();
     let probe = keys_of(steps);
     let fs = MemFs::new();
-    let inner = open_mem(&fs, wal).expect("open the engine");
+    let inner = open(&fs).expect("open the engine");
     let clean = run_steps(&inner, steps, wal);
     assert!(
         clean.error.is_none(),
@@ -430,7 +410,7 @@ pub(crate) fn crash_sweep(name: &str, wal: bool, steps: &[Step]) -> SweepStats {
                 op,
                 tear_last_write,
             }));
-            let run = match open_mem(&fs, wal) {
+            let run = match open(&fs) {
                 Ok(inner) => run_steps(&inner, steps, wal),
                 Err(_) => Run::empty(),
             };
@@ -445,7 +425,7 @@ pub(crate) fn crash_sweep(name: &str, wal: bool, steps: &[Step]) -> SweepStats {
             );
             let image = || fs.crash_image().expect("the file system crashed");
             let (state, recovery_ops) =
-                match check_recovery(&image(), wal, &run, &probe, &mut stats.lost) {
+                match check_recovery(&image(), open, &run, &probe, &mut stats.lost) {
                     Ok(found) => found,
                     Err(failure) => {
                         stats.failures.push(format!("{case}: {failure}"));
@@ -468,9 +448,7 @@ pub(crate) fn crash_sweep(name: &str, wal: bool, steps: &[Step]) -> SweepStats {
                     op: m,
                     tear_last_write: tear,
                 }));
-                if let Err(panic) =
-                    catch_unwind(AssertUnwindSafe(|| open_mem(&second, wal).map(drop)))
-                {
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| open(&second).map(drop))) {
                     stats.failures.push(format!(
                         "{case}, then a crash at operation {m} of the recovery (tear: \
                          {tear}): the recovery panicked: {}",
@@ -482,7 +460,7 @@ pub(crate) fn crash_sweep(name: &str, wal: bool, steps: &[Step]) -> SweepStats {
                     second.crash_now(tear);
                 }
                 let third = second.crash_image().expect("crashed");
-                match check_recovery(&third, wal, &run, &probe, &mut stats.lost) {
+                match check_recovery(&third, open, &run, &probe, &mut stats.lost) {
                     Ok((again, _)) if again == state => {}
                     Ok((again, _)) => stats.failures.push(format!(
                         "{case}, then a crash at operation {m} of the recovery (tear: \
@@ -497,7 +475,7 @@ pub(crate) fn crash_sweep(name: &str, wal: bool, steps: &[Step]) -> SweepStats {
                     )),
                 }
             }
-            if let Err(failure) = continue_after_recovery(&image(), wal, &state, &probe) {
+            if let Err(failure) = continue_after_recovery(&image(), open, &state, &probe) {
                 stats
                     .failures
                     .push(format!("{case}, writing after the recovery: {failure}"));
@@ -533,13 +511,13 @@ pub(crate) fn crash_sweep(name: &str, wal: bool, steps: &[Step]) -> SweepStats {
 /// whose new files collide with no old one.
 fn continue_after_recovery(
     image: &MemFs,
-    wal: bool,
+    open: Opener<'_>,
     state: &Model,
     probe: &[Vec<u8>],
 ) -> std::result::Result<(), String> {
     let marker = (b"~marker".to_vec(), b"written after the recovery".to_vec());
     let write = || -> Result<()> {
-        let inner = open_mem(image, wal)?;
+        let inner = open(image)?;
         inner.put(&marker.0, &marker.1)?;
         inner.sync()?;
         freeze(&inner)?;
@@ -550,7 +528,7 @@ fn continue_after_recovery(
     };
     write().map_err(|e| format!("{e:#}"))?;
     let after = image.crash_now(false);
-    let inner = open_mem(&after, wal).map_err(|e| format!("reopen: {e:#}"))?;
+    let inner = open(&after).map_err(|e| format!("reopen: {e:#}"))?;
     let found = read_state(&inner, probe).map_err(|e| format!("{e:#}"))?;
     let mut expected = state.clone();
     expected.insert(marker.0, marker.1);

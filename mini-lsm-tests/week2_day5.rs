@@ -13,7 +13,12 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::harness::persist::{
-    crash_sweep, db, file_names, freeze, key, mem_options, open_mem, read_state, shape, Model, Step,
+    crash_sweep, crash_sweep_with, db, file_names, freeze, key, mem_options, open_mem, read_state,
+    run_steps, shape, Model, Step,
+};
+use crate::compact::{
+    CompactionOptions, LeveledCompactionOptions, SimpleLeveledCompactionOptions,
+    TieredCompactionOptions,
 };
 use crate::fs::{Fault, FileSystem, MemFs, RealFs};
 use crate::lsm_storage::{LsmStorageInner, LsmStorageOptions, MiniLsm};
@@ -504,6 +509,87 @@ fn test_task3_crash_at_every_operation_of_flushes() {
     }
     steps.push(Step::put(&key(8), b"never flushed"));
     crash_sweep("manifest crash sweep (no log)", false, &steps);
+}
+
+/// A crash at any file operation of a compaction (of every strategy, and a forced full one), or
+/// of the recovery, keeps a prefix with every flushed write: the manifest records each compaction
+/// before it is visible, and no input SST is deleted before that record is durable.
+#[test]
+fn test_task3_crash_at_every_operation_of_compactions() {
+    let strategies = [
+        ("full compaction", CompactionOptions::NoCompaction),
+        (
+            "simple leveled",
+            CompactionOptions::Simple(SimpleLeveledCompactionOptions {
+                size_ratio_percent: 200,
+                level0_file_num_compaction_trigger: 2,
+                max_levels: 2,
+            }),
+        ),
+        (
+            "tiered",
+            CompactionOptions::Tiered(TieredCompactionOptions {
+                num_tiers: 2,
+                max_size_amplification_percent: 200,
+                size_ratio: 1,
+                min_merge_width: 2,
+                max_merge_width: None,
+            }),
+        ),
+        (
+            "leveled",
+            CompactionOptions::Leveled(LeveledCompactionOptions {
+                level_size_multiplier: 2,
+                level0_file_num_compaction_trigger: 2,
+                max_levels: 2,
+                base_level_size_mb: 1,
+            }),
+        ),
+    ];
+    for (name, compaction) in strategies {
+        let full = compaction == CompactionOptions::NoCompaction;
+        let mut steps = Vec::new();
+        for round in 0..4 {
+            for i in [round, round + 2, 7] {
+                steps.push(Step::put(&key(i), format!("r{round}").as_bytes()));
+            }
+            if round == 2 {
+                steps.push(Step::delete(&key(3)));
+            }
+            steps.push(Step::Freeze);
+            steps.push(Step::Flush);
+            if round % 2 == 1 {
+                steps.push(if full {
+                    Step::FullCompaction
+                } else {
+                    Step::Compact
+                });
+            }
+        }
+        steps.push(Step::put(&key(9), b"never flushed"));
+        let open = |fs: &MemFs| {
+            let mut options = mem_options(fs, false);
+            options.compaction_options = compaction.clone();
+            LsmStorageInner::open(db(), options)
+        };
+        // The workload must really compact, or the sweep proves nothing about compaction.
+        let fs = MemFs::new();
+        let inner = open(&fs).unwrap();
+        let clean = run_steps(&inner, &steps, false);
+        assert!(clean.error.is_none(), "{name}: {:?}", clean.error);
+        let compacted = inner
+            .snapshot()
+            .levels
+            .iter()
+            .any(|(_, ids)| !ids.is_empty());
+        assert!(
+            compacted,
+            "{name}: nothing was compacted:\n{}",
+            inner.dump()
+        );
+        let stats = crash_sweep_with(&format!("{name} crash sweep"), false, &open, &steps);
+        assert!(stats.crash_points > 0);
+    }
 }
 
 /// Without a log, `close` flushes every memtable, so that a crash after it loses nothing.

@@ -23,6 +23,12 @@ use crate::lsm_storage::{LsmStorageOptions, MiniLsm};
 pub enum CompactionChoice {
     /// No compaction (week 1).
     None,
+    /// Simple leveled compaction, default settings (week 2 day 2).
+    Simple,
+    /// Tiered compaction, default settings (week 2 day 3).
+    Tiered,
+    /// Leveled compaction, default settings (week 2 day 4).
+    Leveled,
 }
 
 /// Command-line options.
@@ -133,6 +139,9 @@ impl Shell {
         let mut options = LsmStorageOptions::default_for_week1_test();
         options.compaction_options = match args.compaction {
             CompactionChoice::None => CompactionOptions::NoCompaction,
+            CompactionChoice::Simple => CompactionOptions::Simple(Default::default()),
+            CompactionChoice::Tiered => CompactionOptions::Tiered(Default::default()),
+            CompactionChoice::Leveled => CompactionOptions::Leveled(Default::default()),
         };
         let lsm = MiniLsm::open(&args.path, options)
             .with_context(|| format!("cannot open the engine at {}", args.path.display()))?;

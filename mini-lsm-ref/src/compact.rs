@@ -1,14 +1,279 @@
 // SPDX-License-Identifier: Apache-2.0
-//! Compaction: merging SSTs to bound read and space amplification (week 2).
+//! Compaction: merging sorted runs of SSTs to bound read and space amplification (week 2).
 //!
-//! Week 1 never compacts: flushed SSTs pile up in L0. Week 2 adds the strategies as variants of
-//! [`CompactionOptions`] and the machinery that runs them.
+//! # The idea
+//!
+//! Without compaction every flush adds an L0 SST, and a lookup may have to probe each of them.
+//! Compaction merges SSTs into *sorted runs*: SSTs sorted by key whose ranges do not overlap, so a
+//! lookup probes at most one SST per run. Merging keeps only the newest version of each key, and
+//! drops tombstones once nothing older can lie below them. The price is rewriting data again and
+//! again: every strategy trades write amplification (bytes written per byte flushed) against read
+//! amplification (runs a lookup may probe) and space amplification (bytes stored per live byte).
+//!
+//! ```text
+//!   leveled (simple, leveled):               tiered:
+//!   L0  [9] [8] [7]   overlapping, newest first   (no L0: each flush is a new tier)
+//!   L1  [a..f][g..m][n..z]  one sorted run        tier 9  [a..z]                newest
+//!   L2  [a..c][d..g] ... [w..z]  ~10x larger      tier 8  [a..k][l..z]
+//!                                                 tier 3  [a..d] ... [u..z]     oldest
+//! ```
+//!
+//! # Deterministic core, thread at the edge
+//!
+//! A strategy is a *controller*: plain functions over an [`LsmShape`] (which SSTs sit where, with
+//! their sizes and key ranges) and nothing else: no I/O, no locks, no clock.
+//!
+//! - `generate_task(shape)` says what to merge next, or nothing;
+//! - `apply_result(shape, task, outputs)` says what the tree looks like once the outputs replace
+//!   the inputs.
+//!
+//! The engine's step ([`crate::lsm_storage::LsmStorageInner::trigger_compaction`]) snapshots the
+//! state, asks the controller, builds the outputs without holding any lock, and installs them by
+//! applying the result to the state *as it is then* (flushes may have added SSTs meanwhile). The
+//! background thread only calls that step every 50 ms, and the compaction simulator
+//! ([`simulator`]) runs the very same controllers over a modelled tree, with no disk at all.
+//!
+//! # Invariants
+//!
+//! - Each level below L0, and each tier, is a sorted run.
+//! - Age order: every version of a key in L0 is newer than any in L1, L1's newer than L2's, and so
+//!   on; L0 and the tiers are ordered newest first. A compaction merges runs that are adjacent in
+//!   age, so its output can take their place without reordering any key's versions.
+//! - A tombstone may be dropped only when the output is the bottom: no older run lies below it.
+//!
+//! # Left out, and what it costs
+//!
+//! One compaction at a time (RocksDB runs several, on disjoint key ranges): a big merge delays
+//! every other. No trivial move: an SST that overlaps nothing below is rewritten rather than
+//! moved, which costs write amplification. Simple leveled and tiered compaction count sizes in
+//! SSTs rather than bytes, which is close enough while SSTs are all about `target_sst_size`.
+
+mod leveled;
+mod shape;
+mod simple_leveled;
+pub mod simulator;
+mod tiered;
+
+use anyhow::{ensure, Result};
+
+pub use leveled::{LevelTargets, LeveledCompactionController, LeveledCompactionOptions};
+pub use shape::{apply_level_compaction, LsmShape, SstInfo};
+pub use simple_leveled::{SimpleLeveledCompactionController, SimpleLeveledCompactionOptions};
+pub use tiered::{TieredCompactionController, TieredCompactionOptions, TieredCompactionTask};
 
 /// Which compaction strategy the engine runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CompactionOptions {
-    /// No compaction: every flushed SST stays in L0.
+    /// No compaction: every flushed SST stays in L0 (until `force_full_compaction`).
     #[default]
     NoCompaction,
+    /// Simple leveled compaction (week 2 day 2).
+    Simple(SimpleLeveledCompactionOptions),
+    /// Tiered compaction, like RocksDB's universal compaction (week 2 day 3).
+    Tiered(TieredCompactionOptions),
+    /// Leveled compaction, like RocksDB's leveled compaction (week 2 day 4).
+    Leveled(LeveledCompactionOptions),
+}
+
+impl CompactionOptions {
+    /// Checks that the strategy's settings make sense.
+    ///
+    /// # Errors
+    /// Names the first field that is out of range and why.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Self::NoCompaction => {}
+            Self::Simple(o) => {
+                ensure!(o.max_levels >= 1, "simple: max_levels must be at least 1");
+                ensure!(
+                    o.level0_file_num_compaction_trigger >= 1,
+                    "simple: level0_file_num_compaction_trigger must be at least 1"
+                );
+            }
+            Self::Tiered(o) => {
+                ensure!(o.num_tiers >= 2, "tiered: num_tiers must be at least 2");
+                ensure!(
+                    o.min_merge_width >= 2,
+                    "tiered: min_merge_width must be at least 2: merging one tier changes nothing"
+                );
+                ensure!(
+                    o.max_merge_width.is_none_or(|w| w >= 2),
+                    "tiered: max_merge_width must be at least 2: merging one tier changes nothing"
+                );
+            }
+            Self::Leveled(o) => {
+                ensure!(o.max_levels >= 1, "leveled: max_levels must be at least 1");
+                ensure!(
+                    o.level0_file_num_compaction_trigger >= 1,
+                    "leveled: level0_file_num_compaction_trigger must be at least 1"
+                );
+                ensure!(
+                    o.level_size_multiplier >= 2,
+                    "leveled: level_size_multiplier must be at least 2"
+                );
+                ensure!(
+                    o.base_level_size_mb >= 1,
+                    "leveled: base_level_size_mb must be at least 1"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+// ANCHOR: level_compaction_task
+/// A compaction of SSTs of one level (or L0) with the SSTs they overlap in the level below it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LevelCompactionTask {
+    /// The upper level; `None` for L0.
+    pub upper_level: Option<usize>,
+    /// The SSTs taken from the upper level (for L0, newest first).
+    pub upper_level_sst_ids: Vec<usize>,
+    /// The level the output goes to.
+    pub lower_level: usize,
+    /// The SSTs taken from the lower level, in key order.
+    pub lower_level_sst_ids: Vec<usize>,
+    /// Whether no SST lies below the lower level, so that tombstones can be dropped.
+    pub is_lower_level_bottom_level: bool,
+}
+// ANCHOR_END: level_compaction_task
+
+/// A compaction to run: which SSTs to merge, and where the output goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompactionTask {
+    /// `force_full_compaction`: all of L0 and the first run below it (L1).
+    ForceFull(LevelCompactionTask),
+    /// From the simple leveled controller.
+    Simple(LevelCompactionTask),
+    /// From the tiered controller.
+    Tiered(TieredCompactionTask),
+    /// From the leveled controller.
+    Leveled(LevelCompactionTask),
+}
+
+impl CompactionTask {
+    /// The input sorted runs, newest first: each L0 SST is a run of its own, then the upper level,
+    /// then the lower level (or the tiers, newest first).
+    pub fn input_runs(&self) -> Vec<Vec<usize>> {
+        match self {
+            Self::ForceFull(task) | Self::Simple(task) | Self::Leveled(task) => {
+                let mut runs: Vec<Vec<usize>> = match task.upper_level {
+                    None => task
+                        .upper_level_sst_ids
+                        .iter()
+                        .map(|id| vec![*id])
+                        .collect(),
+                    Some(_) => vec![task.upper_level_sst_ids.clone()],
+                };
+                runs.push(task.lower_level_sst_ids.clone());
+                runs.retain(|run| !run.is_empty());
+                runs
+            }
+            Self::Tiered(task) => task.tiers.iter().map(|(_, ids)| ids.clone()).collect(),
+        }
+    }
+
+    /// Every input SST.
+    pub fn input_ids(&self) -> Vec<usize> {
+        self.input_runs().into_iter().flatten().collect()
+    }
+
+    /// Whether the output is the bottom of the tree, so that tombstones can be dropped.
+    pub fn compact_to_bottom_level(&self) -> bool {
+        match self {
+            Self::ForceFull(task) | Self::Simple(task) | Self::Leveled(task) => {
+                task.is_lower_level_bottom_level
+            }
+            Self::Tiered(task) => task.bottom_tier_included,
+        }
+    }
+}
+
+/// The controller of the configured strategy: the one place that dispatches on it.
+#[derive(Debug, Clone)]
+pub enum CompactionController {
+    /// Never proposes a compaction.
+    NoCompaction,
+    /// Simple leveled compaction.
+    Simple(SimpleLeveledCompactionController),
+    /// Tiered compaction.
+    Tiered(TieredCompactionController),
+    /// Leveled compaction.
+    Leveled(LeveledCompactionController),
+}
+
+impl CompactionController {
+    /// The controller for `options`.
+    pub fn new(options: &CompactionOptions) -> Self {
+        match options {
+            CompactionOptions::NoCompaction => Self::NoCompaction,
+            CompactionOptions::Simple(o) => {
+                Self::Simple(SimpleLeveledCompactionController::new(o.clone()))
+            }
+            CompactionOptions::Tiered(o) => {
+                Self::Tiered(TieredCompactionController::new(o.clone()))
+            }
+            CompactionOptions::Leveled(o) => {
+                Self::Leveled(LeveledCompactionController::new(o.clone()))
+            }
+        }
+    }
+
+    /// The levels of an empty tree: `L1..=max_levels` for the leveled strategies; none for tiered
+    /// compaction (tiers appear with flushes) or without compaction (L1 appears with the first
+    /// full compaction).
+    pub fn initial_levels(&self) -> Vec<(usize, Vec<usize>)> {
+        let max_levels = match self {
+            Self::NoCompaction | Self::Tiered(_) => 0,
+            Self::Simple(c) => c.options().max_levels,
+            Self::Leveled(c) => c.options().max_levels,
+        };
+        (1..=max_levels).map(|level| (level, Vec::new())).collect()
+    }
+
+    /// Whether flushes go to L0; with tiered compaction each flush is a new tier instead.
+    pub fn flush_to_l0(&self) -> bool {
+        !matches!(self, Self::Tiered(_))
+    }
+
+    /// The next compaction to run on a tree of this shape, if any.
+    pub fn generate_task(&self, shape: &LsmShape) -> Option<CompactionTask> {
+        match self {
+            Self::NoCompaction => None,
+            Self::Simple(c) => c.generate_task(shape).map(CompactionTask::Simple),
+            Self::Tiered(c) => c.generate_task(shape).map(CompactionTask::Tiered),
+            Self::Leveled(c) => c.generate_task(shape).map(CompactionTask::Leveled),
+        }
+    }
+
+    /// The shape of the tree once `output` (SST ids, in key order; their sizes and key ranges
+    /// already in `shape.sstables`) replaces the inputs of `task`. The inputs leave
+    /// `sstables`; `shape` may have gained L0 SSTs or tiers since the task was generated.
+    ///
+    /// # Panics
+    /// If the task came from another strategy, or its inputs are no longer where it took them
+    /// from: both are bugs, as compactions run one at a time.
+    pub fn apply_result(
+        &self,
+        shape: &LsmShape,
+        task: &CompactionTask,
+        output: &[usize],
+    ) -> LsmShape {
+        let mut next = match (self, task) {
+            (_, CompactionTask::ForceFull(task)) => apply_level_compaction(shape, task, output),
+            (Self::Simple(c), CompactionTask::Simple(task)) => c.apply_result(shape, task, output),
+            (Self::Tiered(c), CompactionTask::Tiered(task)) => c.apply_result(shape, task, output),
+            (Self::Leveled(c), CompactionTask::Leveled(task)) => {
+                c.apply_result(shape, task, output)
+            }
+            (controller, task) => {
+                panic!("the {controller:?} controller cannot apply the task {task:?}")
+            }
+        };
+        for id in task.input_ids() {
+            next.sstables.remove(&id);
+        }
+        next
+    }
 }

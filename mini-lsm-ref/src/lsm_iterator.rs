@@ -11,6 +11,7 @@ use std::ops::Bound;
 use anyhow::{bail, Result};
 use bytes::Bytes;
 
+use crate::iterators::concat_iterator::SstConcatIterator;
 use crate::iterators::merge_iterator::MergeIterator;
 use crate::iterators::two_merge_iterator::TwoMergeIterator;
 use crate::iterators::StorageIterator;
@@ -19,9 +20,18 @@ use crate::table::SsTableIterator;
 
 // @task week1_day5 3 stub=oldest
 // ANCHOR: lsm_iterator_inner
-/// The merged stream under an [`LsmIterator`]: the memtables (newer) over the L0 SSTs (older).
-pub(crate) type LsmIteratorInner =
-    TwoMergeIterator<MergeIterator<MemTableIterator>, MergeIterator<SsTableIterator>>;
+// @task week2_day1 5 stub=oldest
+/// The merged stream under an [`LsmIterator`]: the memtables over the L0 SSTs over the levels,
+/// each newer than the next.
+pub(crate) type LsmIteratorInner = TwoMergeIterator<
+    TwoMergeIterator<MergeIterator<MemTableIterator>, MergeIterator<SsTableIterator>>,
+    MergeIterator<SstConcatIterator>,
+>;
+// @or week1_day5 3
+// /// The merged stream under an [`LsmIterator`]: the memtables (newer) over the L0 SSTs (older).
+// pub(crate) type LsmIteratorInner =
+//     TwoMergeIterator<MergeIterator<MemTableIterator>, MergeIterator<SsTableIterator>>;
+// @end
 // ANCHOR_END: lsm_iterator_inner
 // @or week1_day2 4
 // /// The merged stream under an [`LsmIterator`]: every memtable, newest first.

@@ -28,7 +28,8 @@
 //!   nothing it did is lost. Writers of entries do not take it: a put only needs the read lock, to
 //!   be sure the memtable it writes into is the current one and not being frozen.
 //!
-//! Lock order: `state_lock` before `state`. Never hold `state` while waiting for `state_lock`.
+//! Lock order: `compaction_lock` (week 2), then `state_lock`, then `state`. Never hold `state`
+//! while waiting for `state_lock`.
 //!
 //! # Invariants
 //!
@@ -38,10 +39,16 @@
 //! - `imm_memtables` and `l0_sstables` are ordered newest first; a flush takes the *last*
 //!   immutable memtable (the oldest) and puts its SST *first* in L0, so age order is kept.
 //!
+//! From week 2, compaction (`compact.rs`, and the controllers in [`crate::compact`]) merges SSTs
+//! into `levels`: sorted runs below L0, searched after it, top level first. It is a third kind
+//! of structural change, under the same two locks, plus `compaction_lock`, which makes
+//! compactions run one at a time.
+//!
 //! Left out in week 1, and what it costs: no write-ahead log (a crash loses the memtables), no
 //! manifest (reopening starts empty), no compaction (L0 grows without bound, and so does the
 //! number of SSTs a read may touch). Week 2 adds all three.
 
+mod compact;
 mod flush;
 mod mini_lsm;
 mod read;
@@ -61,6 +68,7 @@ pub use mini_lsm::MiniLsm;
 pub use write::WriteBatchRecord;
 
 use crate::block_cache::BlockCache;
+use crate::compact::CompactionController;
 pub use crate::compact::CompactionOptions;
 use crate::fs::{FileSystem, RealFs};
 use crate::manifest::{Manifest, ManifestRecord};
@@ -78,7 +86,8 @@ pub struct LsmStorageState {
     pub imm_memtables: Vec<Arc<MemTable>>,
     /// L0 SST ids, newest first. Their key ranges may overlap.
     pub l0_sstables: Vec<usize>,
-    /// Levels below L0 as `(level, SST ids)`, sorted by key within a level; empty in week 1.
+    /// Levels below L0 as `(level, SST ids)`, top level first, each sorted by key (a sorted run);
+    /// with tiered compaction, tiers as `(tier id, SST ids)`, newest first. Empty in week 1.
     pub levels: Vec<(usize, Vec<usize>)>,
     /// Every live SST by id.
     pub sstables: HashMap<usize, Arc<SsTable>>,
@@ -86,12 +95,12 @@ pub struct LsmStorageState {
 // ANCHOR_END: lsm_storage_state
 
 impl LsmStorageState {
-    fn create(memtable: MemTable) -> Self {
+    fn create(memtable: MemTable, levels: Vec<(usize, Vec<usize>)>) -> Self {
         Self {
             memtable: Arc::new(memtable),
             imm_memtables: Vec::new(),
             l0_sstables: Vec::new(),
-            levels: Vec::new(),
+            levels,
             sstables: HashMap::new(),
         }
     }
@@ -151,6 +160,17 @@ impl LsmStorageOptions {
         }
     }
 
+    /// Settings for week 2 tests: 4 KiB blocks, 1 MiB memtables and SSTs, at most two memtables
+    /// before the flush thread acts, and the compaction strategy `compaction_options`.
+    pub fn default_for_week2_test(compaction_options: CompactionOptions) -> Self {
+        Self {
+            target_sst_size: 1 << 20,
+            num_memtable_limit: 2,
+            compaction_options,
+            ..Self::default_for_week1_test()
+        }
+    }
+
     /// Settings for the write-path chapter: at most two memtables before the flush thread acts.
     pub fn default_for_week1_day6_test() -> Self {
         Self {
@@ -174,7 +194,7 @@ impl LsmStorageOptions {
             self.num_memtable_limit >= 1,
             "num_memtable_limit must be at least 1 (the mutable memtable)"
         );
-        Ok(())
+        self.compaction_options.validate()
     }
 }
 
@@ -203,8 +223,14 @@ pub(crate) fn new_memtable(options: &LsmStorageOptions, dir: &Path, id: usize) -
 pub struct LsmStorageInner {
     /// The current snapshot of the state (see the module docs). Held only to clone or swap it.
     pub(crate) state: Arc<RwLock<Arc<LsmStorageState>>>,
-    /// Serialises structural changes to `state` (freeze, flush); see the module docs.
+    /// Serialises structural changes to `state` (freeze, flush, compaction install); see the
+    /// module docs.
     pub(crate) state_lock: Mutex<()>,
+    /// Serialises compactions, held for a whole step: a compaction's inputs stay where it found
+    /// them until it installs its outputs. Taken before `state_lock`, never while holding it.
+    pub(crate) compaction_lock: Mutex<()>,
+    /// The strategy's pure decision-maker (see [`crate::compact`]).
+    pub(crate) compaction_controller: CompactionController,
     path: PathBuf,
     pub(crate) block_cache: Arc<BlockCache>,
     next_sst_id: AtomicUsize,
@@ -212,7 +238,7 @@ pub struct LsmStorageInner {
     /// Stalled writers wait on the condvar; every flush notifies it. The mutex guards no data: it
     /// closes the gap between a writer's check and its wait, so a notification cannot be missed.
     flush_done: (Mutex<()>, Condvar),
-    /// Set once a background flush has failed; the fast check on the write path.
+    /// Set once a background flush or compaction has failed; the fast check on the write path.
     has_bg_error: AtomicBool,
     /// The first background error, kept forever: every later write and `close` return it.
     bg_error: Mutex<Option<String>>,
@@ -237,11 +263,12 @@ impl LsmStorageInner {
         // @task week1_day6 1 stub=comment
         options.fs.create_dir_all(&path)?;
         // @end
+        let compaction_controller = CompactionController::new(&options.compaction_options);
         let block_cache = Arc::new(BlockCache::new(options.block_cache_bytes));
         // @task week2_day5 2
-        let recovered = recovery::recover(&path, &options, &block_cache)?;
+        let recovered = recovery::recover(&path, &options, &block_cache, &compaction_controller)?;
         // @stub
-        // let recovered = recovery::Recovered::fresh();
+        // let recovered = recovery::Recovered::fresh(compaction_controller.initial_levels());
         // @end
         for line in &recovered.report {
             eprintln!("mini-lsm: recovery of {}: {line}", path.display());
@@ -249,6 +276,8 @@ impl LsmStorageInner {
         Ok(Self {
             state: Arc::new(RwLock::new(Arc::new(recovered.state))),
             state_lock: Mutex::new(()),
+            compaction_lock: Mutex::new(()),
+            compaction_controller,
             block_cache,
             path,
             next_sst_id: AtomicUsize::new(recovered.next_sst_id),
@@ -357,7 +386,7 @@ impl LsmStorageInner {
     // ANCHOR_END: record_bg_error
 
     // ANCHOR: check_bg_error
-    /// Returns the background error, if a background flush has ever failed.
+    /// Returns the background error, if a background flush or compaction has ever failed.
     ///
     /// # Errors
     /// The sticky background error.
@@ -367,7 +396,8 @@ impl LsmStorageInner {
         }
         match &*self.bg_error.lock() {
             Some(message) => Err(anyhow!(
-                "a background flush failed earlier, so the engine refuses writes: {message}"
+                "a background flush or compaction failed earlier, so the engine refuses writes: \
+                 {message}"
             )),
             None => Ok(()),
         }

@@ -16,6 +16,14 @@ mod week1_day5;
 mod week1_day6;
 #[path = "../../mini-lsm-tests/week1_day7.rs"]
 mod week1_day7;
+#[path = "../../mini-lsm-tests/week2_day1.rs"]
+mod week2_day1;
+#[path = "../../mini-lsm-tests/week2_day2.rs"]
+mod week2_day2;
+#[path = "../../mini-lsm-tests/week2_day3.rs"]
+mod week2_day3;
+#[path = "../../mini-lsm-tests/week2_day4.rs"]
+mod week2_day4;
 #[path = "../../mini-lsm-tests/week2_day5.rs"]
 mod week2_day5;
 #[path = "../../mini-lsm-tests/week2_day6.rs"]

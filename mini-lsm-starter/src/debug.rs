@@ -6,7 +6,8 @@ use std::fmt::Write;
 use crate::lsm_storage::LsmStorageInner;
 
 impl LsmStorageInner {
-    /// Lists the memtables and the L0 SSTs with ids, key ranges and sizes, newest first.
+    /// Lists the memtables and the L0 SSTs with ids, key ranges and sizes, newest first, then the
+    /// SST ids of each level (or tier).
     pub fn dump(&self) -> String {
         let snapshot = self.snapshot();
         let mut out = String::new();
@@ -51,8 +52,14 @@ impl LsmStorageInner {
                 }
             }
         }
+        // Tiered compaction names a run by its first SST (a tier), the others by a level number.
+        let run = if self.compaction_controller.flush_to_l0() {
+            "L"
+        } else {
+            "tier "
+        };
         for (level, ids) in &snapshot.levels {
-            let _ = writeln!(out, "L{level}: {ids:?}");
+            let _ = writeln!(out, "{run}{level}: {ids:?}");
         }
         out
     }

@@ -6,6 +6,7 @@
 //! can be read many times (`key`, `value`) and is moved by `next`, which may fail (a block read
 //! can hit a corrupt file). `is_valid` says whether the cursor points at an entry at all.
 
+pub mod concat_iterator;
 pub mod merge_iterator;
 pub mod two_merge_iterator;
 

@@ -11,6 +11,7 @@ use std::ops::Bound;
 use anyhow::{bail, Result};
 use bytes::Bytes;
 
+use crate::iterators::concat_iterator::SstConcatIterator;
 use crate::iterators::merge_iterator::MergeIterator;
 use crate::iterators::two_merge_iterator::TwoMergeIterator;
 use crate::iterators::StorageIterator;

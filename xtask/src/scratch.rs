@@ -30,15 +30,15 @@ pub fn build_and_test(
     let dir = root.join("target/xtask/scratch").join(name);
     let src = dir.join("src");
     std::fs::create_dir_all(&src)?;
-    // Cargo.toml: the starter's, as its own workspace with the root's profiles. Each scratch crate
-    // gets its own package name: cargo identifies a workspace's root package by its name and its
-    // path *relative to the workspace*, which is the same for every scratch crate, so with one
-    // name they would share (and wrongly reuse) each other's test binaries in the shared target.
-    let package = format!("mini-lsm-scratch-{name}");
-    let starter_toml = std::fs::read_to_string(root.join("mini-lsm-starter/Cargo.toml"))?.replace(
-        "name = \"mini-lsm-starter\"",
-        &format!("name = \"{package}\""),
-    );
+    // Cargo.toml: the starter's, as its own workspace with the root's profiles.
+    let starter_toml = std::fs::read_to_string(root.join("mini-lsm-starter/Cargo.toml"))?;
+    // Each scratch crate is the root of its own workspace, and cargo identifies a workspace's
+    // own package by its path *relative to the workspace root*: the pristine crate and the
+    // ladder crate would be one unit to it, sharing artifacts and fingerprints in the shared
+    // target directory, so the ladder ran the pristine build. A version of their own (a
+    // pre-release tag named after the scratch crate) tells them apart.
+    let starter_toml = tag_version(&starter_toml, name)
+        .context("mini-lsm-starter/Cargo.toml has no `version = \"...\"` line")?;
     let root_toml = std::fs::read_to_string(root.join("Cargo.toml"))?;
     let profiles = root_toml.find("[profile").map_or("", |at| &root_toml[at..]);
     std::fs::write(
@@ -63,11 +63,18 @@ pub fn build_and_test(
     std::fs::write(src.join("tests.rs"), starter_tests_rs(manifest, tests))?;
     run_nextest(
         &dir.join("Cargo.toml"),
-        &package,
+        "mini-lsm-starter",
         &root.join("target"),
         true,
         &[],
     )
+}
+
+/// `toml` with the package version `x.y.z` turned into `x.y.z-tag`.
+fn tag_version(toml: &str, tag: &str) -> Option<String> {
+    let at = toml.find("\nversion = \"")? + "\nversion = \"".len();
+    let end = at + toml[at..].find('"')?;
+    Some(format!("{}-{tag}{}", &toml[..end], &toml[end..]))
 }
 
 /// The harness's files: every `.rs` file of `mini-lsm-tests/` that is not a chapter's.
@@ -109,4 +116,20 @@ pub fn copy_test_files(
         copied.push(to);
     }
     Ok(copied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The package version gets the tag; the rest of the manifest is untouched.
+    #[test]
+    fn tags_the_package_version() {
+        let toml = "[package]\nname = \"x\"\nversion = \"0.1.0\"\n\n[dependencies]\ny = { version = \"1\" }\n";
+        assert_eq!(
+            tag_version(toml, "ladder").unwrap(),
+            "[package]\nname = \"x\"\nversion = \"0.1.0-ladder\"\n\n[dependencies]\ny = { version = \"1\" }\n"
+        );
+        assert_eq!(tag_version("[package]\nname = \"x\"\n", "ladder"), None);
+    }
 }

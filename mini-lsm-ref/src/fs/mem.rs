@@ -200,6 +200,17 @@ impl MemFs {
         }
     }
 
+    /// The inode of an existing file, for `what` (an operation, named in the error).
+    fn existing(&self, path: &Path, what: &str) -> Result<InodeRef> {
+        let state = self.state.lock();
+        state.check_alive(path)?;
+        state
+            .names
+            .get(path)
+            .cloned()
+            .ok_or_else(|| anyhow!("{}: {what}: no such file", path.display()))
+    }
+
     /// Replaces a file's whole content (durably), for corruption tests.
     pub fn overwrite(&self, path: &Path, data: Vec<u8>) {
         let mut state = self.state.lock();
@@ -294,30 +305,16 @@ impl FileSystem for MemFs {
     }
 
     fn open_append(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
-        let state = self.state.lock();
-        state.check_alive(path)?;
-        let inode = state
-            .names
-            .get(path)
-            .cloned()
-            .ok_or_else(|| anyhow!("{}: open for append: no such file", path.display()))?;
         Ok(Box::new(MemWritable {
-            inode,
+            inode: self.existing(path, "open for append")?,
             state: self.state.clone(),
             path: path.to_path_buf(),
         }))
     }
 
     fn open(&self, path: &Path) -> Result<Arc<dyn ReadableFile>> {
-        let state = self.state.lock();
-        state.check_alive(path)?;
-        let inode = state
-            .names
-            .get(path)
-            .cloned()
-            .ok_or_else(|| anyhow!("{}: open: no such file", path.display()))?;
         Ok(Arc::new(MemReadable {
-            inode,
+            inode: self.existing(path, "open")?,
             state: self.state.clone(),
             path: path.to_path_buf(),
         }))

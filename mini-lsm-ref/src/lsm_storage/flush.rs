@@ -8,7 +8,6 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use crossbeam_channel::Receiver;
 
-use super::recovery::place_flushed;
 use super::LsmStorageInner;
 use crate::manifest::ManifestRecord;
 use crate::table::SsTableBuilder;
@@ -16,10 +15,34 @@ use crate::table::SsTableBuilder;
 /// How often the flush thread checks whether there are too many memtables.
 pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 
+// ANCHOR: place_flushed
+/// Puts a flushed SST where the compaction strategy wants it: at the front of L0, or, with tiered
+/// compaction (which has no L0), as a new tier at the front, named by the SST's id. Recovery
+/// replays flushes through this same function.
+pub(crate) fn place_flushed(
+    l0: &mut Vec<usize>,
+    levels: &mut Vec<(usize, Vec<usize>)>,
+    id: usize,
+    flush_to_l0: bool,
+) {
+    // @task week2_day3 1
+    if flush_to_l0 {
+        l0.insert(0, id);
+    } else {
+        levels.insert(0, (id, vec![id]));
+    }
+    // @stub
+    // let _ = (levels, flush_to_l0);
+    // l0.insert(0, id);
+    // @end
+}
+// ANCHOR_END: place_flushed
+
 impl LsmStorageInner {
     // ANCHOR: force_flush
-    /// Flushes the earliest immutable memtable to a new L0 SST, which becomes the newest in L0.
-    /// Does nothing when there is no immutable memtable.
+    /// Flushes the earliest immutable memtable to a new L0 SST, which becomes the newest in L0
+    /// (with tiered compaction, the newest tier). Does nothing when there is no immutable
+    /// memtable.
     ///
     /// # Errors
     /// If the SST cannot be written; the state is then unchanged and the memtable stays queued.
@@ -85,7 +108,12 @@ impl LsmStorageInner {
             );
             if let Some(table) = table {
                 let id = table.sst_id();
-                place_flushed(&mut snapshot.l0_sstables, &mut snapshot.levels, id);
+                place_flushed(
+                    &mut snapshot.l0_sstables,
+                    &mut snapshot.levels,
+                    id,
+                    self.compaction_controller.flush_to_l0(),
+                );
                 snapshot.sstables.insert(id, table);
             }
             *guard = Arc::new(snapshot);
@@ -111,7 +139,7 @@ impl LsmStorageInner {
         // @task week1_day6 2
         loop {
             let imm_count = self.state.read().imm_memtables.len();
-            // More than `limit` memtables in all means `1 + imm_count > limit`.
+            // 1 + imm_count memtables, the mutable one included, are within the limit.
             if imm_count == 0 || imm_count < self.options.num_memtable_limit {
                 return Ok(());
             }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-//! [`MiniLsm`]: the engine as its users open and close it, with its background thread.
+//! [`MiniLsm`]: the engine as its users open and close it, with its background threads.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -12,10 +12,11 @@ use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
 use super::{LsmStorageInner, LsmStorageOptions, WriteBatchRecord};
+use crate::compact::CompactionOptions;
 use crate::lsm_iterator::{FusedIterator, LsmIterator};
 
-/// The storage engine, with its flush thread. Open it with [`MiniLsm::open`] and end it with
-/// [`MiniLsm::close`].
+/// The storage engine, with its flush thread and, from week 2, its compaction thread. Open it with
+/// [`MiniLsm::open`] and end it with [`MiniLsm::close`].
 pub struct MiniLsm {
     /// The engine proper; tests drive it directly for deterministic flushes.
     pub inner: Arc<LsmStorageInner>,
@@ -23,11 +24,16 @@ pub struct MiniLsm {
     flush_stop: Sender<()>,
     /// The flush thread, until `close` joins it.
     flush_thread: Mutex<Option<JoinHandle<()>>>,
+    /// Stops the compaction thread when a message arrives or it is dropped.
+    compaction_stop: Sender<()>,
+    /// The compaction thread (none without a compaction strategy), until `close` joins it.
+    compaction_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl MiniLsm {
     // ANCHOR: open
-    /// Opens the engine in directory `path` (created if missing) and starts the flush thread.
+    /// Opens the engine in directory `path` (created if missing) and starts the flush thread, and
+    /// the compaction thread unless the strategy is `NoCompaction`.
     ///
     /// # Errors
     /// If the options are invalid, or the directory or the thread cannot be created.
@@ -39,19 +45,40 @@ impl MiniLsm {
         // @stub
         // let flush_thread = None;
         // @end
+        let (compaction_stop, compaction_stop_rx) = crossbeam_channel::bounded(1);
+        // @task week2_day2 2
+        let compaction_thread = match inner.options.compaction_options {
+            CompactionOptions::NoCompaction => None,
+            _ => Some(inner.spawn_compaction_thread(compaction_stop_rx)?),
+        };
+        // @stub
+        // let compaction_thread = None;
+        // @end
         Ok(Arc::new(Self {
             inner,
             flush_stop,
             flush_thread: Mutex::new(flush_thread),
+            compaction_stop,
+            compaction_thread: Mutex::new(compaction_thread),
         }))
     }
 
     // ANCHOR: close
-    /// Stops and joins the flush thread.
+    /// Stops and joins the compaction thread and the flush thread.
     ///
     /// # Errors
-    /// The sticky background error if a flush ever failed, or if the flush thread panicked.
+    /// The sticky background error if a flush or compaction ever failed, or if a thread
+    /// panicked.
     pub fn close(&self) -> Result<()> {
+        // @task week2_day2 2 stub=comment
+        // Joining waits for a compaction in progress to finish and install its outputs.
+        let _ = self.compaction_stop.try_send(());
+        if let Some(handle) = self.compaction_thread.lock().take() {
+            handle
+                .join()
+                .map_err(|_| anyhow!("the compaction thread panicked"))?;
+        }
+        // @end
         // @task week1_day6 2 stub=comment
         // Joining waits for a flush in progress to finish, so no SST is left half-written.
         let _ = self.flush_stop.try_send(());
@@ -160,9 +187,13 @@ impl MiniLsm {
 
 // ANCHOR: drop
 impl Drop for MiniLsm {
-    /// Stops the flush thread if `close` was not called; errors are dropped here, which is why
-    /// `close` exists.
+    /// Stops the background threads if `close` was not called; errors are dropped here, which is
+    /// why `close` exists.
     fn drop(&mut self) {
+        let _ = self.compaction_stop.try_send(());
+        if let Some(handle) = self.compaction_thread.get_mut().take() {
+            let _ = handle.join();
+        }
         let _ = self.flush_stop.try_send(());
         if let Some(handle) = self.flush_thread.get_mut().take() {
             let _ = handle.join();

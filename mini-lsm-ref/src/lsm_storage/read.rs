@@ -1,5 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The read path: point lookups and scans over the memtables and the L0 SSTs, newest first.
+//! The read path: point lookups and scans over the memtables, the L0 SSTs and, from week 2, the
+//! levels below L0, newest first.
+//!
+//! A level is a sorted run, so at most one of its SSTs can hold a key: `get` finds it by binary
+//! search on the last keys, and a scan reads a level through one [`SstConcatIterator`] over the
+//! SSTs whose key range meets the scan's.
 
 use std::ops::Bound;
 use std::sync::Arc;
@@ -8,6 +13,7 @@ use anyhow::Result;
 use bytes::Bytes;
 
 use super::{LsmStorageInner, LsmStorageState};
+use crate::iterators::concat_iterator::SstConcatIterator;
 use crate::iterators::merge_iterator::MergeIterator;
 use crate::iterators::two_merge_iterator::TwoMergeIterator;
 use crate::iterators::StorageIterator;
@@ -75,6 +81,76 @@ fn seek_table(table: Arc<SsTable>, lower: Bound<&[u8]>) -> Result<SsTableIterato
 }
 // ANCHOR_END: seek_table
 
+/// A concat iterator over a sorted run of `tables`, positioned at the first key within `lower`.
+fn seek_run(tables: Vec<Arc<SsTable>>, lower: Bound<&[u8]>) -> Result<SstConcatIterator> {
+    // @task week2_day1 5
+    Ok(match lower {
+        Bound::Included(key) => {
+            SstConcatIterator::create_and_seek_to_key(tables, KeySlice::from_slice(key))?
+        }
+        Bound::Excluded(key) => {
+            let mut iter =
+                SstConcatIterator::create_and_seek_to_key(tables, KeySlice::from_slice(key))?;
+            if iter.is_valid() && iter.key().raw_ref() == key {
+                iter.next()?;
+            }
+            iter
+        }
+        Bound::Unbounded => SstConcatIterator::create_and_seek_to_first(tables)?,
+    })
+    // @end
+}
+
+/// The merge of every level of `snapshot` over `lower..upper`, top level (newest) first; each
+/// level reads only its SSTs whose key range meets the range.
+fn levels_iter(
+    snapshot: &LsmStorageState,
+    lower: Bound<&[u8]>,
+    upper: Bound<&[u8]>,
+) -> Result<MergeIterator<SstConcatIterator>> {
+    // @task week2_day1 5
+    let mut runs = Vec::with_capacity(snapshot.levels.len());
+    for (_, ids) in &snapshot.levels {
+        let mut tables = Vec::new();
+        for id in ids {
+            let table = snapshot.table(*id)?;
+            if range_overlap(lower, upper, table.first_key(), table.last_key()) {
+                tables.push(Arc::clone(table));
+            }
+        }
+        runs.push(Box::new(seek_run(tables, lower)?));
+    }
+    Ok(MergeIterator::create(runs))
+    // @end
+}
+
+/// The SST of the sorted run `ids` that may hold `key`: the first whose last key is `>= key`,
+/// if its first key is `<= key` too.
+fn table_in_run<'a>(
+    snapshot: &'a LsmStorageState,
+    ids: &[usize],
+    key: &[u8],
+) -> Result<Option<&'a Arc<SsTable>>> {
+    // @task week2_day1 5
+    let (mut lo, mut hi) = (0, ids.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if snapshot.table(ids[mid])?.last_key().raw_ref() < key {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    match ids.get(lo) {
+        Some(id) => {
+            let table = snapshot.table(*id)?;
+            Ok(key_within(table, key).then_some(table))
+        }
+        None => Ok(None),
+    }
+    // @end
+}
+
 /// The merge of every memtable in `snapshot` over `lower..upper`, newest first.
 fn memtables_iter(
     snapshot: &LsmStorageState,
@@ -138,6 +214,21 @@ impl LsmStorageInner {
                 return Ok(live(Bytes::copy_from_slice(iter.value())));
             }
         }
+        // @task week2_day1 5 stub=comment
+        // Then the levels, top (newest) first; in each, at most one SST can hold the key.
+        for (_, ids) in &snapshot.levels {
+            let Some(table) = table_in_run(&snapshot, ids, key)? else {
+                continue;
+            };
+            if table.bloom_excludes(key) {
+                continue;
+            }
+            let iter = SsTableIterator::create_and_seek_to_key(table.clone(), key_slice)?;
+            if iter.is_valid() && iter.key() == key_slice {
+                return Ok(live(Bytes::copy_from_slice(iter.value())));
+            }
+        }
+        // @end
         // @end
         Ok(None)
         // @end
@@ -168,6 +259,9 @@ impl LsmStorageInner {
             tables.push(Box::new(seek_table(table.clone(), lower)?));
         }
         let inner = TwoMergeIterator::create(memtables, MergeIterator::create(tables))?;
+        // @task week2_day1 5 stub=comment
+        let inner = TwoMergeIterator::create(inner, levels_iter(&snapshot, lower, upper)?)?;
+        // @end
         Ok(FusedIterator::new(LsmIterator::new(
             inner,
             map_bound(upper),

@@ -1,5 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The read path: point lookups and scans over the memtables and the L0 SSTs, newest first.
+//! The read path: point lookups and scans over the memtables, the L0 SSTs and, from week 2, the
+//! levels below L0, newest first.
+//!
+//! A level is a sorted run, so at most one of its SSTs can hold a key: `get` finds it by binary
+//! search on the last keys, and a scan reads a level through one [`SstConcatIterator`] over the
+//! SSTs whose key range meets the scan's.
 
 use std::ops::Bound;
 use std::sync::Arc;
@@ -8,6 +13,7 @@ use anyhow::Result;
 use bytes::Bytes;
 
 use super::{LsmStorageInner, LsmStorageState};
+use crate::iterators::concat_iterator::SstConcatIterator;
 use crate::iterators::merge_iterator::MergeIterator;
 use crate::iterators::two_merge_iterator::TwoMergeIterator;
 use crate::iterators::StorageIterator;
@@ -39,6 +45,31 @@ fn range_overlap(
 /// An iterator over `table` positioned at the first key within `lower`.
 fn seek_table(table: Arc<SsTable>, lower: Bound<&[u8]>) -> Result<SsTableIterator> {
     todo!("week 1 day 5, task 3: scan the L0 SSTs together with the memtables (book: week1-05-read-path)")
+}
+
+/// A concat iterator over a sorted run of `tables`, positioned at the first key within `lower`.
+fn seek_run(tables: Vec<Arc<SsTable>>, lower: Bound<&[u8]>) -> Result<SstConcatIterator> {
+    todo!("week 2 day 1, task 5: read through the levels in get and scan, skipping SSTs out of range (book: week2-01-compaction)")
+}
+
+/// The merge of every level of `snapshot` over `lower..upper`, top level (newest) first; each
+/// level reads only its SSTs whose key range meets the range.
+fn levels_iter(
+    snapshot: &LsmStorageState,
+    lower: Bound<&[u8]>,
+    upper: Bound<&[u8]>,
+) -> Result<MergeIterator<SstConcatIterator>> {
+    todo!("week 2 day 1, task 5: read through the levels in get and scan, skipping SSTs out of range (book: week2-01-compaction)")
+}
+
+/// The SST of the sorted run `ids` that may hold `key`: the first whose last key is `>= key`,
+/// if its first key is `<= key` too.
+fn table_in_run<'a>(
+    snapshot: &'a LsmStorageState,
+    ids: &[usize],
+    key: &[u8],
+) -> Result<Option<&'a Arc<SsTable>>> {
+    todo!("week 2 day 1, task 5: read through the levels in get and scan, skipping SSTs out of range (book: week2-01-compaction)")
 }
 
 /// The merge of every memtable in `snapshot` over `lower..upper`, newest first.

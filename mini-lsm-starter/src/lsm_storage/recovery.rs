@@ -19,8 +19,10 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
+use super::flush::place_flushed;
 use super::{new_memtable, LsmStorageOptions, LsmStorageState};
 use crate::block_cache::BlockCache;
+use crate::compact::CompactionController;
 use crate::manifest::{Manifest, ManifestRecord, MANIFEST_NAME};
 use crate::mem_table::MemTable;
 use crate::table::{sst_path, FileObject, SsTable};
@@ -37,9 +39,9 @@ pub(crate) struct Recovered {
 impl Recovered {
     /// A fresh, empty engine with no manifest (before week 2 day 5).
     #[allow(dead_code, reason = "used by the starter until week 2 day 5")]
-    pub fn fresh() -> Self {
+    pub fn fresh(levels: Vec<(usize, Vec<usize>)>) -> Self {
         Self {
-            state: LsmStorageState::create(MemTable::create(0)),
+            state: LsmStorageState::create(MemTable::create(0), levels),
             manifest: None,
             next_sst_id: 1,
             report: Vec::new(),
@@ -47,19 +49,15 @@ impl Recovered {
     }
 }
 
-/// Where a flushed SST goes in the SST structure: the front of L0.
-pub(crate) fn place_flushed(l0: &mut Vec<usize>, _levels: &mut [(usize, Vec<usize>)], id: usize) {
-    l0.insert(0, id);
-}
-
 /// The shape the manifest describes, before any file is opened.
-#[derive(Default)]
 struct Shape {
     l0: Vec<usize>,
     levels: Vec<(usize, Vec<usize>)>,
     /// Memtables created and not flushed, by id (which is also their age).
     live_memtables: BTreeSet<usize>,
     max_id: Option<usize>,
+    /// Where the compaction strategy puts flushed SSTs (see `place_flushed`).
+    flush_to_l0: bool,
 }
 
 impl Shape {
@@ -76,6 +74,7 @@ pub(crate) fn recover(
     dir: &Path,
     options: &LsmStorageOptions,
     block_cache: &Arc<BlockCache>,
+    controller: &CompactionController,
 ) -> Result<Recovered> {
     todo!("week 2 day 5, task 2: rebuild the state at open from the manifest (book: week2-05-manifest)")
 }

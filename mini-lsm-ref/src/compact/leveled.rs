@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Leveled compaction, in the manner of RocksDB's leveled compaction with dynamic level sizes.
+//!
+//! Each level L1..=Lmax is a sorted run with a target size in bytes, computed from the bottom up
+//! so that the bottom level holds most of the data whatever its size: the bottom's target is its
+//! actual size (at least `base_level_size_mb`), and each level above gets the target of the one
+//! below divided by `level_size_multiplier`, as long as the one below is over
+//! `base_level_size_mb`. The highest level with a target is the *base level*, where L0 goes;
+//! the levels above it stay empty until the data grows. (Should one of them hold data, because
+//! the bottom level shrank or a full compaction put it there, L0 goes to it instead: L0 must
+//! never pass older data. With no target, that level is first to move its data down.)
+//!
+//! ```text
+//!   base 256 MiB, x10, the bottom level L4 holds 3 GiB:
+//!   L1 target 0 (empty)   L2 30 MiB (base)   L3 300 MiB   L4 3 GiB
+//! ```
+//!
+//! Compactions, in order of priority:
+//! 1. L0 holds `level0_file_num_compaction_trigger` SSTs: merge all of L0 with the SSTs of the
+//!    base level that overlap it, into the base level.
+//! 2. Otherwise the level above the bottom whose size is most over its target (size / target
+//!    greatest, and above 1) moves its oldest SST (the smallest id) down: merged with the SSTs
+//!    of the next level that overlap it.
+//!
+//! Each compaction rewrites about `level_size_multiplier` SSTs of the next level per SST moved
+//! down, so write amplification is about the multiplier times the number of levels; in return
+//! reads probe one SST per level and at most ~1/multiplier of the data is stale.
+
+use super::{apply_level_compaction, LevelCompactionTask, LsmShape};
+
+/// Bytes in a mebibyte.
+const MIB: u64 = 1 << 20;
+
+/// Settings of leveled compaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeveledCompactionOptions {
+    /// Each level's target is this many times the target of the level above it.
+    pub level_size_multiplier: usize,
+    /// L0 is merged into the base level once it holds at least this many SSTs.
+    pub level0_file_num_compaction_trigger: usize,
+    /// The number of levels below L0: L1..=`max_levels`.
+    pub max_levels: usize,
+    /// The largest target of the base level, in MiB; also the bottom level's smallest target.
+    pub base_level_size_mb: usize,
+}
+
+impl Default for LeveledCompactionOptions {
+    /// RocksDB's defaults: x10 per level, L0 compacts at 4 SSTs, a 256 MiB base, and 4 levels.
+    fn default() -> Self {
+        Self {
+            level_size_multiplier: 10,
+            level0_file_num_compaction_trigger: 4,
+            max_levels: 4,
+            base_level_size_mb: 256,
+        }
+    }
+}
+
+/// The target sizes of the levels, from [`LeveledCompactionController::target_sizes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LevelTargets {
+    /// Where L0 is compacted to: the highest level with a target or, if a level above that one
+    /// holds data, the highest such level (L0 must not pass older data).
+    pub base_level: usize,
+    /// `targets[level]` in bytes for `level` in `1..=max_levels`; 0 for the levels above the
+    /// base level (and `targets[0]`, as L0 has no byte target).
+    pub targets: Vec<u64>,
+}
+
+/// Decides leveled compactions; pure (see [`crate::compact`]).
+#[derive(Debug, Clone)]
+pub struct LeveledCompactionController {
+    options: LeveledCompactionOptions,
+}
+
+impl LeveledCompactionController {
+    /// A controller with `options`.
+    pub fn new(options: LeveledCompactionOptions) -> Self {
+        Self { options }
+    }
+
+    /// The controller's settings.
+    pub fn options(&self) -> &LeveledCompactionOptions {
+        &self.options
+    }
+
+    // ANCHOR: leveled_target_sizes
+    /// The target size of every level, computed from the bottom level's actual size, and the
+    /// base level (see the module docs and [`LevelTargets`]).
+    pub fn target_sizes(&self, shape: &LsmShape) -> LevelTargets {
+        // @task week2_day4 1
+        let o = &self.options;
+        let base_bytes = o.base_level_size_mb as u64 * MIB;
+        let bottom = o.max_levels;
+        let mut targets = vec![0; bottom + 1];
+        targets[bottom] = shape.total_size(shape.level(bottom)).max(base_bytes);
+        let mut base_level = bottom;
+        while base_level > 1 && targets[base_level] > base_bytes {
+            targets[base_level - 1] = targets[base_level] / o.level_size_multiplier as u64;
+            base_level -= 1;
+        }
+        // L0 must never jump over older data: if a level above the base level holds any (left
+        // there when the bottom level shrank, or by a full compaction), L0 goes there instead.
+        if let Some(first) = (1..base_level).find(|level| !shape.level(*level).is_empty()) {
+            base_level = first;
+        }
+        LevelTargets {
+            base_level,
+            targets,
+        }
+        // @end
+    }
+    // ANCHOR_END: leveled_target_sizes
+
+    // ANCHOR: leveled_generate_task
+    /// The compaction of highest priority (see the module docs), or `None`. Among levels equally
+    /// far over their target, the higher one goes first; a level with data but no target (above
+    /// the base level) is infinitely far over it.
+    pub fn generate_task(&self, shape: &LsmShape) -> Option<LevelCompactionTask> {
+        // @task week2_day4 2
+        let o = &self.options;
+        let LevelTargets {
+            base_level,
+            targets,
+        } = self.target_sizes(shape);
+        let task = |upper_level: Option<usize>, upper: Vec<usize>, lower_level: usize| {
+            let (first, last) = shape.key_range(&upper)?;
+            Some(LevelCompactionTask {
+                upper_level,
+                lower_level_sst_ids: shape.overlapping(shape.level(lower_level), &first, &last),
+                upper_level_sst_ids: upper,
+                lower_level,
+                is_lower_level_bottom_level: lower_level == o.max_levels,
+            })
+        };
+        if shape.l0_sstables.len() >= o.level0_file_num_compaction_trigger {
+            return task(None, shape.l0_sstables.clone(), base_level);
+        }
+        let mut most_over: Option<(usize, f64)> = None;
+        // Every level but the bottom one, which has nowhere to go.
+        for (level, &target) in targets.iter().enumerate().take(o.max_levels).skip(1) {
+            let size = shape.total_size(shape.level(level));
+            if size == 0 {
+                continue;
+            }
+            let ratio = match target {
+                0 => f64::INFINITY,
+                target => size as f64 / target as f64,
+            };
+            if ratio > 1.0 && most_over.is_none_or(|(_, best)| ratio > best) {
+                most_over = Some((level, ratio));
+            }
+        }
+        let (level, _) = most_over?;
+        let oldest = *shape.level(level).iter().min()?;
+        task(Some(level), vec![oldest], level + 1)
+        // @end
+    }
+    // ANCHOR_END: leveled_generate_task
+
+    /// The shape once `output` replaces the task's inputs: see [`apply_level_compaction`].
+    pub fn apply_result(
+        &self,
+        shape: &LsmShape,
+        task: &LevelCompactionTask,
+        output: &[usize],
+    ) -> LsmShape {
+        apply_level_compaction(shape, task, output)
+    }
+}

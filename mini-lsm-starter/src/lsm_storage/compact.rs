@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The compaction step: the engine's edge around the pure controllers of [`crate::compact`].
+//!
+//! One step, [`LsmStorageInner::trigger_compaction`], runs in three phases, with the same
+//! discipline as a flush:
+//!
+//! ```text
+//!   1. snapshot + ask      compaction_lock          controller.generate_task(shape)
+//!   2. build outputs       compaction_lock only     merge the input runs, write new SSTs
+//!   3. install             + state_lock, + state    apply the result to the *current* state
+//!                            (write lock: the swap)   mark the inputs obsolete
+//! ```
+//!
+//! Phase 2 is the slow one and holds no lock on the state: reads, writes and flushes go on.
+//! Flushes may add L0 SSTs (or tiers) meanwhile, so phase 3 applies the result to the state as
+//! it is then, not to the snapshot; the controller's `apply_result` keeps what it did not
+//! compact. `compaction_lock` makes steps run one at a time, so the inputs cannot have moved.
+//!
+//! An input SST leaves the state in phase 3 but its file is deleted only when the last `Arc` to
+//! it drops (see [`SsTable::mark_obsolete`]): a scan that started before still reads it.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use crossbeam_channel::Receiver;
+use parking_lot::MutexGuard;
+
+use super::{LsmStorageInner, LsmStorageState};
+use crate::compact::{CompactionTask, LevelCompactionTask, LsmShape, SstInfo};
+use crate::iterators::concat_iterator::SstConcatIterator;
+use crate::iterators::merge_iterator::MergeIterator;
+use crate::iterators::StorageIterator;
+use crate::manifest::ManifestRecord;
+use crate::table::{SsTable, SsTableBuilder};
+
+/// How often the compaction thread asks the controller for work.
+pub(crate) const COMPACTION_INTERVAL: Duration = Duration::from_millis(50);
+
+impl LsmStorageState {
+    /// The shape of the tree as a compaction controller sees it.
+    pub fn shape(&self) -> LsmShape {
+        LsmShape {
+            l0_sstables: self.l0_sstables.clone(),
+            levels: self.levels.clone(),
+            sstables: self
+                .sstables
+                .iter()
+                .map(|(id, table)| {
+                    let info = SstInfo {
+                        size: table.table_size(),
+                        first_key: table.first_key().raw_ref().to_vec().into(),
+                        last_key: table.last_key().raw_ref().to_vec().into(),
+                    };
+                    (*id, info)
+                })
+                .collect(),
+        }
+    }
+}
+
+impl LsmStorageInner {
+    /// Merges the input runs of `task`, read from `snapshot`, into new SSTs in key order. Only the
+    /// newest version of each key is kept, and tombstones are dropped when the output is the
+    /// bottom of the tree. An output SST is finished as soon as its builder's `estimated_size()`
+    /// reaches `target_sst_size` after an entry was added, so outputs are split by target size.
+    ///
+    /// # Errors
+    /// If an input block cannot be read or an output cannot be written; the outputs written so
+    /// far are then marked obsolete, so that no file is left behind.
+    pub(crate) fn compact(
+        &self,
+        snapshot: &LsmStorageState,
+        task: &CompactionTask,
+    ) -> Result<Vec<Arc<SsTable>>> {
+        todo!("week 2 day 1, task 2: merge a compaction's input runs into new SSTs split by target size (book: week2-01-compaction)")
+    }
+
+    /// Writes the entries of `iter` into SSTs of about `target_sst_size` bytes, appending each to
+    /// `outputs` as soon as it is written.
+    fn write_outputs(
+        &self,
+        iter: &mut MergeIterator<SstConcatIterator>,
+        bottom: bool,
+        outputs: &mut Vec<Arc<SsTable>>,
+    ) -> Result<()> {
+        todo!("week 2 day 1, task 2: merge a compaction's input runs into new SSTs split by target size (book: week2-01-compaction)")
+    }
+
+    /// Writes a compaction output with a fresh id.
+    fn write_sst(&self, builder: SsTableBuilder) -> Result<Arc<SsTable>> {
+        let id = self.next_sst_id();
+        let table = builder
+            .build_in(
+                &*self.options.fs,
+                id,
+                Some(Arc::clone(&self.block_cache)),
+                self.path_of_sst(id),
+            )
+            .with_context(|| format!("writing compaction output SST {id}"))?;
+        Ok(Arc::new(table))
+    }
+
+    /// Installs the outputs of `task`: applies the result to the current state, swaps it in, and
+    /// marks the input SSTs obsolete.
+    ///
+    /// Requires `compaction_lock` (the guard proves the caller holds it), held since the task was
+    /// generated: no other compaction can have moved the inputs.
+    ///
+    /// # Errors
+    /// If an input is no longer in the state (a bug); the outputs are then marked obsolete.
+    pub(crate) fn install_compaction(
+        &self,
+        _compaction_lock_observer: &MutexGuard<'_, ()>,
+        task: &CompactionTask,
+        outputs: Vec<Arc<SsTable>>,
+    ) -> Result<()> {
+        todo!("week 2 day 1, task 4: install a compaction's result, retire its inputs, and compact L0 and L1 in full (book: week2-01-compaction)")
+    }
+
+    /// Compacts all of L0 and the first run below it (L1) into that run, whatever the strategy;
+    /// tombstones are dropped when no SST lies below it. Creates L1 if there is none (without a
+    /// compaction strategy). Does nothing on an empty tree. Holds `compaction_lock` throughout,
+    /// like [`Self::trigger_compaction`].
+    ///
+    /// # Errors
+    /// If the compaction fails; the state is then unchanged.
+    pub fn force_full_compaction(&self) -> Result<()> {
+        todo!("week 2 day 1, task 4: install a compaction's result, retire its inputs, and compact L0 and L1 in full (book: week2-01-compaction)")
+    }
+
+    /// Runs one compaction step: asks the controller for a task and, if there is one, runs and
+    /// installs it. The compaction thread calls this every 50 ms; tests call it directly.
+    ///
+    /// Holds `compaction_lock` from before the snapshot to after the install, so that steps run
+    /// one at a time (and a test can hold the thread off by taking the lock).
+    ///
+    /// # Errors
+    /// If the compaction fails; the state is then unchanged.
+    pub fn trigger_compaction(&self) -> Result<()> {
+        todo!("week 2 day 2, task 2: run one compaction step, and the compaction thread (book: week2-02-simple-leveled)")
+    }
+
+    /// Starts the compaction thread: every `COMPACTION_INTERVAL` it calls `trigger_compaction`,
+    /// until a message (or a hang-up) arrives on `stop`. A failed compaction is recorded as the
+    /// sticky background error and ends the thread, as a failed flush does.
+    ///
+    /// # Errors
+    /// If the thread cannot be spawned.
+    pub(crate) fn spawn_compaction_thread(
+        self: &Arc<Self>,
+        stop: Receiver<()>,
+    ) -> Result<JoinHandle<()>> {
+        todo!("week 2 day 2, task 2: run one compaction step, and the compaction thread (book: week2-02-simple-leveled)")
+    }
+}
