@@ -46,6 +46,7 @@ pub trait ReadableFile: Send + Sync {
     }
 }
 
+// ANCHOR: writable_file
 /// A file opened for appending.
 pub trait WritableFile: Send {
     /// Appends `data`. It is durable only after [`WritableFile::sync`].
@@ -60,6 +61,7 @@ pub trait WritableFile: Send {
     /// If the sync fails; the bytes may then be lost in a crash.
     fn sync(&mut self) -> Result<()>;
 }
+// ANCHOR_END: writable_file
 
 /// The engine's view of a file system. Every error names the path.
 pub trait FileSystem: Send + Sync + Debug {

@@ -296,6 +296,7 @@ impl LsmStorageInner {
         &self.recovery_report
     }
 
+    // ANCHOR: log_change
     /// Appends `record` to the manifest, if the engine keeps one. Requires `state_lock`.
     ///
     /// # Errors
@@ -310,7 +311,9 @@ impl LsmStorageInner {
             None => Ok(()),
         }
     }
+    // ANCHOR_END: log_change
 
+    // ANCHOR: remove_wal
     /// Deletes memtable `id`'s log, once its data is in an SST the manifest lists.
     ///
     /// # Errors
@@ -322,6 +325,7 @@ impl LsmStorageInner {
         }
         Ok(())
     }
+    // ANCHOR_END: remove_wal
     // ANCHOR_END: inner_open
 
     /// A fresh id for a memtable and the SST it becomes.
@@ -346,6 +350,7 @@ impl LsmStorageInner {
     }
     // ANCHOR_END: snapshot
 
+    // ANCHOR: sync
     /// Makes every write acknowledged so far durable, by syncing the log of every memtable; a
     /// no-op without logs.
     ///
@@ -365,6 +370,7 @@ impl LsmStorageInner {
         // Ok(())
         // @end
     }
+    // ANCHOR_END: sync
 
     // ANCHOR: record_bg_error
     /// Keeps the first background error, and wakes stalled writers so they see it.

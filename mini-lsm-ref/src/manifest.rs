@@ -163,6 +163,7 @@ pub struct RecoveredManifest {
 }
 
 impl Manifest {
+    // ANCHOR: manifest_recover
     /// Reads the manifest in `dir`, if there is one.
     ///
     /// # Errors
@@ -187,6 +188,7 @@ impl Manifest {
         }))
         // @end
     }
+    // ANCHOR_END: manifest_recover
 
     // ANCHOR: manifest_create
     /// Writes a new manifest in `dir` holding `records`, replacing any old one atomically: the

@@ -78,6 +78,7 @@ impl MemTable {
         }
     }
 
+    // ANCHOR: memtable_wal
     /// Creates an empty memtable whose writes first go to a new log at `wal_path`.
     ///
     /// # Errors
@@ -116,6 +117,7 @@ impl MemTable {
         Ok((memtable, replay))
         // @end
     }
+    // ANCHOR_END: memtable_wal
 
     // ANCHOR: get_put
     /// Returns the value stored for `key`: `Some(empty)` for a tombstone, `None` when the memtable
@@ -147,6 +149,7 @@ impl MemTable {
     }
     // ANCHOR_END: get_put
 
+    // ANCHOR: put_batch
     /// Stores every `(key, value)` of `batch`, in order, after writing them to the log as one
     /// record: after a crash the batch is recovered whole or not at all.
     ///
@@ -166,7 +169,9 @@ impl MemTable {
         Ok(())
         // @end
     }
+    // ANCHOR_END: put_batch
 
+    // ANCHOR: memtable_follow
     /// Orders this memtable's log after `older`'s (see [`Wal::follow`]): none of this log reaches
     /// the disk before `older`'s log is durable. A no-op unless both have logs.
     pub fn follow(&self, older: &MemTable) {
@@ -189,6 +194,7 @@ impl MemTable {
         }
         // @end
     }
+    // ANCHOR_END: memtable_follow
 
     /// Sets `key` to `value` in the skip list, through the key's slot (see [`Slot`]).
     fn insert(&self, key: &[u8], value: &[u8]) {

@@ -34,6 +34,7 @@ use bytes::{Buf, BufMut};
 
 const SIZEOF_U32: usize = std::mem::size_of::<u32>();
 
+// ANCHOR: encode_record
 /// Appends `payload` to `buf` as one record.
 pub fn encode_record(buf: &mut Vec<u8>, payload: &[u8]) {
     let len = (payload.len() as u32).to_be_bytes();
@@ -46,6 +47,7 @@ pub fn encode_record(buf: &mut Vec<u8>, payload: &[u8]) {
     buf.put_u32(crc32fast::hash(payload));
     // @end
 }
+// ANCHOR_END: encode_record
 
 /// The records of a log, and where its torn tail starts, if it has one.
 #[derive(Debug, Default)]

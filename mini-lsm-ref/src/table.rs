@@ -346,6 +346,7 @@ impl Drop for SsTable {
 }
 // ANCHOR_END: sst_drop
 
+// ANCHOR: strip_checksum
 /// Checks and removes the CRC-32 that ends `data` (week 2 day 7).
 ///
 /// # Errors
@@ -364,6 +365,7 @@ pub fn strip_checksum(data: &[u8]) -> Result<&[u8]> {
     );
     Ok(body)
 }
+// ANCHOR_END: strip_checksum
 
 // ANCHOR: check_block_layout
 /// Checks that the blocks tile the file from offset 0 up to the metadata: each starts after the

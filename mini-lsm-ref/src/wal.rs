@@ -159,12 +159,14 @@ impl Wal {
     }
     // ANCHOR_END: wal_put
 
+    // ANCHOR: wal_follow
     /// Makes this log wait for `predecessor`: before any of this log's bytes reach its file,
     /// `predecessor` is synced. Called at a freeze with the frozen memtable's log, which takes no
     /// more writes, so the logs reach the disk in the order of the writes.
     pub fn follow(&self, predecessor: Arc<Wal>) {
         self.inner.lock().predecessor = Some(predecessor);
     }
+    // ANCHOR_END: wal_follow
 
     /// The log's path.
     pub fn path(&self) -> &Path {
@@ -172,6 +174,7 @@ impl Wal {
     }
 }
 
+// ANCHOR: write_out
 impl WalInner {
     fn write_out(&mut self) -> Result<()> {
         if let Some(predecessor) = &self.predecessor {
@@ -185,7 +188,9 @@ impl WalInner {
         Ok(())
     }
 }
+// ANCHOR_END: write_out
 
+// ANCHOR: decode_batch
 /// Parses a batch payload into `(key, value)` pairs.
 fn decode_batch(payload: &[u8]) -> Result<Vec<(&[u8], &[u8])>> {
     // @task week2_day6 1
@@ -211,3 +216,4 @@ fn decode_batch(payload: &[u8]) -> Result<Vec<(&[u8], &[u8])>> {
     Ok(entries)
     // @end
 }
+// ANCHOR_END: decode_batch

@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 
 use super::{FileSystem, ReadableFile, WritableFile};
 
+// ANCHOR: fault
 /// A fault to inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -34,6 +35,7 @@ pub enum Fault {
         tear_last_write: bool,
     },
 }
+// ANCHOR_END: fault
 
 /// One file's bytes, and how many of them are durable.
 #[derive(Default)]
@@ -109,6 +111,7 @@ impl State {
         }
     }
 
+    // ANCHOR: crash_image
     fn image(&self, tear_last_write: bool) -> Image {
         let files = self
             .durable
@@ -133,6 +136,7 @@ impl State {
             dirs: self.dirs.clone(),
         }
     }
+    // ANCHOR_END: crash_image
 
     fn check_alive(&self, path: &Path) -> Result<()> {
         ensure!(

@@ -63,6 +63,7 @@ impl MiniLsm {
         }))
     }
 
+    // ANCHOR: close
     /// Stops and joins the compaction thread and the flush thread.
     ///
     /// # Errors
@@ -100,6 +101,7 @@ impl MiniLsm {
         // @end
         Ok(())
     }
+    // ANCHOR_END: close
     // ANCHOR_END: open
 
     /// See [`LsmStorageInner::get`].

@@ -49,6 +49,7 @@ impl Recovered {
     }
 }
 
+// ANCHOR: shape
 /// The shape the manifest describes, before any file is opened.
 struct Shape {
     l0: Vec<usize>,
@@ -59,6 +60,7 @@ struct Shape {
     /// Where the compaction strategy puts flushed SSTs (see `place_flushed`).
     flush_to_l0: bool,
 }
+// ANCHOR_END: shape
 
 impl Shape {
     // ANCHOR: replay
@@ -91,6 +93,7 @@ impl Shape {
     // ANCHOR_END: replay
 }
 
+// ANCHOR: recover
 /// Rebuilds the engine's state in `dir` (see the module docs).
 ///
 /// # Errors
@@ -194,7 +197,9 @@ pub(crate) fn recover(
     })
     // @end
 }
+// ANCHOR_END: recover
 
+// ANCHOR: stray_files
 /// Deletes the engine's files in `dir` that the new manifest does not need: SSTs it does not list
 /// and logs of memtables that are gone. Files whose names are not the engine's are left alone.
 /// Only the removal of a file the old manifest did not know is reported: an empty log of a live
@@ -236,3 +241,4 @@ fn remove_stray_files(
     }
     Ok(())
 }
+// ANCHOR_END: stray_files
