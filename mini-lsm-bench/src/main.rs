@@ -35,6 +35,13 @@ struct Args {
     /// Where the databases go (a fresh directory is made inside, and removed after).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Use exactly this directory for the databases, and keep it: `cargo x bench` fills in one
+    /// process and reads in another, so that each phase's memory figure is its own.
+    #[arg(long, conflicts_with = "dir")]
+    workdir: Option<PathBuf>,
+    /// The fillrandom database is already in `--workdir`: read phases use it without a fill.
+    #[arg(long, requires = "workdir")]
+    reuse: bool,
 }
 
 const PHASES: [&str; 6] = [
@@ -64,18 +71,22 @@ fn run(args: &Args) -> Result<()> {
             );
         }
     }
+    let keep = args.workdir.is_some();
     let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    let dir = base.join(format!(
-        "mini-lsm-bench-{}-{}",
-        args.engine,
-        std::process::id()
-    ));
+    let dir = args.workdir.clone().unwrap_or_else(|| {
+        base.join(format!(
+            "mini-lsm-bench-{}-{}",
+            args.engine,
+            std::process::id()
+        ))
+    });
     std::fs::create_dir_all(&dir)?;
     let runner = Runner {
         engine: args.engine.clone(),
         workload: Workload::new(args.num),
         dir: dir.clone(),
         progress: std::io::stdout().is_terminal(),
+        reuse: args.reuse,
     };
     // A panic (a learner's `todo!()`, say) is reported as this engine's error, not a crash; the
     // hook prints only where it happened, as the error line below says what.
@@ -84,7 +95,9 @@ fn run(args: &Args) -> Result<()> {
         eprintln!("panic at {at}");
     }));
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.run(&wanted)));
-    let _ = std::fs::remove_dir_all(&dir);
+    if !keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     match outcome {
         Ok(result) => result,
         Err(panic) => {

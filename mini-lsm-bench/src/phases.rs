@@ -16,6 +16,8 @@ pub struct Runner {
     pub dir: PathBuf,
     /// Whether to draw progress bars (stdout is a terminal).
     pub progress: bool,
+    /// Whether the fillrandom database is already in `dir` (from an earlier process).
+    pub reuse: bool,
 }
 
 /// What a phase measured.
@@ -38,7 +40,7 @@ impl Runner {
         if wanted.contains(&"fillseq") {
             self.phase("fillseq", || self.fill(&fillseq, false))?;
         }
-        if wanted.contains(&"fillrandom") || needs_random_db {
+        if wanted.contains(&"fillrandom") || (needs_random_db && !self.reuse) {
             self.phase("fillrandom", || self.fill(&random, true))?;
         }
         let reads = ["readrandom", "readmissing", "scanall"];
