@@ -63,11 +63,15 @@ fn back_up(root: &Path, backup: &Path, file: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `cargo x copy-test`: copies chapters' tests and the harness into the starter.
+/// Copies chapters' tests and the harness into the starter.
 ///
 /// # Errors
 /// If the chapter does not exist or the files cannot be copied.
-pub fn copy_test(root: &Path, manifest: &Manifest, chapters: &[usize]) -> Result<()> {
+pub fn copy_test_files_into_starter(
+    root: &Path,
+    manifest: &Manifest,
+    chapters: &[usize],
+) -> Result<()> {
     let dest = starter_src(root).join("tests");
     std::fs::create_dir_all(&dest)?;
     // A test file the learner edited is backed up before it is replaced: nothing is lost.
@@ -100,8 +104,17 @@ pub fn copy_test(root: &Path, manifest: &Manifest, chapters: &[usize]) -> Result
             c.test_file()
         );
     }
+    Ok(())
+}
+
+/// `cargo x copy-test`: [`copy_test_files_into_starter`], then what to do next.
+///
+/// # Errors
+/// As [`copy_test_files_into_starter`].
+pub fn copy_test(root: &Path, manifest: &Manifest, chapters: &[usize]) -> Result<()> {
+    copy_test_files_into_starter(root, manifest, chapters)?;
     println!(
-        "next: `cargo x scheck` runs them; read book/src/{}.md first",
+        "next: read book/src/{}.md, then `cargo x scheck` runs the tests",
         manifest.chapters[chapters[0]].book
     );
     Ok(())
@@ -331,23 +344,27 @@ pub fn status(root: &Path, manifest: &Manifest) -> Result<()> {
 /// If it would overwrite the learner's own work without `force`, or on an I/O error.
 pub fn checkpoint(root: &Path, manifest: &Manifest, upto: usize, force: bool) -> Result<()> {
     let scratch = root.join("target/xtask/checkpoint");
-    let (pristine, target) = (scratch.join("pristine"), scratch.join("target"));
-    for dir in [&pristine, &target] {
-        if dir.exists() {
-            std::fs::remove_dir_all(dir)?;
-        }
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch)?;
     }
-    generate_into(root, manifest, Upto::Nothing, &pristine)?;
+    let target = scratch.join("target");
     generate_into(root, manifest, Upto::Chapter(upto), &target)?;
     let starter = starter_src(root);
-    // Files that will change, and which of them hold the learner's own work (not pristine).
+    // Files that will change. Of those, the learner's own work is any file that is not exactly
+    // what some checkpoint (the pristine starter, or the solutions up to some chapter) wrote.
     let changing = compare_trees(&target, &starter)?;
-    let pristine_diff = compare_trees(&pristine, &starter)?;
-    let learner_work: Vec<&str> = changing
-        .iter()
-        .filter(|d| pristine_diff.iter().any(|p| p.file == d.file))
-        .map(|d| d.file.as_str())
-        .collect();
+    let mut learner_work: Vec<&str> = changing.iter().map(|d| d.file.as_str()).collect();
+    let versions =
+        std::iter::once(Upto::Nothing).chain((0..manifest.chapters.len()).map(Upto::Chapter));
+    for (i, version) in versions.enumerate() {
+        if learner_work.is_empty() {
+            break;
+        }
+        let dir = scratch.join(format!("version-{i}"));
+        generate_into(root, manifest, version, &dir)?;
+        let differs = compare_trees(&dir, &starter)?;
+        learner_work.retain(|file| differs.iter().any(|d| d.file == *file));
+    }
     if !learner_work.is_empty() && !force {
         bail!(
             "checkpoint would overwrite your own code in mini-lsm-starter/src: {}\n\
@@ -374,5 +391,16 @@ pub fn checkpoint(root: &Path, manifest: &Manifest, upto: usize, force: bool) ->
             format!("; previous versions in {}", rel(root, &backup))
         }
     );
-    copy_test(root, manifest, &(0..=upto).collect::<Vec<_>>())
+    copy_test_files_into_starter(root, manifest, &(0..=upto).collect::<Vec<_>>())?;
+    match manifest.chapters.get(upto + 1) {
+        Some(next) => println!(
+            "next: {}: read book/src/{}.md, then `cargo x copy-test --week {} --day {}`",
+            next.label(),
+            next.book,
+            next.week,
+            next.day
+        ),
+        None => println!("that was the last chapter"),
+    }
+    Ok(())
 }
