@@ -41,6 +41,8 @@ use crate::report::Sides;
 use crate::run::{run_case, CaseOutcome, OPS_RUN};
 use crate::search::{Budget, Found, Search};
 
+/// How to ask verify for fewer chapters, in a stub's explanation.
+const UPTO: &str = "pass --upto with a chapter";
 /// The exit status when a failure was found.
 const EXIT_FAILED: i32 = 1;
 /// The exit status when the engine reached a task stub: nothing (more) to check.
@@ -115,7 +117,7 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         runs: usize,
         /// Writes per writer in each run.
-        #[arg(long, default_value_t = 2000)]
+        #[arg(long, default_value_t = 10_000)]
         ops: usize,
         /// The seed of the first run (run i uses seed+i); the default comes from the clock.
         #[arg(long)]
@@ -264,7 +266,7 @@ fn replay(dir: &std::path::Path, engine: &str, mix: Mix, test_name: Option<&str>
             CaseOutcome::Pass { .. } => passed += 1,
             CaseOutcome::Stub { at, stub } => {
                 let place = report::stub_place(&case, at);
-                print!("{}", report::stub(&stub, &place, mix.upto, "verify"));
+                print!("{}", report::stub(&stub, &place, mix.upto, "verify", UPTO));
                 failed = true;
             }
             CaseOutcome::Diverged(d) => {
@@ -278,11 +280,15 @@ fn replay(dir: &std::path::Path, engine: &str, mix: Mix, test_name: Option<&str>
                 };
                 print!("{}", report::listing(&shrunk, d.at));
                 println!("\nThe engine's dump:\n{}", d.dump);
-                let name = test_name.unwrap_or("verify_saved_case");
+                let stem = path
+                    .file_stem()
+                    .map_or("case".into(), |s| s.to_string_lossy());
+                let name =
+                    test_name.map_or(format!("verify_{}", stem.replace('-', "_")), str::to_string);
                 println!("A test that reproduces it:\n");
                 print!(
                     "{}",
-                    repro::rust_test(&shrunk, name, &format!("Replays {shown}."))
+                    repro::rust_test(&shrunk, &name, &format!("Replays {shown}."))
                 );
                 failed = true;
                 break;
@@ -370,7 +376,7 @@ fn verify(
         }
         Found::Stub { case, at, stub, .. } => {
             let place = report::stub_place(&case, at);
-            print!("{}", report::stub(&stub, &place, mix.upto, "verify"));
+            print!("{}", report::stub(&stub, &place, mix.upto, "verify", UPTO));
             write_summary(summary.as_deref(), &[("found", "stub".into())])?;
             Ok(EXIT_STUB)
         }
@@ -488,7 +494,10 @@ fn compare(common: &Common) -> Result<i32> {
         }
         Found::Stub { case, at, stub, .. } => {
             let place = report::stub_place(&case, at);
-            print!("{}", report::stub(&stub, &place, mix.upto, "compare"));
+            print!(
+                "{}",
+                report::stub(&stub, &place, mix.upto, "compare", "compare a chapter")
+            );
             Ok(EXIT_STUB)
         }
         Found::Failure(f) => {
@@ -557,7 +566,7 @@ fn run_threads(
                 let place = "in a writer or a reader thread";
                 print!(
                     "{}",
-                    report::stub(stub, place, mix.upto, "verify --threads")
+                    report::stub(stub, place, mix.upto, "verify --threads", UPTO)
                 );
                 return Ok(EXIT_STUB);
             }

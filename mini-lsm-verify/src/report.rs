@@ -97,8 +97,8 @@ pub fn stub_place(case: &Case, at: Option<usize>) -> String {
 }
 
 /// The explanation of a stub reached `place` (see [`stub_place`]); `tool` is "verify" or
-/// "compare".
-pub fn stub(stub: &Stub, place: &str, upto: Chapter, tool: &str) -> String {
+/// "compare", `narrow` says how to ask it for fewer chapters.
+pub fn stub(stub: &Stub, place: &str, upto: Chapter, tool: &str, narrow: &str) -> String {
     let mut out = format!("{tool}: your engine does not implement {stub} yet.\n");
     let _ = writeln!(out, "It reached that stub {place}.");
     if stub.chapter == Chapter::MEMTABLE {
@@ -111,9 +111,8 @@ pub fn stub(stub: &Stub, place: &str, upto: Chapter, tool: &str) -> String {
         let _ = writeln!(
             out,
             "{tool} ran the operations of the chapters up to {upto}, which includes {}; finish \
-             that chapter, or pass an --upto before {} to check what is done.",
+             that chapter, or {narrow} before it to check what is done.",
             stub.chapter,
-            stub.chapter.id()
         );
     } else {
         let _ = writeln!(
@@ -156,7 +155,7 @@ mod tests {
         )
         .unwrap();
         let place = stub_place(&case(), Some(0));
-        let text = super::stub(&stub, &place, Chapter::MEMTABLE, "verify");
+        let text = super::stub(&stub, &place, Chapter::MEMTABLE, "verify", "pass --upto");
         assert!(text.starts_with(
             "verify: your engine does not implement week 1 day 1, task 2: write puts and \
              deletes through the engine into the memtable (book: book/src/week1-01-memtable.md) \

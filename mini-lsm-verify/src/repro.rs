@@ -28,10 +28,15 @@ fn bound(b: &Bound<Vec<u8>>) -> String {
     }
 }
 
+/// A string literal of `bytes` as text (the test compares text, so a failure reads well).
+fn text(bytes: &[u8]) -> String {
+    format!("{:?}", String::from_utf8_lossy(bytes))
+}
+
 fn entries(entries: &[(Vec<u8>, Vec<u8>)]) -> String {
     let shown: Vec<String> = entries
         .iter()
-        .map(|(k, v)| format!("({}, {})", slice(k), slice(v)))
+        .map(|(k, v)| format!("({}, {})", text(k), text(v)))
         .collect();
     format!("[{}]", shown.join(", "))
 }
@@ -129,17 +134,21 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
         settings::DIR
     ));
     line("    };");
+    if case.ops.iter().any(Op::is_read) {
+        line("    // Reads are compared as text, so that a failure reads well.");
+        line("    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();");
+    }
     if scans {
         line("    let collect = |mut iter: crate::lsm_iterator::FusedIterator<crate::lsm_iterator::LsmIterator>| {");
         line("        let mut out = Vec::new();");
         line("        while iter.is_valid() {");
-        line("            out.push((iter.key().to_vec(), iter.value().to_vec()));");
+        line("            out.push((text(iter.key()), text(iter.value())));");
         line("            iter.next().unwrap();");
         line("        }");
         line("        out");
         line("    };");
-        line("    let pairs = |entries: &[(&[u8], &[u8])]| -> Vec<(Vec<u8>, Vec<u8>)> {");
-        line("        entries.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect()");
+        line("    let pairs = |entries: &[(&str, &str)]| -> Vec<(String, String)> {");
+        line("        entries.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()");
         line("    };");
     }
     line(if crashes {
@@ -149,7 +158,8 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
     });
     line("    let mut engine = open(&fs);");
     for (i, (op, reply)) in case.ops.iter().zip(&replies).enumerate() {
-        let what = format!("op #{i} `{op}`");
+        // The assertion's message: a string literal whose `{}` shows the engine's dump.
+        let what = format!("{:?}", format!("op #{i} `{op}`\n{{}}"));
         line(&format!("    // #{i}: {op}"));
         match (op, reply) {
             (Op::Put(k, v), _) => line(&format!(
@@ -160,22 +170,22 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
             (Op::Delete(k), _) => line(&format!("    engine.delete({}).unwrap();", lit(k))),
             (Op::Get(k), Reply::Value(want)) => {
                 let want = match want {
-                    Some(v) => format!("Some(&{}[..])", lit(v)),
+                    Some(v) => format!("Some({}.to_string())", text(v)),
                     None => "None".to_string(),
                 };
                 line(&format!(
-                    "    assert_eq!(engine.get({}).unwrap().as_deref(), {want}, \"{what}\\n{{}}\", engine.dump());",
+                    "    assert_eq!(engine.get({}).unwrap().map(|v| text(&v)), {want}, {what}, engine.dump());",
                     lit(k)
                 ));
             }
             (Op::Scan(l, u), Reply::Entries(want)) => line(&format!(
-                "    assert_eq!(collect(engine.scan({}, {}).unwrap()), pairs(&{}), \"{what}\\n{{}}\", engine.dump());",
+                "    assert_eq!(collect(engine.scan({}, {}).unwrap()), pairs(&{}), {what}, engine.dump());",
                 bound(l),
                 bound(u),
                 entries(want)
             )),
             (Op::ScanPrefix(p), Reply::Entries(want)) => line(&format!(
-                "    assert_eq!(collect(engine.scan_prefix({}).unwrap()), pairs(&{}), \"{what}\\n{{}}\", engine.dump());",
+                "    assert_eq!(collect(engine.scan_prefix({}).unwrap()), pairs(&{}), {what}, engine.dump());",
                 lit(p),
                 entries(want)
             )),
@@ -236,7 +246,7 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
             "    let engine = open(&fs);",
         );
     }
-    out.push_str("}\n");
+    out.push_str("    drop(engine);\n}\n");
     out
 }
 
@@ -267,10 +277,11 @@ mod tests {
         assert!(test.contains("CompactionOptions::Simple(SimpleLeveledCompactionOptions {"));
         assert!(test.contains("options.enable_wal = true;"));
         assert!(test.contains("    fs = fs.crash_now(false);"));
-        assert!(test
-            .contains("assert_eq!(engine.get(b\"k01\").unwrap().as_deref(), Some(&b\"v1\"[..]),"));
         assert!(test.contains(
-            "collect(engine.scan(Bound::Excluded(&b\"k00\"[..]), Bound::Unbounded).unwrap()), pairs(&[(&b\"k01\"[..], &b\"v1\"[..])])"
+            "assert_eq!(engine.get(b\"k01\").unwrap().map(|v| text(&v)), Some(\"v1\".to_string()),"
+        ));
+        assert!(test.contains(
+            "collect(engine.scan(Bound::Excluded(&b\"k00\"[..]), Bound::Unbounded).unwrap()), pairs(&[(\"k01\", \"v1\")])"
         ));
         assert!(test.contains("let mut engine = open(&fs);"));
     }

@@ -4,16 +4,23 @@
 //! Case `i` of a run with seed `S` is generated from seed `S + i` alone, so `--seed S+i --cases 1`
 //! replays exactly that case. Each case gets its own proptest `TestRunner`; when it fails, the
 //! runner shrinks it (dropping operations, simplifying the rest, keeping every change after which
-//! the case still fails), and the shrunk case is run once more for its report and dumps.
+//! the case still fails: see [`crate::gen`]), and the shrunk case is run once more for its
+//! report and dumps.
 
 use std::cell::RefCell;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, TestError, TestRng, TestRunner};
+use proptest::strategy::{Just, Strategy};
+use proptest::test_runner::{
+    Config as RunnerConfig, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner,
+};
+use proptest_state_machine::strategy::Sequential;
 
 use crate::engines::Opener;
 use crate::gen::{self, Mix};
-use crate::ops::Case;
+use crate::ops::{Case, Config, Op};
 use crate::run::{run_case, CaseOutcome, Divergence, Stub};
 
 /// How long a search may go on.
@@ -84,7 +91,79 @@ fn rng(seed: u64) -> TestRng {
     TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
 }
 
+/// Fails a case that diverges (or reaches a stub), recording how many operations ran in `seen`.
+fn check(
+    search: &Search<'_>,
+    case: &Case,
+    seen: Option<&std::sync::atomic::AtomicUsize>,
+    on_pass: &dyn Fn(usize),
+) -> Result<(), TestCaseError> {
+    let at = match run_case(case, search.subject, search.oracle) {
+        CaseOutcome::Pass { reads } => {
+            on_pass(reads);
+            return Ok(());
+        }
+        CaseOutcome::Diverged(d) => d.at,
+        CaseOutcome::Stub { at, .. } => at,
+    };
+    // The operations after the failing one never ran: shrinking drops them at once.
+    if let Some(seen) = seen {
+        seen.store(at.map_or(0, |i| i + 1), std::sync::atomic::Ordering::SeqCst);
+    }
+    Err(TestCaseError::fail("diverged"))
+}
+
 impl Search<'_> {
+    fn runner(&self, seed: u64, deadline: Instant) -> TestRunner {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let config = RunnerConfig {
+            cases: 1,
+            failure_persistence: None,
+            max_shrink_iters: 1_000_000,
+            // At least a millisecond: zero means no limit to proptest.
+            max_shrink_time: left.as_millis().clamp(1, u32::MAX as u128) as u32,
+            ..RunnerConfig::default()
+        };
+        TestRunner::new_with_rng(config, rng(seed))
+    }
+
+    /// Shrinks a shrunk case further: proptest's shrinker deletes operations in one pass, before
+    /// it simplifies the rest, and a simplification can make an operation it kept deletable. So
+    /// the case is fed to the shrinker again, as a state machine whose transitions are its
+    /// operations, until a round deletes nothing or the time is up.
+    fn reshrink(&self, mut case: Case, deadline: Instant) -> Case {
+        while Instant::now() < deadline && case.ops.len() > 1 {
+            let ops = Arc::new(case.ops.clone());
+            let len = ops.len();
+            let strategy = Sequential::new(
+                (len..=len).into(),
+                {
+                    let config = case.config;
+                    move || Just((config, 0usize)).boxed()
+                },
+                |state: &(Config, usize), op: &Op| gen::allowed(state.0, op),
+                move |state: &(Config, usize)| Just(ops[state.1].clone()).boxed(),
+                |(config, i), _| (config, i + 1),
+            );
+            let result = self
+                .runner(0, deadline)
+                .run(&strategy, |(state, ops, seen)| {
+                    let case = Case {
+                        config: state.0,
+                        ops,
+                    };
+                    check(self, &case, seen.as_deref(), &|_| {})
+                });
+            match result {
+                Err(TestError::Fail(_, ((config, _), ops, _))) if ops.len() < case.ops.len() => {
+                    case = Case { config, ops };
+                }
+                _ => break,
+            }
+        }
+        case
+    }
+
     /// Runs the search; `progress` is called after each case with the number of cases so far.
     pub fn run(&self, progress: &mut dyn FnMut(u64)) -> Found {
         let started = Instant::now();
@@ -99,40 +178,37 @@ impl Search<'_> {
             }
             let seed = self.seed.wrapping_add(cases);
             cases += 1;
-            let config = RunnerConfig {
-                cases: 1,
-                failure_persistence: None,
-                max_shrink_iters: 1_000_000,
-                max_shrink_time: self.shrink_time.as_millis().min(u32::MAX as u128) as u32,
-                ..RunnerConfig::default()
-            };
-            let mut runner = TestRunner::new_with_rng(config, rng(seed));
+            // Generation never takes long; the deadline is for the shrinking.
+            let deadline = Instant::now() + self.shrink_time;
             let first: RefCell<Option<Case>> = RefCell::new(None);
             let last_reads = RefCell::new(0);
             let shrink_started = RefCell::new(None::<Instant>);
-            let result = runner.run(&strategy, |case| {
-                let outcome = run_case(&case, self.subject, self.oracle);
-                let at = match outcome {
-                    CaseOutcome::Pass { reads } => {
-                        *last_reads.borrow_mut() = reads;
-                        return Ok(());
+            let result = self
+                .runner(seed, deadline)
+                .run(&strategy, |(config, ops, seen)| {
+                    let case = Case { config, ops };
+                    let result = check(self, &case, seen.as_deref(), &|r| {
+                        *last_reads.borrow_mut() = r;
+                    });
+                    if result.is_err() && first.borrow().is_none() {
+                        let ran = seen.map_or(case.ops.len(), |s| s.load(SeqCst));
+                        *first.borrow_mut() = Some(Case {
+                            config: case.config,
+                            ops: case.ops[..ran.min(case.ops.len())].to_vec(),
+                        });
+                        *shrink_started.borrow_mut() = Some(Instant::now());
                     }
-                    CaseOutcome::Diverged(d) => d.at,
-                    CaseOutcome::Stub { at, .. } => at,
-                };
-                if first.borrow().is_none() {
-                    *first.borrow_mut() = Some(cut(&case, at));
-                    *shrink_started.borrow_mut() = Some(Instant::now());
-                }
-                Err(proptest::test_runner::TestCaseError::fail("diverged"))
-            });
+                    result
+                });
             progress(cases);
             let shrunk = match result {
                 Ok(()) => {
                     reads += *last_reads.borrow();
                     continue;
                 }
-                Err(TestError::Fail(_, shrunk)) => shrunk,
+                Err(TestError::Fail(_, (config, ops, _))) => {
+                    self.reshrink(Case { config, ops }, deadline)
+                }
                 Err(TestError::Abort(reason)) => {
                     unreachable!("a case is never rejected: {reason}")
                 }
@@ -159,7 +235,7 @@ impl Search<'_> {
                 CaseOutcome::Pass { .. } => match run_case(&original, self.subject, self.oracle) {
                     CaseOutcome::Diverged(divergence) => Found::Failure(Failure {
                         seed,
-                        shrunk: original.clone(),
+                        shrunk: cut(&original, divergence.at),
                         original,
                         divergence,
                         shrink_elapsed,
