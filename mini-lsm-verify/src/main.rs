@@ -279,7 +279,7 @@ fn replay(dir: &std::path::Path, engine: &str, mix: Mix, test_name: Option<&str>
                     ops: case.ops[..d.at.map_or(0, |i| i + 1)].to_vec(),
                 };
                 print!("{}", report::listing(&shrunk, d.at));
-                println!("\nThe engine's dump:\n{}", d.dump);
+                println!("\nThe engine's dump:\n{}", report::indent(&d.dump, "    "));
                 let stem = path
                     .file_stem()
                     .map_or("case".into(), |s| s.to_string_lossy());

@@ -17,7 +17,8 @@ pub struct Sides {
     pub oracle: &'static str,
 }
 
-fn indent(text: &str, by: &str) -> String {
+/// `text` with every line indented by `by`.
+pub fn indent(text: &str, by: &str) -> String {
     text.lines().map(|l| format!("{by}{l}\n")).collect()
 }
 

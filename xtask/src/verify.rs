@@ -237,3 +237,35 @@ pub fn compare(root: &Path, manifest: &Manifest, chapter: usize, budget: &Budget
         code => bail!("mini-lsm-verify failed (exit status {code})"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cases the reference fails are kept under `target/` (never in the reference's tree); the
+    /// learner's go to their starter.
+    #[test]
+    fn regressions_of_the_reference_stay_out_of_the_tree() {
+        let root = Path::new("/w");
+        assert_eq!(
+            regressions_dir(root, "ref"),
+            Path::new("/w/target/verify-regressions")
+        );
+        assert_eq!(
+            regressions_dir(root, "starter"),
+            Path::new("/w/mini-lsm-starter/regressions")
+        );
+    }
+
+    /// The budget becomes the binary's flags, and only the ones given.
+    #[test]
+    fn budget_flags() {
+        let budget = Budget {
+            cases: Some(5),
+            seed: None,
+            time: Some("10m".into()),
+        };
+        assert_eq!(budget.args(), ["--cases", "5", "--time", "10m"]);
+        assert!(Budget::default().args().is_empty());
+    }
+}
