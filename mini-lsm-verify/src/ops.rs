@@ -474,6 +474,33 @@ mod tests {
         assert!(err("put k1 v1\n").contains("no `config"));
     }
 
+    /// Every chapter an operation names is a chapter of the course manifest, with the title
+    /// that says what the operation needs: renumbering the course must update verify too.
+    #[test]
+    fn chapters_are_the_manifests() {
+        let manifest = include_str!("../../course.toml");
+        let title = |c: Chapter| {
+            let at = manifest
+                .find(&format!("id = \"{}\"", c.id()))
+                .unwrap_or_else(|| panic!("{c} is not in course.toml"));
+            let rest = &manifest[at..];
+            let line = rest.lines().find(|l| l.starts_with("title = ")).unwrap();
+            line.trim_start_matches("title = ")
+                .trim_matches('"')
+                .to_string()
+        };
+        assert_eq!(title(Chapter::MEMTABLE), "Memtable");
+        assert_eq!(title(Chapter::SCAN), "Merge iterator");
+        assert_eq!(title(Chapter::FLUSH), "Write path");
+        assert_eq!(title(Chapter::FULL_COMPACTION), "Compaction implementation");
+        assert_eq!(title(Chapter::SIMPLE), "Simple leveled compaction");
+        assert_eq!(title(Chapter::TIERED), "Tiered compaction");
+        assert_eq!(title(Chapter::LEVELED), "Leveled compaction");
+        assert_eq!(title(Chapter::REOPEN), "Manifest");
+        assert_eq!(title(Chapter::WAL), "Write-ahead log");
+        assert_eq!(title(Chapter::BATCH), "Batch writes and checksums");
+    }
+
     /// A case needs the latest chapter of its operations and configuration.
     #[test]
     fn case_needs_its_latest_chapter() {

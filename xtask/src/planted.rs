@@ -215,9 +215,9 @@ fn write_workspace(root: &Path, manifest: &Manifest, dir: &Path) -> Result<()> {
              members = [\"starter\", \"verify\"]\n\n{profiles}"
         ),
     )?;
-    if !dir.join("Cargo.lock").exists() {
-        std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock"))?;
-    }
+    // The workspace's lock, so that the copy builds with the very same dependencies (cargo then
+    // adds the copies' own tagged versions to it).
+    std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock"))?;
     Ok(())
 }
 
