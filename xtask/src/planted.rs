@@ -321,7 +321,12 @@ pub fn planted(root: &Path, manifest: &Manifest, time: &str) -> Result<Vec<Strin
     let last = manifest.chapters.last().expect("chapters").id.clone();
     let mut outcomes = Vec::new();
     for bug in &BUGS {
-        step(&format!("planted bug `{}`: {}", bug.name, bug.what));
+        step(&format!(
+            "planted bug `{}`: {} (verify's report: {})",
+            bug.name,
+            bug.what,
+            crate::util::rel(root, &dir.join("runs").join(bug.name).join("output.txt"))
+        ));
         let work = dir.join("runs").join(bug.name);
         if work.exists() {
             std::fs::remove_dir_all(&work)?;
@@ -349,7 +354,13 @@ pub fn planted(root: &Path, manifest: &Manifest, time: &str) -> Result<Vec<Strin
         .map(|s| s.to_string())
         .collect();
         let run_started = Instant::now();
-        let code = run_quietly(&binary, &args, &[("MINI_LSM_PLANTED", bug.name)])?;
+        let output = work.join("output.txt");
+        let code = run_quietly(
+            &binary,
+            &args,
+            &[("MINI_LSM_PLANTED", bug.name)],
+            Some(&output),
+        )?;
         let mut outcome = read_summary(&std::fs::read_to_string(&summary).unwrap_or_default());
         outcome.secs = run_started.elapsed().as_secs_f64();
         outcome.test = std::fs::read_to_string(summary.with_extension("rs")).ok();
@@ -365,7 +376,7 @@ pub fn planted(root: &Path, manifest: &Manifest, time: &str) -> Result<Vec<Strin
     );
     for (bug, o) in &outcomes {
         println!(
-            "{:<10} {:<58} {:>5} {:>16} {:>6.1}s  {}",
+            "{:<10} {:<58} {:>5} {:>16} {:>6.2}s  {}",
             bug.name,
             bug.what,
             if o.found { "yes" } else { "NO" },

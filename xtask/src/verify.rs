@@ -84,16 +84,28 @@ pub fn build(root: &Path, features: &[&str]) -> Result<PathBuf> {
 
 /// Runs `binary` with `args`, dropping the engine's recovery notes from its stderr (a case
 /// reopens an engine thousands of times, and each reopen after a crash reports what it cleaned
-/// up); returns its exit status.
+/// up); its stdout goes to `stdout_to` if given. Returns its exit status.
 ///
 /// # Errors
 /// If it cannot be started.
-pub fn run_quietly(binary: &Path, args: &[String], envs: &[(&str, &str)]) -> Result<i32> {
+pub fn run_quietly(
+    binary: &Path,
+    args: &[String],
+    envs: &[(&str, &str)],
+    stdout_to: Option<&Path>,
+) -> Result<i32> {
+    let stdout = match stdout_to {
+        Some(path) => Stdio::from(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        ),
+        None => Stdio::inherit(),
+    };
     let mut child = Command::new(binary)
         .args(args)
         .current_dir(crate::util::root())
         .envs(envs.iter().copied())
         .stdin(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("running {}", binary.display()))?;
@@ -202,7 +214,7 @@ pub fn verify(root: &Path, manifest: &Manifest, args: &VerifyArgs) -> Result<()>
         let shown = crate::util::rel(root, &regressions);
         argv.extend(["--regressions".into(), shown]);
     }
-    match run_quietly(&binary, &argv, &[])? {
+    match run_quietly(&binary, &argv, &[], None)? {
         0 => Ok(()),
         FOUND => bail!("verify found a failure (above)"),
         STUB => bail!("verify stopped at a stub of your engine (above)"),
@@ -230,7 +242,7 @@ pub fn compare(root: &Path, manifest: &Manifest, chapter: usize, budget: &Budget
     let mut argv: Vec<String> = vec!["compare".into(), "--upto".into()];
     argv.push(manifest.chapters[chapter].id.clone());
     argv.extend(budget.args());
-    match run_quietly(&binary, &argv, &[])? {
+    match run_quietly(&binary, &argv, &[], None)? {
         0 => Ok(()),
         FOUND => bail!("your engine and the reference disagree (above)"),
         STUB => bail!("compare stopped at a stub of your engine (above)"),
