@@ -16,7 +16,10 @@
 //! Thread interleavings cannot be replayed, so a run is repeated, and the table says how many
 //! of them failed and the first failing seed (which fixes the keys and the configuration).
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Result;
 use std::sync::{Arc, Mutex};
 
 use crate::engines::{open_concurrent, ConcurrentEngine};
@@ -26,6 +29,8 @@ use crate::run::{guarded, Step, Stub, OPS_RUN};
 
 /// Keys per writer.
 const KEYS: usize = 20;
+/// Reads each reader does at least.
+const MIN_READS: usize = 300;
 
 /// SplitMix64: the keys a thread picks, from its seed.
 struct Rng(u64);
@@ -180,7 +185,9 @@ fn reader(shared: &Shared, spec: &RunSpec, r: usize) -> ThreadEnd {
         seen[w][j] = now;
         Ok(())
     };
-    while !shared.stop.load(Ordering::Relaxed) {
+    // Until the writers are done, and at least a few hundred reads: with few writes, the
+    // writers may be done before a reader starts.
+    while !shared.stop.load(Ordering::Relaxed) || reads < MIN_READS {
         let w = rng.below(spec.writers);
         if scans && rng.below(8) == 0 {
             let prefix = format!("w{w}-").into_bytes();
@@ -248,14 +255,38 @@ fn check_final(shared: &Shared, spec: &RunSpec, when: &str) -> Result<(), Step> 
     Ok(())
 }
 
+/// The sum of the threads' counts, or the first failure among them.
+fn total(ends: &[ThreadEnd]) -> Result<usize, RunResult> {
+    let mut sum = 0;
+    for end in ends {
+        match end {
+            ThreadEnd::Done(n) => sum += n,
+            ThreadEnd::Failed(e) => return Err(RunResult::Failed(e.clone())),
+            ThreadEnd::Stub(stub) => return Err(RunResult::Stub(stub.clone())),
+        }
+    }
+    Ok(sum)
+}
+
 /// Runs one round of writers and readers.
 pub fn run(engine_name: &str, spec: &RunSpec) -> RunResult {
+    run_with(
+        &|dir, config| open_concurrent(engine_name, dir, config),
+        spec,
+    )
+}
+
+/// Opens a concurrent engine in a directory.
+pub type ConcurrentOpener<'a> = &'a dyn Fn(&Path, Config) -> Result<Box<dyn ConcurrentEngine>>;
+
+/// [`run`], with the engine `open` opens.
+pub fn run_with(open: ConcurrentOpener<'_>, spec: &RunSpec) -> RunResult {
     let dir = match tempfile::tempdir() {
         Ok(dir) => dir,
         Err(e) => return RunResult::Failed(format!("cannot make a temporary directory: {e}")),
     };
     let config = spec.config();
-    let open = || guarded(|| open_concurrent(engine_name, dir.path(), config));
+    let open = || guarded(|| open(dir.path(), config));
     let engine = match open() {
         Ok(engine) => engine,
         Err(Step::Stub(stub)) => return RunResult::Stub(stub),
@@ -280,41 +311,23 @@ pub fn run(engine_name: &str, spec: &RunSpec) -> RunResult {
     };
     let writers: Vec<_> = (0..spec.writers).map(|w| spawn(writer, w)).collect();
     let readers: Vec<_> = (0..spec.readers).map(|r| spawn(reader, r)).collect();
-    let mut ends: Vec<ThreadEnd> = writers
-        .into_iter()
-        .map(|h| {
-            h.join()
-                .unwrap_or(ThreadEnd::Failed("a writer panicked".into()))
-        })
-        .collect();
-    shared.stop.store(true, Ordering::Relaxed);
-    let (writes, reads_from) = (
-        ends.iter()
-            .map(|e| match e {
-                ThreadEnd::Done(n) => *n,
-                _ => 0,
+    let join = |handles: Vec<std::thread::JoinHandle<ThreadEnd>>, who: &str| -> Vec<ThreadEnd> {
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or(ThreadEnd::Failed(format!("a {who} panicked")))
             })
-            .sum::<usize>(),
-        ends.len(),
-    );
-    ends.extend(readers.into_iter().map(|h| {
-        h.join()
-            .unwrap_or(ThreadEnd::Failed("a reader panicked".into()))
-    }));
-    for end in &ends {
-        match end {
-            ThreadEnd::Stub(stub) => return RunResult::Stub(stub.clone()),
-            ThreadEnd::Failed(e) => return RunResult::Failed(e.clone()),
-            ThreadEnd::Done(_) => {}
-        }
-    }
-    let reads: usize = ends[reads_from..]
-        .iter()
-        .map(|e| match e {
-            ThreadEnd::Done(n) => *n,
-            _ => 0,
-        })
-        .sum();
+            .collect()
+    };
+    let writer_ends = join(writers, "writer");
+    // The readers read until the writers are done.
+    shared.stop.store(true, Ordering::Relaxed);
+    let reader_ends = join(readers, "reader");
+    let (writes, reads) = match (total(&writer_ends), total(&reader_ends)) {
+        (Ok(writes), Ok(reads)) => (writes, reads),
+        (Err(end), _) | (_, Err(end)) => return end,
+    };
     let finish = || -> Result<(), Step> {
         check_final(&shared, spec, "after the writers finished")?;
         guarded(|| shared.engine.close())?;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 //! A toy LSM for verify's own tests: layers of sorted maps, newest first, with one bug to plant
 //! (a tombstone dropped at flush). The search must find that bug and shrink it to the handful of
-//! operations it needs, and must find nothing once the bug is gone.
+//! operations it needs, and must find nothing once the bug is gone. And a toy store for the
+//! concurrency mode, which may answer a read with an older version.
 
 use std::collections::BTreeMap;
 use std::ops::{Bound, RangeBounds};
@@ -96,6 +97,68 @@ impl Engine for Toy {
     }
 }
 
+/// A toy engine for the concurrency mode: a locked map that keeps each key's history and, with
+/// `stale`, answers every third read with the previous version.
+#[derive(Default)]
+pub struct ToyShared {
+    map: std::sync::Mutex<BTreeMap<Vec<u8>, Vec<Vec<u8>>>>,
+    reads: std::sync::atomic::AtomicU64,
+    /// The planted bug: now and then a read sees an older version.
+    pub stale: bool,
+}
+
+impl ToyShared {
+    fn pick(&self, history: &[Vec<u8>]) -> Option<Vec<u8>> {
+        let n = self
+            .reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let back = usize::from(self.stale && n.is_multiple_of(3) && history.len() >= 2);
+        history
+            .len()
+            .checked_sub(1 + back)
+            .map(|i| history[i].clone())
+    }
+}
+
+impl crate::engines::ConcurrentEngine for ToyShared {
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        let mut map = self.map.lock().expect("not poisoned");
+        map.entry(key.to_vec()).or_default().push(value.to_vec());
+        Ok(())
+    }
+
+    fn write_batch(&self, batch: &[BatchOp]) -> Result<()> {
+        for record in batch {
+            if let BatchOp::Put(k, v) = record {
+                self.put(k, v)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let map = self.map.lock().expect("not poisoned");
+        Ok(map.get(key).and_then(|h| self.pick(h)))
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let map = self.map.lock().expect("not poisoned");
+        Ok(map
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .filter_map(|(k, h)| Some((k.clone(), self.pick(h)?)))
+            .collect())
+    }
+
+    fn close(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn dump(&self) -> String {
+        String::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -148,6 +211,45 @@ mod tests {
         let flushes = f.shrunk.ops.iter().filter(|op| **op == Op::Flush).count();
         assert_eq!(flushes, 2, "{}", f.shrunk.to_text());
         assert!(f.shrunk.ops.last().unwrap().is_read());
+    }
+
+    fn threads(stale: bool) -> crate::concurrent::RunResult {
+        let open = move |_: &std::path::Path,
+                         _: Config|
+              -> Result<Box<dyn crate::engines::ConcurrentEngine>> {
+            Ok(Box::new(ToyShared {
+                stale,
+                ..ToyShared::default()
+            }))
+        };
+        let spec = crate::concurrent::RunSpec {
+            mix: Mix {
+                upto: Chapter::FLUSH,
+            },
+            writers: 2,
+            readers: 2,
+            ops: 3000,
+            seed: 5,
+        };
+        crate::concurrent::run_with(&open, &spec)
+    }
+
+    /// The concurrency mode catches a read that goes back to an older version; a store that
+    /// never does so passes, with every write done and reads checked.
+    #[test]
+    fn threads_catch_a_stale_read() {
+        use crate::concurrent::RunResult;
+        match threads(true) {
+            RunResult::Failed(e) => assert!(e.contains("went back"), "{e}"),
+            other => panic!("a stale read went unnoticed: {other:?}"),
+        }
+        match threads(false) {
+            RunResult::Ok { writes, reads } => {
+                assert_eq!(writes, 6000);
+                assert!(reads > 0);
+            }
+            other => panic!("a correct store failed: {other:?}"),
+        }
     }
 
     /// Without the bug, the toy agrees with the model on every case, and the cases did read
