@@ -9,7 +9,12 @@
 //! 4. the chapter ladder: the checkpoint of chapter N passes every test of chapters <= N;
 //! 5. the committed starter is exactly what `sync` writes;
 //! 6. fmt, clippy and rustdoc with warnings denied, and the book builds with every include and
-//!    link intact.
+//!    link intact;
+//! 7. `verify` runs clean on the reference for a bounded time (20 s; 5 minutes with `--full`),
+//!    and finds and shrinks each bug planted in a copy of the reference (`verify --planted`).
+//!
+//! `--full` also runs the reference's tests with `MINI_LSM_FULL=1`: the crash and corruption
+//! sweeps in full rather than sampled.
 //!
 //! Each check's verdict is computed by a pure function of the test results (`eval_*`), so that
 //! xtask's own tests can show that breaking a check names the chapter and the test.
@@ -24,7 +29,9 @@ use crate::manifest::Manifest;
 use crate::markers::Upto;
 use crate::scratch::build_and_test;
 use crate::sync::{check_sync, Drift};
-use crate::testrun::{chapters_in_build_log, first_error, per_chapter, run_nextest, RunOutcome};
+use crate::testrun::{
+    chapters_in_build_log, first_error, per_chapter, run_nextest, run_nextest_with, RunOutcome,
+};
 use crate::util::step;
 
 /// Runs a command in the workspace, streaming its output; fails with `what` if it fails.
@@ -232,11 +239,12 @@ struct Row {
     ladder: String,
 }
 
-/// `cargo x ci`: every check; prints a per-chapter summary.
+/// `cargo x ci`: every check; prints a per-chapter summary. `full` runs verify longer and the
+/// sweeps in full.
 ///
 /// # Errors
 /// If any check fails; every problem is listed, naming its chapter and test.
-pub fn ci(root: &Path, manifest: &Manifest) -> Result<()> {
+pub fn ci(root: &Path, manifest: &Manifest, full: bool) -> Result<()> {
     let started = Instant::now();
     let mut problems = Vec::new();
     let mut rows: Vec<Row> = manifest
@@ -263,12 +271,14 @@ pub fn ci(root: &Path, manifest: &Manifest) -> Result<()> {
     }
 
     step("check 1: the reference passes every chapter's tests (and its CLI test)");
-    let reference = run_nextest(
+    let sweeps: &[(&str, &str)] = if full { &[("MINI_LSM_FULL", "1")] } else { &[] };
+    let reference = run_nextest_with(
         &root.join("Cargo.toml"),
         "mini-lsm-ref",
         &root.join("target"),
         false,
         &[],
+        sweeps,
     )?;
     problems.extend(eval_reference(manifest, &reference));
     for (i, (passed, total, _)) in per_chapter(manifest, &reference.results).iter().enumerate() {
@@ -295,6 +305,49 @@ pub fn ci(root: &Path, manifest: &Manifest) -> Result<()> {
             "xtask's tests did not run: {}",
             first_error(&xtask.build_log)
         ));
+    }
+
+    step("mini-lsm-verify's own tests");
+    let verify_tests = run_nextest(
+        &root.join("Cargo.toml"),
+        "mini-lsm-verify",
+        &root.join("target"),
+        false,
+        &[],
+    )?;
+    for r in verify_tests.results.iter().filter(|r| !r.passed) {
+        problems.push(format!(
+            "mini-lsm-verify test {} fails: {}",
+            r.name,
+            r.panic.as_deref().unwrap_or("")
+        ));
+    }
+    if !verify_tests.built || verify_tests.results.is_empty() {
+        problems.push(format!(
+            "mini-lsm-verify's tests did not run: {}",
+            first_error(&verify_tests.build_log)
+        ));
+    }
+
+    let time = if full { "300s" } else { "20s" };
+    step(&format!(
+        "check 7: verify runs clean on the reference for {time}, with every chapter's operations"
+    ));
+    let args = crate::verify::VerifyArgs {
+        engine: "ref".into(),
+        budget: crate::verify::Budget {
+            time: Some(time.into()),
+            ..crate::verify::Budget::default()
+        },
+        ..crate::verify::VerifyArgs::default()
+    };
+    if let Err(e) = crate::verify::verify(root, manifest, &args) {
+        problems.push(format!("check 7: verify on the reference: {e:#}"));
+    }
+    step("check 7: verify finds and shrinks the bugs planted in a copy of the reference");
+    match crate::planted::planted(root, manifest, "30s") {
+        Ok(found) => problems.extend(found.into_iter().map(|p| format!("check 7: {p}"))),
+        Err(e) => problems.push(format!("check 7: the planted bugs: {e:#}")),
     }
 
     step(
@@ -355,6 +408,7 @@ pub fn ci(root: &Path, manifest: &Manifest) -> Result<()> {
         .results
         .iter()
         .chain(&xtask.results)
+        .chain(&verify_tests.results)
         .filter(|r| r.passed)
         .count();
     println!("ci: {tests_passed} passed, {} failed", problems.len());

@@ -276,21 +276,58 @@ pub fn scheck(root: &Path, manifest: &Manifest, only: Option<usize>) -> Result<(
     bail!("scheck failed:\n  - {}", problems.join("\n  - "))
 }
 
-/// `cargo x status`: every chapter, copied or not, passing or not, and what to do next.
+/// The learner's progress: which chapters' tests are copied, and how they ran.
+pub struct Progress {
+    /// The chapters whose tests are copied (manifest indices).
+    pub copied: Vec<usize>,
+    /// The run of those tests.
+    pub outcome: RunOutcome,
+}
+
+impl Progress {
+    /// Per chapter: its tests are copied, they build, and every one of them passes.
+    pub fn done(&self, manifest: &Manifest) -> Vec<bool> {
+        per_chapter(manifest, &self.outcome.results)
+            .iter()
+            .enumerate()
+            .map(|(i, (passed, total, _))| {
+                self.copied.contains(&i) && self.outcome.built && passed == total && *total > 0
+            })
+            .collect()
+    }
+}
+
+/// The last chapter of the unbroken run of done chapters from the first one (`None`: the first
+/// chapter is not done). A chapter done after an unfinished one does not count: later chapters
+/// build on earlier ones.
+pub fn done_prefix(done: &[bool]) -> Option<usize> {
+    done.iter().take_while(|d| **d).count().checked_sub(1)
+}
+
+/// Runs the copied tests (of chapter `only`, or all of them) and returns the progress.
 ///
 /// # Errors
 /// If the tests cannot be run.
-pub fn status(root: &Path, manifest: &Manifest) -> Result<()> {
+pub fn progress(root: &Path, manifest: &Manifest, only: Option<usize>) -> Result<Progress> {
     let copied = copied_chapters(root, manifest);
-    let outcome = if copied.is_empty() {
+    let outcome = if copied.is_empty() || only.is_some_and(|i| !copied.contains(&i)) {
         RunOutcome {
             built: true,
             ..RunOutcome::default()
         }
     } else {
         step("running your copied tests");
-        run_starter_tests(root, None, manifest)?
+        run_starter_tests(root, only, manifest)?
     };
+    Ok(Progress { copied, outcome })
+}
+
+/// `cargo x status`: every chapter, copied or not, passing or not, and what to do next.
+///
+/// # Errors
+/// If the tests cannot be run.
+pub fn status(root: &Path, manifest: &Manifest) -> Result<()> {
+    let Progress { copied, outcome } = progress(root, manifest, None)?;
     let table = per_chapter(manifest, &outcome.results);
     let mut next: Option<String> = None;
     println!("{:<12} {:<22} {:<28} book", "chapter", "title", "status");
@@ -403,4 +440,18 @@ pub fn checkpoint(root: &Path, manifest: &Manifest, upto: usize, force: bool) ->
         None => println!("that was the last chapter"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Progress is the unbroken run of done chapters from the first; a gap ends it.
+    #[test]
+    fn progress_is_the_done_prefix() {
+        assert_eq!(done_prefix(&[]), None);
+        assert_eq!(done_prefix(&[false, true]), None);
+        assert_eq!(done_prefix(&[true, true, false, true]), Some(1));
+        assert_eq!(done_prefix(&[true, true, true]), Some(2));
+    }
 }

@@ -3,14 +3,17 @@
 mod bench;
 mod book;
 mod ci;
+mod compare_code;
 mod demo;
 mod learner;
 mod manifest;
 mod markers;
+mod planted;
 mod scratch;
 mod sync;
 mod testrun;
 mod util;
+mod verify;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -73,7 +76,68 @@ enum Cmd {
     /// fmt, clippy with warnings denied, and the tests of the reference and of xtask.
     Check,
     /// Every check of the course: the README's test command.
-    Ci,
+    Ci {
+        /// The long form: verify for 5 minutes, and the full crash and corruption sweeps
+        /// (`MINI_LSM_FULL=1`).
+        #[arg(long)]
+        full: bool,
+    },
+    /// Random operation sequences against a model; a failure is shrunk, saved and printed as a
+    /// test. Uses the operations of the chapters you have done (or --upto).
+    Verify {
+        /// The engine: starter (yours) or ref.
+        #[arg(long, default_value = "starter")]
+        engine: String,
+        /// The last chapter whose operations to use, e.g. week1_day6 (default: your progress,
+        /// as `cargo x status` finds it; every chapter for the reference).
+        #[arg(long)]
+        upto: Option<String>,
+        /// Stop after this many cases.
+        #[arg(long)]
+        cases: Option<u64>,
+        /// The seed of the first case (printed by every run, to replay it).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Stop after this long, e.g. 30s or 10m (the default: 30s, unless --cases is given).
+        #[arg(long)]
+        time: Option<String>,
+        /// Concurrency mode: this many threads, half writers, half readers, with the engine's
+        /// background threads.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// With --threads: how many runs.
+        #[arg(long, requires = "threads")]
+        runs: Option<usize>,
+        /// Maintainers: check that verify finds and shrinks bugs planted in a copy of the
+        /// reference (run by `cargo x ci`).
+        #[arg(long, conflicts_with_all = ["threads", "upto", "cases", "seed"])]
+        planted: bool,
+    },
+    /// Your engine against the reference on the same random operations (or, with --code, your
+    /// code beside the reference's for one chapter's tasks).
+    Compare {
+        /// The week.
+        #[arg(long)]
+        week: u32,
+        /// The day.
+        #[arg(long)]
+        day: u32,
+        /// Show your code beside the reference's for this chapter's tasks (a spoiler).
+        #[arg(long)]
+        code: bool,
+        /// With --code: do not ask first.
+        #[arg(long, requires = "code")]
+        force: bool,
+        /// Stop after this many cases.
+        #[arg(long, conflicts_with = "code")]
+        cases: Option<u64>,
+        /// The seed of the first case.
+        #[arg(long, conflicts_with = "code")]
+        seed: Option<u64>,
+        /// Stop after this long, e.g. 30s.
+        #[arg(long, conflicts_with = "code")]
+        time: Option<String>,
+    },
     /// Check and build the book; --serve serves it, --check drives headless Chromium over it.
     Book {
         /// Serve the book with live reload on http://127.0.0.1:3000.
@@ -132,7 +196,55 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Sync => sync::sync(&root, &manifest),
         Cmd::Check => ci::check(&root),
-        Cmd::Ci => ci::ci(&root, &manifest),
+        Cmd::Ci { full } => ci::ci(&root, &manifest, full),
+        Cmd::Verify {
+            engine,
+            upto,
+            cases,
+            seed,
+            time,
+            threads,
+            runs,
+            planted,
+        } => {
+            if planted {
+                let problems =
+                    planted::planted(&root, &manifest, time.as_deref().unwrap_or("30s"))?;
+                if problems.is_empty() {
+                    return Ok(());
+                }
+                anyhow::bail!("{}", problems.join("\n"));
+            }
+            let args = verify::VerifyArgs {
+                engine,
+                upto,
+                budget: verify::Budget { cases, seed, time },
+                threads,
+                runs,
+            };
+            verify::verify(&root, &manifest, &args)
+        }
+        Cmd::Compare {
+            week,
+            day,
+            code,
+            force,
+            cases,
+            seed,
+            time,
+        } => {
+            let chapter = manifest.select_one(week, day)?;
+            if code {
+                compare_code::compare_code(&root, &manifest, chapter, force)
+            } else {
+                verify::compare(
+                    &root,
+                    &manifest,
+                    chapter,
+                    &verify::Budget { cases, seed, time },
+                )
+            }
+        }
         Cmd::Book { serve, check } => book::book(&root, &manifest, serve, check),
         Cmd::Bench {
             engine,

@@ -148,7 +148,16 @@ impl Source {
     /// The file as a crate generated up to `upto` has it.
     pub fn generate(&self, upto: Upto, manifest: &Manifest) -> String {
         let mut out = String::new();
-        emit(&self.nodes, upto, manifest, &mut out);
+        emit(&self.nodes, upto, manifest, None, &mut out);
+        out
+    }
+
+    /// [`Source::generate`], with the code of every region of chapter `mark` that is kept
+    /// between a `// @@verify-task <task>` line and a `// @@verify-end` line (see
+    /// [`strip_task_marks`]): `compare --code` tells each line of a chapter's code by its task.
+    pub fn generate_marked(&self, upto: Upto, manifest: &Manifest, mark: usize) -> String {
+        let mut out = String::new();
+        emit(&self.nodes, upto, manifest, Some(mark), &mut out);
         out
     }
 }
@@ -310,7 +319,32 @@ pub fn stub_message(manifest: &Manifest, task: TaskRef) -> String {
     )
 }
 
-fn emit(nodes: &[Node], upto: Upto, manifest: &Manifest, out: &mut String) {
+/// The line that opens the code of task `task` in [`Source::generate_marked`]'s output.
+const TASK_MARK: &str = "// @@verify-task ";
+/// The line that closes it.
+const TASK_MARK_END: &str = "// @@verify-end";
+
+/// Removes [`Source::generate_marked`]'s lines from `text`: returns the text as
+/// [`Source::generate`] has it, and for each of its lines the task of the marked chapter whose
+/// code it is (the innermost, for nested regions), if any.
+pub fn strip_task_marks(text: &str) -> (String, Vec<Option<usize>>) {
+    let (mut out, mut tasks, mut open) = (String::new(), Vec::new(), Vec::new());
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if let Some(task) = trimmed.strip_prefix(TASK_MARK) {
+            open.push(task.trim().parse().unwrap_or(0));
+        } else if trimmed == TASK_MARK_END {
+            open.pop();
+        } else {
+            out.push_str(line);
+            out.push('\n');
+            tasks.push(open.last().copied());
+        }
+    }
+    (out, tasks)
+}
+
+fn emit(nodes: &[Node], upto: Upto, manifest: &Manifest, mark: Option<usize>, out: &mut String) {
     for node in nodes {
         match node {
             Node::Line(line) => {
@@ -322,18 +356,37 @@ fn emit(nodes: &[Node], upto: Upto, manifest: &Manifest, out: &mut String) {
             Node::Starter(text) => {
                 let _ = writeln!(out, "{text}");
             }
-            Node::Region(region) => emit_region(region, upto, manifest, out),
+            Node::Region(region) => emit_region(region, upto, manifest, mark, out),
         }
     }
 }
 
-fn emit_region(region: &Region, upto: Upto, manifest: &Manifest, out: &mut String) {
+fn emit_region(
+    region: &Region,
+    upto: Upto,
+    manifest: &Manifest,
+    mark: Option<usize>,
+    out: &mut String,
+) {
     if upto.includes(region.task.chapter) {
-        return emit(&region.body, upto, manifest, out);
+        if mark != Some(region.task.chapter) {
+            return emit(&region.body, upto, manifest, mark, out);
+        }
+        let _ = writeln!(out, "{}{TASK_MARK}{}", region.indent, region.task.task);
+        emit(&region.body, upto, manifest, mark, out);
+        let _ = writeln!(out, "{}{TASK_MARK_END}", region.indent);
+        return;
     }
-    if let Some((_, lines)) = region.older.iter().find(|(t, _)| upto.includes(t.chapter)) {
+    if let Some((task, lines)) = region.older.iter().find(|(t, _)| upto.includes(t.chapter)) {
+        let marked = mark == Some(task.chapter);
+        if marked {
+            let _ = writeln!(out, "{}{TASK_MARK}{}", region.indent, task.task);
+        }
         for line in lines {
             let _ = writeln!(out, "{line}");
+        }
+        if marked {
+            let _ = writeln!(out, "{}{TASK_MARK_END}", region.indent);
         }
         return;
     }
@@ -463,6 +516,30 @@ fn h() -> u32 {
             err("// @task week1_day1 1\n// @or week1_day2 1\n// x\n// @end\n")
                 .contains("earlier chapter")
         );
+    }
+
+    /// Marked generation tells the lines of the marked chapter by task, nested regions too, and
+    /// stripping the marks gives exactly the plain generation.
+    #[test]
+    fn marked_generation_labels_a_chapters_lines() {
+        let m = manifest();
+        let src = Source::parse("f.rs", SRC, &m).unwrap();
+        let marked = src.generate_marked(Upto::Chapter(1), &m, 1);
+        let (plain, tasks) = strip_task_marks(&marked);
+        assert_eq!(plain, src.generate(Upto::Chapter(1), &m));
+        let label = |needle: &str| {
+            let at = plain.lines().position(|l| l.contains(needle)).unwrap();
+            tasks[at]
+        };
+        assert_eq!(label("let a = a + 10;"), Some(1));
+        assert_eq!(label("let a = 1;"), None);
+        assert_eq!(label("let x = 3;"), Some(1));
+        assert_eq!(label("fn g()"), None);
+        // An older version of a later region is its chapter's code too.
+        let (_, tasks) = strip_task_marks(&src.generate_marked(Upto::Chapter(0), &m, 0));
+        let plain = src.generate(Upto::Chapter(0), &m);
+        let at = plain.lines().position(|l| l.trim() == "1").unwrap();
+        assert_eq!(tasks[at], Some(2));
     }
 
     /// Every task a file marks is reported, including older versions.

@@ -63,6 +63,21 @@ pub fn parse_reference(root: &Path, manifest: &Manifest) -> Result<Vec<(PathBuf,
 /// # Errors
 /// On a bad marker or an I/O error.
 pub fn generate_into(root: &Path, manifest: &Manifest, upto: Upto, dest_src: &Path) -> Result<()> {
+    generate_into_marked(root, manifest, upto, dest_src, None)
+}
+
+/// [`generate_into`], with the code of chapter `mark` between task marks (see
+/// [`Source::generate_marked`]), when given.
+///
+/// # Errors
+/// As [`generate_into`].
+pub fn generate_into_marked(
+    root: &Path,
+    manifest: &Manifest,
+    upto: Upto,
+    dest_src: &Path,
+    mark: Option<usize>,
+) -> Result<()> {
     let sources = parse_reference(root, manifest)?;
     let scratch = root.join("target/xtask/generate");
     if scratch.exists() {
@@ -74,8 +89,11 @@ pub fn generate_into(root: &Path, manifest: &Manifest, upto: Upto, dest_src: &Pa
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::write(&dest, source.generate(upto, manifest))
-            .with_context(|| format!("writing {}", dest.display()))?;
+        let text = match mark {
+            Some(chapter) => source.generate_marked(upto, manifest, chapter),
+            None => source.generate(upto, manifest),
+        };
+        std::fs::write(&dest, text).with_context(|| format!("writing {}", dest.display()))?;
         written.insert(rel_path.clone());
     }
     let files: Vec<PathBuf> = written.iter().map(|p| scratch.join(p)).collect();

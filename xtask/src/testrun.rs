@@ -94,6 +94,21 @@ pub fn run_nextest(
     lib_only: bool,
     filter: &[String],
 ) -> Result<RunOutcome> {
+    run_nextest_with(manifest_path, package, target_dir, lib_only, filter, &[])
+}
+
+/// [`run_nextest`], with environment variables `envs` set for the tests (`MINI_LSM_FULL=1`).
+///
+/// # Errors
+/// As [`run_nextest`].
+pub fn run_nextest_with(
+    manifest_path: &Path,
+    package: &str,
+    target_dir: &Path,
+    lib_only: bool,
+    filter: &[String],
+    envs: &[(&str, &str)],
+) -> Result<RunOutcome> {
     let output = Command::new("cargo")
         .args([
             "nextest",
@@ -111,6 +126,7 @@ pub fn run_nextest(
         .env("NEXTEST_EXPERIMENTAL_LIBTEST_JSON", "1")
         .env("CARGO_TARGET_DIR", target_dir)
         .env("RUST_BACKTRACE", "0")
+        .envs(envs.iter().copied())
         .stdin(Stdio::null())
         .output()
         .context(

@@ -173,6 +173,15 @@ impl LsmStorageInner {
     }
     // ANCHOR_END: force_freeze
 
+    /// Freezes the memtable, taking the state lock itself: [`Self::force_freeze_memtable`] for
+    /// callers outside the crate, such as `cargo x verify`, which cannot name the lock.
+    ///
+    /// # Errors
+    /// As [`Self::force_freeze_memtable`].
+    pub fn freeze_memtable(&self) -> Result<()> {
+        self.force_freeze_memtable(&self.state_lock.lock())
+    }
+
     // ANCHOR: write_stall
     /// Blocks the writer while more than `num_memtable_limit + write_stall_margin` memtables exist,
     /// for at most `write_stall_timeout`.
