@@ -26,6 +26,14 @@ pub fn rel(root: &Path, path: &Path) -> String {
 /// # Errors
 /// On an I/O error.
 pub fn walk_rs(dir: &Path) -> Result<Vec<PathBuf>> {
+    walk_files(dir, "rs")
+}
+
+/// Every file with extension `ext` under `dir`, sorted.
+///
+/// # Errors
+/// On an I/O error.
+pub fn walk_files(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -35,7 +43,7 @@ pub fn walk_rs(dir: &Path) -> Result<Vec<PathBuf>> {
             let path = entry?.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
+            } else if path.extension().is_some_and(|e| e == ext) {
                 out.push(path);
             }
         }

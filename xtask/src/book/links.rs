@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::{normalize, walk_files};
+use super::normalize;
 use crate::util::rel;
+use crate::util::walk_files;
 
 /// Every broken relative `href`/`src` in the HTML under `build`, and every `page#fragment` whose
 /// page has no such id. A problem is named once, on the chapter's source page where there is one,

@@ -6,9 +6,10 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::{normalize, walk_files};
+use super::normalize;
 use crate::manifest::Manifest;
 use crate::util::rel;
+use crate::util::walk_files;
 
 /// A ```rust fence with more non-blank lines than this must include its code from the source.
 const MAX_HAND_WRITTEN_RUST_LINES: usize = 3;
