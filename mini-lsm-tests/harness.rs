@@ -846,15 +846,21 @@ pub(crate) fn flush_thread_test_guard() -> parking_lot::MutexGuard<'static, ()> 
     GUARD.lock()
 }
 
-/// The number of threads of this process named `mini-lsm-flush`.
-pub(crate) fn flush_threads() -> usize {
+/// The number of threads of this process named `name` (the kernel keeps the first 15 bytes).
+pub(crate) fn threads_named(name: &str) -> usize {
+    let name = &name[..name.len().min(15)];
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return 0;
     };
     tasks
         .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .filter(|name| name.trim_end() == "mini-lsm-flush")
+        .filter(|comm| comm.trim_end() == name)
         .count()
+}
+
+/// The number of threads of this process named `mini-lsm-flush`.
+pub(crate) fn flush_threads() -> usize {
+    threads_named("mini-lsm-flush")
 }
 
 /// Polls `condition` every 10 ms until it holds or `timeout` passes; returns whether it held.

@@ -2,10 +2,11 @@
 //! Week 2 day 2: simple leveled compaction, one step at a time, and the compaction thread.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::harness::{poll_until, threads_named};
 use crate::compact::simulator::Simulator;
 use crate::compact::{
     CompactionOptions, CompactionTask, LevelCompactionTask, LsmShape,
@@ -87,27 +88,14 @@ fn write_and_flush(storage: &LsmStorageInner, range: std::ops::Range<usize>, rou
     }
 }
 
-/// The number of threads of this process named `mini-lsm-compact` (the kernel shows 15 bytes).
+/// The number of threads of this process named `mini-lsm-compact`.
 fn compaction_threads() -> usize {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .filter(|name| name.trim_end() == "mini-lsm-compac")
-        .count()
+    threads_named("mini-lsm-compact")
 }
 
 /// Polls `condition` every 10 ms until it holds or 10 s pass; returns whether it held.
-fn poll(mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    condition()
+fn poll(condition: impl FnMut() -> bool) -> bool {
+    poll_until(Duration::from_secs(10), condition)
 }
 
 // ---------------------------------------------------------------------------------------------
