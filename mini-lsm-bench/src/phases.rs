@@ -226,14 +226,25 @@ fn finish_writes(db: &dyn Engine, start: Instant, ops: u64, path: &Path) -> Resu
     })
 }
 
-/// The bytes of every file in `dir`.
+/// The bytes the files under `dir` take on disk, subdirectories included (the course engines keep
+/// one flat directory; fjall keeps its tables in subdirectories). Allocated blocks, not file
+/// lengths: fjall sets its journal file's length to 64 MiB up front (a sparse file), and the length
+/// would count space that holds nothing.
 fn disk_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
-                .filter_map(|e| e.ok()?.metadata().ok())
-                .filter(|m| m.is_file())
-                .map(|m| m.len())
+                .filter_map(|e| {
+                    let entry = e.ok()?;
+                    let meta = entry.metadata().ok()?;
+                    Some(if meta.is_dir() {
+                        disk_bytes(&entry.path())
+                    } else {
+                        meta.blocks() * 512
+                    })
+                })
                 .sum()
         })
         .unwrap_or(0)
