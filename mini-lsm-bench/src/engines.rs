@@ -1,8 +1,15 @@
-//! The engines a benchmark can run: the reference and the starter, through one small trait.
+//! The engines a benchmark can run: the reference and the starter, through one small trait, and
+//! the production engine fjall (`engines/fjall.rs`) for comparison. Each is a cargo feature.
 
 use std::path::Path;
 
 use anyhow::{bail, Result};
+
+#[cfg(feature = "fjall")]
+mod fjall;
+
+/// Every engine this crate knows, built in or not.
+const ENGINES: [&str; 3] = ["ref", "starter", "fjall"];
 
 /// A callback that sees each entry of a scan.
 pub type Visit<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<()>;
@@ -25,6 +32,7 @@ pub trait Engine {
 
 /// The settings every engine runs with: logs on (no sync per write), 64 MiB memtables, 4 KiB
 /// blocks, 10 bloom bits per key, a 32 MiB block cache.
+#[cfg(any(feature = "ref", feature = "starter"))]
 macro_rules! mini_lsm_engine {
     ($name:ident, $krate:ident) => {
         /// An engine of the course, at its chapters so far.
@@ -39,8 +47,10 @@ macro_rules! mini_lsm_engine {
                 options.block_size = 4096;
                 options.bloom_bits_per_key = 10;
                 options.block_cache_bytes = 32 << 20;
-                options.num_memtable_limit = 3;
-                options.write_stall_margin = 2;
+                // Flush as soon as a memtable is frozen, and stall writers while two wait:
+                // at most three memtables in memory, as RocksDB's default two write buffers.
+                options.num_memtable_limit = 1;
+                options.write_stall_margin = 1;
                 options.write_stall_timeout = std::time::Duration::from_secs(120);
                 Ok(Self($krate::lsm_storage::MiniLsm::open(path, options)?))
             }
@@ -99,15 +109,22 @@ mini_lsm_engine!(Starter, mini_lsm_starter);
 /// Opens engine `name` in `path`.
 ///
 /// # Errors
-/// An unknown name, or the engine's own error.
+/// An unknown name, an engine that is not built in, or the engine's own error.
 pub fn open(name: &str, path: &Path) -> Result<Box<dyn Engine>> {
     Ok(match name {
         #[cfg(feature = "ref")]
         "ref" => Box::new(Reference::open(path)?),
         #[cfg(feature = "starter")]
         "starter" => Box::new(Starter::open(path)?),
+        #[cfg(feature = "fjall")]
+        "fjall" => Box::new(fjall::Fjall::open(path)?),
+        other if ENGINES.contains(&other) => bail!(
+            "engine `{other}` is not built in; `cargo x bench --engine {other}` builds it with \
+             the {other} feature"
+        ),
         other => bail!(
-            "engine `{other}` is not built in; the engines are ref and starter (cargo features)"
+            "unknown engine `{other}`; the engines are {}",
+            ENGINES.join(", ")
         ),
     })
 }
