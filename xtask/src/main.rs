@@ -147,9 +147,10 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
-    /// Run the benchmark workload (release build) on the reference and/or the starter.
+    /// Run the benchmark workload (release build) on the reference, the starter and/or fjall.
     Bench {
-        /// Engines, comma-separated: ref, starter, or both.
+        /// Engines, comma-separated, run in this order: ref, starter, both (ref,starter), or
+        /// fjall (a production engine, compiled only when named).
         #[arg(long, default_value = "ref")]
         engine: String,
         /// Phases, comma-separated (default: all six).
