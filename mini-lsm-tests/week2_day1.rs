@@ -449,8 +449,9 @@ fn test_task4_obsolete_files_deleted_after_the_last_reader() {
 /// Scan bounds.
 type Range<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
 
-/// L2 holds keys 0..400, L1 the even ones (newer values), L0 one SST of keys 100..110 (newest),
-/// with SSTs of about 1 KiB and an empty memtable.
+/// L2 holds keys 0..400, L1 the even ones (newer values), L0 one SST of keys 104..108 (newest),
+/// with SSTs of about 1 KiB and an empty memtable. (Four entries fit one 1 KiB memtable even
+/// when its size counts a hundred-odd bytes of overhead per entry.)
 fn three_levels() -> (TempDir, LsmStorageInner, Model) {
     let (dir, storage) = open_engine(options(1024));
     let mut model = Model::new();
@@ -467,7 +468,7 @@ fn three_levels() -> (TempDir, LsmStorageInner, Model) {
     move_l1_to_l2(&storage);
     write((0..400).step_by(2), "level1");
     storage.force_full_compaction().unwrap();
-    write((100..110).step_by(1), "level0");
+    write((104..108).step_by(1), "level0");
     let snapshot = storage.snapshot();
     assert_eq!(snapshot.l0_sstables.len(), 1);
     assert!(

@@ -51,8 +51,15 @@ impl Workload {
 
     /// The key of index `i`.
     pub fn key(&self, i: u64) -> [u8; KEY_LEN] {
-        let mut key = [0u8; KEY_LEN];
-        key.copy_from_slice(format!("{i:016}").as_bytes());
+        // Written digit by digit: a `format!` per key would put an allocation into every
+        // operation the benchmark times.
+        let mut key = [b'0'; KEY_LEN];
+        let mut rest = i;
+        for digit in key.iter_mut().rev() {
+            *digit = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        assert!(rest == 0, "key index {i} has more than {KEY_LEN} digits");
         key
     }
 
@@ -90,6 +97,8 @@ mod tests {
     fn keys_and_values_follow_the_definition() {
         let w = Workload::new(1000);
         assert_eq!(&w.key(42), b"0000000000000042");
+        assert_eq!(&w.key(9_876_543_210), b"0000009876543210");
+        assert_eq!(&w.key(0), b"0000000000000000");
         assert_eq!(&w.missing_key(42), b"000000000000004x");
         assert_eq!(w.value(3, 0).len(), VALUE_LEN);
         assert_eq!(w.value(3, 0), &w.values[300..400]);

@@ -16,14 +16,22 @@
 //! removing the key, because an older value of the key may still live in an older memtable or SST,
 //! and the tombstone is what hides it.
 //!
+//! Keys and values are copied into an [`Arena`] of large chunks rather than allocated one by one.
+//!
 //! Invariants:
-//! - `approximate_size` only grows, and is at least the sum of key and value lengths put so far.
+//! - `approximate_size` only grows, and is at least the sum of key and value lengths put so far;
+//!   it also counts each entry's skip-list node ([`ENTRY_OVERHEAD`]), so that a memtable of the
+//!   target size takes about that much memory, not twice as much.
 //! - A frozen memtable is never written again (the engine guarantees this with its state lock).
 
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+mod arena;
+
+use std::cell::Cell;
 
 use anyhow::Result;
 use bytes::Bytes;
@@ -38,6 +46,8 @@ use crate::key::KeySlice;
 use crate::table::SsTableBuilder;
 use crate::wal::{Wal, WalReplay};
 
+use arena::Arena;
+
 /// The value of one key in the skip list.
 ///
 /// An overwrite replaces the value *inside* the key's slot, never the skip-list entry itself:
@@ -47,9 +57,17 @@ use crate::wal::{Wal, WalReplay};
 /// its own key, and the slot goes away.) The lock is held only to clone or swap the `Bytes`.
 pub type Slot = RwLock<Bytes>;
 
+/// The memory an entry takes besides its key and value bytes: the skip-list node, which holds the
+/// key's and the slot's handles, a reference count and height, on average two tower links, and
+/// the allocator's header and rounding. Measured, not exact; it keeps the size honest.
+pub const ENTRY_OVERHEAD: usize =
+    std::mem::size_of::<Bytes>() + std::mem::size_of::<Slot>() + 8 + 16 + 16;
+
 /// A sorted in-memory map from key to value; the empty value marks a deletion.
 pub struct MemTable {
     map: Arc<SkipMap<Bytes, Slot>>,
+    /// Where the keys and values are copied; the skip list holds slices of it.
+    arena: Arena,
     /// The write-ahead log every write goes to first, when the engine keeps one (week 2).
     wal: Option<Arc<Wal>>,
     id: usize,
@@ -70,6 +88,7 @@ impl MemTable {
     pub fn create(id: usize) -> Self {
         Self {
             map: Arc::new(SkipMap::new()),
+            arena: Arena::default(),
             wal: None,
             id,
             approximate_size: Arc::new(AtomicUsize::new(0)),
@@ -135,18 +154,21 @@ impl MemTable {
     }
 
     /// Sets `key` to `value` in the skip list, through the key's slot (see [`Slot`]).
+    ///
+    /// One search of the skip list: the key is copied into the arena first, and if the key turns
+    /// out to be there already, only its slot is updated (the copy of the key is wasted, 16 bytes
+    /// or so, which the size counts anyway).
     fn insert(&self, key: &[u8], value: &[u8]) {
-        let value = Bytes::copy_from_slice(value);
-        match self.map.get(key) {
-            Some(entry) => *entry.value().write() = value,
-            None => {
-                // A new slot is inserted holding the value, never empty: an empty slot would read
-                // as a tombstone. If another writer inserted the key first, overwrite its slot.
-                let entry = self
-                    .map
-                    .get_or_insert_with(Bytes::copy_from_slice(key), || RwLock::new(value.clone()));
-                *entry.value().write() = value;
-            }
+        let (key, value) = self.arena.copy_pair(key, value);
+        // A new slot is inserted holding the value, never empty: an empty slot would read as a
+        // tombstone. If the key was there (or another writer inserted it first), overwrite it.
+        let inserted = Cell::new(false);
+        let entry = self.map.get_or_insert_with(key, || {
+            inserted.set(true);
+            RwLock::new(value.clone())
+        });
+        if !inserted.get() {
+            *entry.value().write() = value;
         }
     }
 
