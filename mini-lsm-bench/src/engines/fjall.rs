@@ -30,8 +30,9 @@ const KEYSPACE: &str = "bench";
 const DEADLINE: Duration = Duration::from_secs(600);
 /// How often `flush` and `settle` look at fjall's counters.
 const POLL: Duration = Duration::from_millis(5);
-/// The number of consecutive idle polls (50 ms in all) that `settle` takes for idle.
-const QUIET_POLLS: u32 = 10;
+/// The number of consecutive idle polls that `settle` takes for idle: the first and the last are
+/// ten `POLL`s, 50 ms, apart.
+const QUIET_POLLS: u32 = 11;
 
 /// A fjall database with the benchmark's one keyspace.
 pub struct Fjall {
