@@ -21,7 +21,7 @@ fn false_positive_rate(bloom: &Bloom, absent: impl Iterator<Item = Vec<u8>>) -> 
     positives as f64 / probes as f64
 }
 
-/// Bloom at 10 bits/key: no false negatives, FP <= 2% (measured 0.85%). Catches: always "maybe".
+/// Bloom at 10 bits/key: no false negatives, FP <= 2% (measured 1.0%). Catches: always "maybe".
 #[test]
 fn test_task1_bloom_no_false_negatives_low_fp() {
     let keys: Vec<Vec<u8>> = (0..10_000)

@@ -9,19 +9,48 @@
 //! With `b` bits per key the best `k` is `b * ln 2`, and the false-positive rate is then about
 //! `0.6185^b`: under 1% at 10 bits per key.
 //!
-//! The `k` positions come from one 32-bit hash by double hashing: `h, h + d, h + 2d, ...` with
-//! `d` the hash rotated, which is as good as `k` independent hashes for this purpose.
+//! The filter is *blocked*: it is an array of 512-bit (64-byte) blocks, one cache line each. A key
+//! hash picks one block, and all `k` probes fall inside it, so a lookup costs one cache miss
+//! rather than `k`: in a point lookup that checks several SSTs, the filters' misses were a large
+//! share of the time. The price is a slightly higher false-positive rate at the same size (about
+//! 1% rather than 0.8% at 10 bits per key), because keys do not spread evenly over the blocks.
+//!
+//! The block is chosen by the hash's high bits (`h * nblocks >> 32`); the `k` positions inside it
+//! come from double hashing of the same hash: `h, h + d, h + 2d, ...` modulo 512, with `d` drawn
+//! from the hash's bits and made odd, so that the `k` positions are all different.
 //!
 //! # Format
 //!
 //! ```text
-//! bloom := bits[nbytes]  k:u8          nbytes >= 1, 1 <= k <= 30
+//! bloom := block[nbytes / 64]  k:u8          1 <= k <= 30
+//! block := bits[64]                          bit i is bit i % 8 of byte i / 8
 //! ```
 //!
-//! Bit `i` is bit `i % 8` of byte `i / 8`.
+//! The builder writes a whole number of blocks, at least one. A reader ignores a partial block at
+//! the end, and a filter too short to hold one block rules nothing out.
 
 use anyhow::{ensure, Result};
 use bytes::BufMut;
+
+/// Bytes in one filter block: a cache line.
+const BLOCK_BYTES: usize = 64;
+/// Bits in one filter block.
+const BLOCK_BITS: u32 = (BLOCK_BYTES * 8) as u32;
+
+/// The filter block for hash `h` among `nblocks`: multiply-shift by the high bits, which is
+/// uniform without a division.
+fn block_of(h: u32, nblocks: usize) -> usize {
+    ((h as u64 * nblocks as u64) >> 32) as usize
+}
+
+/// The `k` bit positions of hash `h` inside its block.
+fn probes(h: u32, k: u8) -> impl Iterator<Item = u32> {
+    // The step comes from a multiplied copy of the hash, whose top bits do not follow the block
+    // choice (a rotation of `h` did, and measured 1.24% false positives rather than 1.03%). An odd
+    // step visits `k <= 30` different positions out of 512.
+    let delta = (h.wrapping_mul(0x9e37_79b1) >> 16) | 1;
+    (0..k as u32).map(move |i| h.wrapping_add(i.wrapping_mul(delta)) % BLOCK_BITS)
+}
 
 /// A bloom filter over key hashes.
 pub struct Bloom {
@@ -82,18 +111,13 @@ impl Bloom {
     pub fn build_from_key_hashes(key_hashes: &[u32], bits_per_key: usize) -> Self {
         // @task week1_day7 1
         let k = ((bits_per_key as f64 * std::f64::consts::LN_2) as u8).clamp(1, 30);
-        // A tiny filter has a high false-positive rate whatever its k; keep at least 64 bits.
-        let nbits = (key_hashes.len() * bits_per_key).max(64);
-        let nbytes = nbits.div_ceil(8);
-        let nbits = nbytes * 8;
-        let mut filter = vec![0u8; nbytes];
+        let nbits = key_hashes.len() * bits_per_key;
+        let nblocks = nbits.div_ceil(BLOCK_BITS as usize).max(1);
+        let mut filter = vec![0u8; nblocks * BLOCK_BYTES];
         for &h in key_hashes {
-            let mut h = h;
-            let delta = h.rotate_left(15);
-            for _ in 0..k {
-                let bit = h as usize % nbits;
-                filter[bit / 8] |= 1 << (bit % 8);
-                h = h.wrapping_add(delta);
+            let block = &mut filter[block_of(h, nblocks) * BLOCK_BYTES..][..BLOCK_BYTES];
+            for bit in probes(h, k) {
+                block[bit as usize / 8] |= 1 << (bit % 8);
             }
         }
         Self { filter, k }
@@ -103,17 +127,12 @@ impl Bloom {
     /// Whether a key with hash `h` may have been added; `false` means it certainly was not.
     pub fn may_contain(&self, h: u32) -> bool {
         // @task week1_day7 1
-        let nbits = self.filter.len() * 8;
-        let mut h = h;
-        let delta = h.rotate_left(15);
-        for _ in 0..self.k {
-            let bit = h as usize % nbits;
-            if self.filter[bit / 8] & (1 << (bit % 8)) == 0 {
-                return false;
-            }
-            h = h.wrapping_add(delta);
+        let nblocks = self.filter.len() / BLOCK_BYTES;
+        if nblocks == 0 {
+            return true;
         }
-        true
+        let block = &self.filter[block_of(h, nblocks) * BLOCK_BYTES..][..BLOCK_BYTES];
+        probes(h, self.k).all(|bit| block[bit as usize / 8] & (1 << (bit % 8)) != 0)
         // @end
     }
     // ANCHOR_END: bloom_build

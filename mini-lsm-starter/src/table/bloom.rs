@@ -9,19 +9,48 @@
 //! With `b` bits per key the best `k` is `b * ln 2`, and the false-positive rate is then about
 //! `0.6185^b`: under 1% at 10 bits per key.
 //!
-//! The `k` positions come from one 32-bit hash by double hashing: `h, h + d, h + 2d, ...` with
-//! `d` the hash rotated, which is as good as `k` independent hashes for this purpose.
+//! The filter is *blocked*: it is an array of 512-bit (64-byte) blocks, one cache line each. A key
+//! hash picks one block, and all `k` probes fall inside it, so a lookup costs one cache miss
+//! rather than `k`: in a point lookup that checks several SSTs, the filters' misses were a large
+//! share of the time. The price is a slightly higher false-positive rate at the same size (about
+//! 1% rather than 0.8% at 10 bits per key), because keys do not spread evenly over the blocks.
+//!
+//! The block is chosen by the hash's high bits (`h * nblocks >> 32`); the `k` positions inside it
+//! come from double hashing of the same hash: `h, h + d, h + 2d, ...` modulo 512, with `d` drawn
+//! from the hash's bits and made odd, so that the `k` positions are all different.
 //!
 //! # Format
 //!
 //! ```text
-//! bloom := bits[nbytes]  k:u8          nbytes >= 1, 1 <= k <= 30
+//! bloom := block[nbytes / 64]  k:u8          1 <= k <= 30
+//! block := bits[64]                          bit i is bit i % 8 of byte i / 8
 //! ```
 //!
-//! Bit `i` is bit `i % 8` of byte `i / 8`.
+//! The builder writes a whole number of blocks, at least one. A reader ignores a partial block at
+//! the end, and a filter too short to hold one block rules nothing out.
 
 use anyhow::{ensure, Result};
 use bytes::BufMut;
+
+/// Bytes in one filter block: a cache line.
+const BLOCK_BYTES: usize = 64;
+/// Bits in one filter block.
+const BLOCK_BITS: u32 = (BLOCK_BYTES * 8) as u32;
+
+/// The filter block for hash `h` among `nblocks`: multiply-shift by the high bits, which is
+/// uniform without a division.
+fn block_of(h: u32, nblocks: usize) -> usize {
+    ((h as u64 * nblocks as u64) >> 32) as usize
+}
+
+/// The `k` bit positions of hash `h` inside its block.
+fn probes(h: u32, k: u8) -> impl Iterator<Item = u32> {
+    // The step comes from a multiplied copy of the hash, whose top bits do not follow the block
+    // choice (a rotation of `h` did, and measured 1.24% false positives rather than 1.03%). An odd
+    // step visits `k <= 30` different positions out of 512.
+    let delta = (h.wrapping_mul(0x9e37_79b1) >> 16) | 1;
+    (0..k as u32).map(move |i| h.wrapping_add(i.wrapping_mul(delta)) % BLOCK_BITS)
+}
 
 /// A bloom filter over key hashes.
 pub struct Bloom {
