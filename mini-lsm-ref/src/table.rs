@@ -31,6 +31,7 @@
 pub mod bloom;
 mod builder;
 mod file;
+mod index;
 mod iterator;
 
 use std::path::Path;
@@ -46,6 +47,7 @@ pub use file::FileObject;
 pub use iterator::SsTableIterator;
 
 use self::bloom::Bloom;
+use self::index::LastKeys;
 use crate::block::Block;
 use crate::block_cache::BlockCache;
 use crate::fs::FileSystem;
@@ -126,6 +128,8 @@ pub struct SsTable {
     pub(crate) block_meta: Vec<BlockMeta>,
     /// Where the `meta` section starts, which is where the last block ends.
     pub(crate) block_meta_offset: usize,
+    /// The blocks' last keys again, laid out for `find_block_idx`'s binary search.
+    last_keys: LastKeys,
     id: usize,
     block_cache: Option<Arc<BlockCache>>,
     first_key: KeyBytes,
@@ -156,6 +160,7 @@ impl SsTable {
         Ok(Self {
             first_key: first.first_key.clone(),
             last_key: last.last_key.clone(),
+            last_keys: LastKeys::new(&block_meta),
             file,
             block_meta,
             block_meta_offset,
@@ -288,8 +293,9 @@ impl SsTable {
     /// `key`. Returns `num_of_blocks()` when every key in the table is smaller.
     pub fn find_block_idx(&self, key: KeySlice) -> usize {
         // @task week1_day4 2
-        self.block_meta
-            .partition_point(|meta| meta.last_key.as_key_slice() < key)
+        // The same search as `block_meta.partition_point(|m| m.last_key < key)`, over keys laid
+        // out contiguously (see `index.rs`): this runs on every lookup.
+        self.last_keys.first_at_or_after(key.raw_ref())
         // @end
     }
     // ANCHOR_END: find_block_idx
@@ -327,9 +333,15 @@ impl SsTable {
     // ANCHOR: bloom_excludes
     /// Whether the bloom filter rules `key` out; `false` when there is no filter.
     pub fn bloom_excludes(&self, key: &[u8]) -> bool {
+        self.bloom_excludes_hash(bloom::key_hash(key))
+    }
+
+    /// As [`Self::bloom_excludes`], for a key whose [`bloom::key_hash`] is `hash`: a lookup that
+    /// checks several tables hashes the key once.
+    pub fn bloom_excludes_hash(&self, hash: u32) -> bool {
         self.bloom
             .as_ref()
-            .is_some_and(|bloom| !bloom.may_contain(bloom::key_hash(key)))
+            .is_some_and(|bloom| !bloom.may_contain(hash))
     }
     // ANCHOR_END: bloom_excludes
 }

@@ -31,6 +31,7 @@
 pub mod bloom;
 mod builder;
 mod file;
+mod index;
 mod iterator;
 
 use std::path::Path;
@@ -46,6 +47,7 @@ pub use file::FileObject;
 pub use iterator::SsTableIterator;
 
 use self::bloom::Bloom;
+use self::index::LastKeys;
 use crate::block::Block;
 use crate::block_cache::BlockCache;
 use crate::fs::FileSystem;
@@ -88,6 +90,8 @@ pub struct SsTable {
     pub(crate) block_meta: Vec<BlockMeta>,
     /// Where the `meta` section starts, which is where the last block ends.
     pub(crate) block_meta_offset: usize,
+    /// The blocks' last keys again, laid out for `find_block_idx`'s binary search.
+    last_keys: LastKeys,
     id: usize,
     block_cache: Option<Arc<BlockCache>>,
     first_key: KeyBytes,
@@ -118,6 +122,7 @@ impl SsTable {
         Ok(Self {
             first_key: first.first_key.clone(),
             last_key: last.last_key.clone(),
+            last_keys: LastKeys::new(&block_meta),
             file,
             block_meta,
             block_meta_offset,
@@ -199,9 +204,15 @@ impl SsTable {
 
     /// Whether the bloom filter rules `key` out; `false` when there is no filter.
     pub fn bloom_excludes(&self, key: &[u8]) -> bool {
+        self.bloom_excludes_hash(bloom::key_hash(key))
+    }
+
+    /// As [`Self::bloom_excludes`], for a key whose [`bloom::key_hash`] is `hash`: a lookup that
+    /// checks several tables hashes the key once.
+    pub fn bloom_excludes_hash(&self, hash: u32) -> bool {
         self.bloom
             .as_ref()
-            .is_some_and(|bloom| !bloom.may_contain(bloom::key_hash(key)))
+            .is_some_and(|bloom| !bloom.may_contain(hash))
     }
 }
 

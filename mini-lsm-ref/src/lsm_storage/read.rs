@@ -20,6 +20,7 @@ use crate::iterators::StorageIterator;
 use crate::key::{KeyBytes, KeySlice};
 use crate::lsm_iterator::{FusedIterator, LsmIterator};
 use crate::mem_table::{map_bound, MemTableIterator};
+use crate::table::bloom::key_hash;
 use crate::table::{SsTable, SsTableIterator};
 
 /// A stored value as the user sees it: a tombstone (the empty value) means "no value".
@@ -199,6 +200,9 @@ impl LsmStorageInner {
         }
         // @task week1_day5 2 stub=comment
         let key_slice = KeySlice::from_slice(key);
+        // @task week1_day7 2 stub=comment
+        let hash = key_hash(key);
+        // @end
         for id in &snapshot.l0_sstables {
             let table = snapshot.table(*id)?;
             // @task week1_day6 3 stub=comment
@@ -207,7 +211,7 @@ impl LsmStorageInner {
             }
             // @end
             // @task week1_day7 2 stub=comment
-            if table.bloom_excludes(key) {
+            if table.bloom_excludes_hash(hash) {
                 continue;
             }
             // @end
@@ -222,7 +226,7 @@ impl LsmStorageInner {
             let Some(table) = table_in_run(&snapshot, ids, key)? else {
                 continue;
             };
-            if table.bloom_excludes(key) {
+            if table.bloom_excludes_hash(hash) {
                 continue;
             }
             let iter = SsTableIterator::create_and_seek_to_key(table.clone(), key_slice)?;

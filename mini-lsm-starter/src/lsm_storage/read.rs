@@ -20,6 +20,7 @@ use crate::iterators::StorageIterator;
 use crate::key::{KeyBytes, KeySlice};
 use crate::lsm_iterator::{FusedIterator, LsmIterator};
 use crate::mem_table::{map_bound, MemTableIterator};
+use crate::table::bloom::key_hash;
 use crate::table::{SsTable, SsTableIterator};
 
 /// A stored value as the user sees it: a tombstone (the empty value) means "no value".
