@@ -215,6 +215,7 @@ impl MemTable {
     }
     // ANCHOR_END: memtable_follow
 
+    // ANCHOR: memtable_insert
     /// Sets `key` to `value` in the skip list, through the key's slot (see [`Slot`]).
     ///
     /// One search of the skip list: the key is copied into the arena first, and if the key turns
@@ -233,6 +234,7 @@ impl MemTable {
             *entry.value().write() = value;
         }
     }
+    // ANCHOR_END: memtable_insert
 
     /// Returns an iterator over the keys within `lower..upper`, in key order.
     pub fn scan(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> MemTableIterator {

@@ -22,6 +22,7 @@
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 
+// ANCHOR: arena
 /// The size of a chunk; an entry larger than this gets a chunk of its own size.
 const CHUNK_SIZE: usize = 1 << 20;
 
@@ -50,6 +51,7 @@ impl Arena {
         (key, value)
     }
 }
+// ANCHOR_END: arena
 
 #[cfg(test)]
 mod tests {
