@@ -32,6 +32,7 @@
 use anyhow::{ensure, Result};
 use bytes::BufMut;
 
+// ANCHOR: bloom_probes
 /// Bytes in one filter block: a cache line.
 const BLOCK_BYTES: usize = 64;
 /// Bits in one filter block.
@@ -51,6 +52,7 @@ fn probes(h: u32, k: u8) -> impl Iterator<Item = u32> {
     let delta = (h.wrapping_mul(0x9e37_79b1) >> 16) | 1;
     (0..k as u32).map(move |i| h.wrapping_add(i.wrapping_mul(delta)) % BLOCK_BITS)
 }
+// ANCHOR_END: bloom_probes
 
 /// A bloom filter over key hashes.
 pub struct Bloom {
