@@ -52,6 +52,8 @@ pub struct Wal {
 struct WalInner {
     file: Box<dyn WritableFile>,
     buffer: Vec<u8>,
+    /// Scratch space for the payload of the record being appended.
+    payload: Vec<u8>,
     /// The log of the memtable frozen just before this one, until it is known to be synced:
     /// nothing of this log may reach the disk before all of that one is durable, or a crash could
     /// keep newer writes and lose older ones.

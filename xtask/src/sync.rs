@@ -79,7 +79,9 @@ pub fn generate_into_marked(
     mark: Option<usize>,
 ) -> Result<()> {
     let sources = parse_reference(root, manifest)?;
-    let scratch = root.join("target/xtask/generate");
+    // One scratch directory per process: two `cargo x` commands at once (a book check while
+    // syncing, say) must not generate into each other's files.
+    let scratch = root.join(format!("target/xtask/generate-{}", std::process::id()));
     if scratch.exists() {
         std::fs::remove_dir_all(&scratch)?;
     }
@@ -108,6 +110,7 @@ pub fn generate_into_marked(
             std::fs::write(&dest, text).with_context(|| format!("writing {}", dest.display()))?;
         }
     }
+    std::fs::remove_dir_all(&scratch)?;
     if dest_src.exists() {
         for path in walk_rs(dest_src)? {
             let rel_path = path.strip_prefix(dest_src)?.to_path_buf();

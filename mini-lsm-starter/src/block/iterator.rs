@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //! A cursor over the entries of one block.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use crate::key::{KeySlice, KeyVec};
@@ -17,16 +18,14 @@ pub struct BlockIterator {
     value_range: (usize, usize),
     /// The index of the current entry; `block.len()` when exhausted.
     idx: usize,
-    /// The block's first key, which later keys are encoded against.
-    first_key: KeyVec,
+    /// Where the block's first key, which later keys are encoded against, lies in its data (a
+    /// range rather than a copy: an iterator is made for every lookup).
+    first_key: Range<usize>,
 }
 
 impl BlockIterator {
     fn new(block: Arc<Block>) -> Self {
-        let first_key = block
-            .parse_entry(0)
-            .map(|e| KeyVec::from_vec(block.data[e.rest].to_vec()))
-            .unwrap_or_default();
+        let first_key = block.parse_entry(0).map(|e| e.rest).unwrap_or_default();
         Self {
             block,
             key: KeyVec::new(),
