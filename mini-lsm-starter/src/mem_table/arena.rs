@@ -1,18 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The memtable's arena: keys and values are copied into large shared chunks, not allocated one
-//! by one.
+//! The memtable's arena: values (and keys too long to sit in the skip-list node, see
+//! [`super::key`]) are copied into large shared chunks, not allocated one by one.
 //!
 //! A put used to cost two heap allocations (the key and the value) on top of the skip-list node,
 //! and dropping a flushed memtable freed them one by one: millions of small `malloc`s and `free`s
-//! per fill, and a malloc header and rounding on each. Here every key and value is a [`Bytes`]
-//! *slice* of a 1 MiB chunk: copying one in is a bounds check and a `memcpy`, and the chunk is
-//! freed when the last slice into it is dropped (when the memtable and every iterator over it are
-//! gone).
+//! per fill, and a malloc header and rounding on each. Here every value is a [`Bytes`] *slice* of
+//! a 1 MiB chunk: copying one in is a bounds check and a `memcpy`, and the chunk is freed when the
+//! last slice into it is dropped (when the memtable and every iterator over it are gone).
 //!
 //! ```text
-//!   chunk (1 MiB): [ key 1 | value 1 | key 2 | value 2 | ...          free          ]
-//!                    ▲        ▲                                       ▲
-//!          Bytes slices held by the skip list                  next copy goes here
+//!   chunk (1 MiB): [ value 1 | value 2 | long key 3 | value 3 | ...        free        ]
+//!                    ▲         ▲                                            ▲
+//!          Bytes slices held by the skip list                        next copy goes here
 //! ```
 //!
 //! The cost: a chunk lives while any slice into it lives, so an overwritten value's bytes stay
@@ -34,20 +33,16 @@ pub struct Arena {
 }
 
 impl Arena {
-    /// Copies `key` and `value` into the arena, side by side, and returns them as two slices.
-    pub fn copy_pair(&self, key: &[u8], value: &[u8]) -> (Bytes, Bytes) {
+    /// Copies `data` into the arena and returns it as a slice of the current chunk.
+    pub fn copy(&self, data: &[u8]) -> Bytes {
         let mut chunk = self.chunk.lock();
-        let needed = key.len() + value.len();
         // `capacity` counts from the current position: it is the free tail. Never let
         // `extend_from_slice` grow the chunk, which would reallocate it.
-        if chunk.capacity() - chunk.len() < needed {
-            *chunk = BytesMut::with_capacity(CHUNK_SIZE.max(needed));
+        if chunk.capacity() - chunk.len() < data.len() {
+            *chunk = BytesMut::with_capacity(CHUNK_SIZE.max(data.len()));
         }
-        chunk.extend_from_slice(key);
-        let key = chunk.split().freeze();
-        chunk.extend_from_slice(value);
-        let value = chunk.split().freeze();
-        (key, value)
+        chunk.extend_from_slice(data);
+        chunk.split().freeze()
     }
 }
 
@@ -63,11 +58,10 @@ mod tests {
         let mut kept = Vec::new();
         for i in 0..3000u32 {
             let value = vec![i as u8; 500];
-            kept.push((i, arena.copy_pair(&i.to_be_bytes(), &value)));
+            kept.push((i, arena.copy(&i.to_be_bytes()), arena.copy(&value)));
         }
-        let (k, v) = arena.copy_pair(b"big", &big);
-        assert_eq!((&k[..], &v[..]), (&b"big"[..], &big[..]));
-        for (i, (k, v)) in kept {
+        assert_eq!(&arena.copy(&big)[..], &big[..]);
+        for (i, k, v) in kept {
             assert_eq!(&k[..], &i.to_be_bytes());
             assert_eq!(&v[..], &vec![i as u8; 500][..]);
         }
