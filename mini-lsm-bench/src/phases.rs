@@ -172,14 +172,16 @@ impl Runner {
     fn scan_all(&self, db: &dyn Engine) -> Result<Figures> {
         let w = &self.workload;
         let mut next = 0u64;
+        let mut expected = w.key(0);
         let start = Instant::now();
         db.scan_all(&mut |key, value| {
-            ensure!(key == w.key(next), "scanall: expected key {next} next");
+            ensure!(key == expected, "scanall: expected key {next} next");
             ensure!(
                 value == w.value(next, 0),
                 "scanall: key {next} has the wrong value"
             );
             next += 1;
+            Workload::increment_key(&mut expected);
             Ok(())
         })?;
         ensure!(next == w.n, "scanall: saw {next} keys, expected {}", w.n);

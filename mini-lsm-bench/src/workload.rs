@@ -64,6 +64,19 @@ impl Workload {
         key
     }
 
+    /// Advances `key` from the key of index `i` to that of `i + 1`: a scan checks keys in order,
+    /// and carrying a digit is cheaper than writing sixteen anew.
+    pub fn increment_key(key: &mut [u8; KEY_LEN]) {
+        for digit in key.iter_mut().rev() {
+            if *digit == b'9' {
+                *digit = b'0';
+            } else {
+                *digit += 1;
+                return;
+            }
+        }
+    }
+
     /// The absent key derived from index `i`: its key with the last digit replaced by `x`.
     pub fn missing_key(&self, i: u64) -> [u8; KEY_LEN] {
         let mut key = self.key(i);
@@ -106,6 +119,17 @@ mod tests {
         assert_eq!(w.value(3, 1), &w.values[100_300..100_400]);
         let first = SplitMix64::new(42).next_u64().to_le_bytes();
         assert_eq!(&w.values[..8], &first);
+    }
+
+    /// Incrementing a key gives the next index's key, across carries.
+    #[test]
+    fn increment_key_counts_in_decimal() {
+        let w = Workload::new(10);
+        let mut key = w.key(0);
+        for i in 1..=10_100u64 {
+            Workload::increment_key(&mut key);
+            assert_eq!(key, w.key(i));
+        }
     }
 
     /// The permutation holds every index once.
