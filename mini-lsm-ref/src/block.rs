@@ -99,6 +99,7 @@ impl Block {
             .chunks_exact(SIZEOF_U16)
             .map(|mut x| x.get_u16())
             .collect();
+        // ANCHOR: block_decode_check
         let block = Self {
             data: data[..entries_end].to_vec(),
             offsets,
@@ -119,6 +120,7 @@ impl Block {
                 entry.overlap
             );
         }
+        // ANCHOR_END: block_decode_check
         Ok(block)
         // @end
     }

@@ -29,6 +29,7 @@ const SHARDS: usize = 16;
 /// `(sst id, block index)`.
 pub type BlockKey = (usize, usize);
 
+// ANCHOR: block_key_hasher
 /// A hash for block keys: a multiply per word, as rustc's FxHash. The standard `SipHash` resists
 /// hash flooding by an adversary choosing keys; these keys are our own numbers, and the hash runs
 /// twice on every lookup (the shard, then the shard's map), where SipHash showed in profiles.
@@ -56,6 +57,7 @@ impl Hasher for BlockKeyHasher {
 }
 
 type BuildBlockKeyHasher = BuildHasherDefault<BlockKeyHasher>;
+// ANCHOR_END: block_key_hasher
 
 struct Slot {
     block: Arc<Block>,

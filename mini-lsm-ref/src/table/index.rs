@@ -17,6 +17,7 @@
 
 use super::BlockMeta;
 
+// ANCHOR: last_keys
 /// The last key of every block, contiguous.
 pub(crate) struct LastKeys {
     keys: Vec<u8>,
@@ -56,3 +57,4 @@ impl LastKeys {
         low
     }
 }
+// ANCHOR_END: last_keys
