@@ -17,7 +17,7 @@
 //! and the tombstone is what hides it.
 //!
 //! Short keys live inside their skip-list node ([`MemKey`]), so that a search step reads one place
-//! in memory, not two; values are copied into an [`Arena`] of large chunks rather than allocated
+//! in memory, not two; values are copied into an `Arena` of large chunks rather than allocated
 //! one by one.
 //!
 //! Invariants:

@@ -27,7 +27,7 @@ pub const INLINE: usize = 38;
 /// A key of the memtable's skip list.
 #[derive(Clone)]
 pub enum MemKey {
-    /// A key of at most [`INLINE`] bytes: `bytes[..len]`.
+    /// A key of at most `INLINE` bytes: `bytes[..len]`.
     Inline { len: u8, bytes: [u8; INLINE] },
     /// A longer key, a slice of the arena (or of its own buffer, for a scan bound).
     Shared(Bytes),
