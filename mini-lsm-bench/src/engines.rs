@@ -1,5 +1,6 @@
 //! The engines a benchmark can run: the reference and the starter, through one small trait, and
-//! the production engine fjall (`engines/fjall.rs`) for comparison. Each is a cargo feature.
+//! the production engines fjall (`engines/fjall.rs`) and RocksDB (`engines/rocksdb.rs`) for
+//! comparison. Each is a cargo feature.
 
 use std::path::Path;
 
@@ -7,9 +8,11 @@ use anyhow::{bail, Result};
 
 #[cfg(feature = "fjall")]
 mod fjall;
+#[cfg(feature = "rocksdb")]
+mod rocksdb;
 
 /// Every engine this crate knows, built in or not.
-const ENGINES: [&str; 3] = ["ref", "starter", "fjall"];
+const ENGINES: [&str; 4] = ["ref", "starter", "fjall", "rocksdb"];
 
 /// A callback that sees each entry of a scan.
 pub type Visit<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<()>;
@@ -118,9 +121,17 @@ pub fn open(name: &str, path: &Path) -> Result<Box<dyn Engine>> {
         "starter" => Box::new(Starter::open(path)?),
         #[cfg(feature = "fjall")]
         "fjall" => Box::new(fjall::Fjall::open(path)?),
+        #[cfg(feature = "rocksdb")]
+        "rocksdb" => Box::new(rocksdb::RocksDb::open(path)?),
         other if ENGINES.contains(&other) => bail!(
             "engine `{other}` is not built in; `cargo x bench --engine {other}` builds it with \
-             the {other} feature"
+             the {other} feature{}",
+            if other == "rocksdb" {
+                " (it compiles RocksDB's C++ sources, many minutes, and needs libclang: \
+                 `apt-get install libclang-dev` on Debian or Ubuntu)"
+            } else {
+                ""
+            }
         ),
         other => bail!(
             "unknown engine `{other}`; the engines are {}",

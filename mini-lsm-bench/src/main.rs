@@ -20,7 +20,7 @@ use crate::workload::Workload;
 #[derive(Parser)]
 #[command(about = "Run the mini-lsm benchmark workload on one engine")]
 struct Args {
-    /// The engine: ref, starter or fjall (each built in with its cargo feature).
+    /// The engine: ref, starter, fjall or rocksdb (each built in with its cargo feature).
     #[arg(long, default_value = "ref")]
     engine: String,
     /// The phases to run, comma-separated, in the workload's order.
