@@ -1,19 +1,21 @@
-//! `cargo x bench`: the course's benchmark workload, on the reference, the starter and fjall.
+//! `cargo x bench`: the course's benchmark workload, on the reference, the starter, fjall and
+//! RocksDB.
 //!
 //! The workload and its phases live in the `mini-lsm-bench` crate; this command builds it in
-//! release mode with exactly the engines asked for (each is a feature of the crate, so fjall, a
-//! production engine to compare against, is compiled only when named) and runs it once per
-//! engine, each in its own process, so that every engine's memory figures are its own.
+//! release mode with exactly the engines asked for (each is a feature of the crate, so fjall and
+//! RocksDB, production engines to compare against, are compiled only when named) and runs it once
+//! per engine, each in its own process, so that every engine's memory figures are its own.
 
+use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
 use crate::util::step;
 
 /// Runs the benchmark on `engines` (comma-separated, in this order: `ref`, `starter`, `both` for
-/// the two, or `fjall`).
+/// the two, `fjall` or `rocksdb`).
 ///
 /// # Errors
 /// If the benchmark cannot be built, or any engine fails (the others still run).
@@ -26,22 +28,33 @@ pub fn bench(root: &Path, engines: &str, benchmarks: Option<&str>, num: Option<u
         })
         .collect();
     for engine in &engines {
-        if !["ref", "starter", "fjall"].contains(engine) {
-            bail!("unknown engine `{engine}`; use ref, starter, both or fjall, comma-separated");
+        if !["ref", "starter", "fjall", "rocksdb"].contains(engine) {
+            bail!(
+                "unknown engine `{engine}`; use ref, starter, both, fjall or rocksdb, \
+                 comma-separated"
+            );
         }
     }
-    step("building the benchmark (release)");
+    let rocksdb = engines.contains(&"rocksdb");
+    step(if rocksdb {
+        "building the benchmark (release; RocksDB's C++ sources take many minutes the first time)"
+    } else {
+        "building the benchmark (release)"
+    });
     // One feature per engine; their order does not matter to cargo, the runs below keep `engines`'.
     let mut features: Vec<&str> = engines.clone();
     features.sort_unstable();
     features.dedup();
-    let status = Command::new("cargo")
+    let mut build = Command::new("cargo");
+    build
         .args(["build", "--release", "--quiet", "-p", "mini-lsm-bench"])
         .args(["--no-default-features", "--features", &features.join(",")])
-        .current_dir(root)
-        .status()
-        .context("running cargo build")?;
-    if !status.success() {
+        .current_dir(root);
+    if !rocksdb {
+        if !build.status().context("running cargo build")?.success() {
+            bail!("the benchmark does not build");
+        }
+    } else if !build_watching_for_libclang(build)? {
         bail!("the benchmark does not build");
     }
     let binary = root.join("target/release/mini-lsm-bench");
@@ -101,4 +114,39 @@ pub fn bench(root: &Path, engines: &str, benchmarks: Option<&str>, num: Option<u
         bail!("the benchmark failed on: {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// Runs `build`, passing its errors through, and says what to install if they show that the
+/// RocksDB bindings found no libclang. Returns whether the build succeeded.
+///
+/// # Errors
+/// If cargo cannot be run.
+fn build_watching_for_libclang(mut build: Command) -> Result<bool> {
+    let color = if std::io::stderr().is_terminal() {
+        "always"
+    } else {
+        "never"
+    };
+    let mut child = build
+        .args(["--color", color])
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running cargo build")?;
+    let mut libclang = false;
+    if let Some(stderr) = child.stderr.take() {
+        for line in BufReader::new(stderr).lines() {
+            let line = line.context("reading cargo's output")?;
+            // clang-sys's "Unable to find libclang", or a libclang without its own headers.
+            libclang |= line.contains("libclang") || line.contains("'stddef.h' file not found");
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
+    }
+    let ok = child.wait().context("running cargo build")?.success();
+    if !ok && libclang {
+        eprintln!(
+            "The RocksDB bindings need libclang to build: `apt-get install libclang-dev` on \
+             Debian or Ubuntu (or set LIBCLANG_PATH to the directory of libclang.so)."
+        );
+    }
+    Ok(ok)
 }

@@ -147,10 +147,11 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
-    /// Run the benchmark workload (release build) on the reference, the starter and/or fjall.
+    /// Run the benchmark workload (release build) on the reference, the starter, fjall and/or
+    /// RocksDB.
     Bench {
-        /// Engines, comma-separated, run in this order: ref, starter, both (ref,starter), or
-        /// fjall (a production engine, compiled only when named).
+        /// Engines, comma-separated, run in this order: ref, starter, both (ref,starter), fjall
+        /// or rocksdb (production engines, compiled only when named; rocksdb needs libclang).
         #[arg(long, default_value = "ref")]
         engine: String,
         /// Phases, comma-separated (default: all six).
