@@ -28,6 +28,7 @@ pub mod cli;
 pub mod compact;
 pub mod debug;
 pub mod fs;
+pub mod id_hash;
 pub mod iterators;
 pub mod key;
 pub mod lsm_iterator;

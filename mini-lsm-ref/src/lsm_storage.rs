@@ -55,7 +55,6 @@ mod read;
 mod recovery;
 mod write;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -71,6 +70,7 @@ use crate::block_cache::BlockCache;
 use crate::compact::CompactionController;
 pub use crate::compact::CompactionOptions;
 use crate::fs::{FileSystem, RealFs};
+use crate::id_hash::IdMap;
 use crate::manifest::{Manifest, ManifestRecord};
 use crate::mem_table::MemTable;
 use crate::table::{sst_path, SsTable};
@@ -90,7 +90,7 @@ pub struct LsmStorageState {
     /// with tiered compaction, tiers as `(tier id, SST ids)`, newest first. Empty in week 1.
     pub levels: Vec<(usize, Vec<usize>)>,
     /// Every live SST by id.
-    pub sstables: HashMap<usize, Arc<SsTable>>,
+    pub sstables: IdMap<usize, Arc<SsTable>>,
 }
 // ANCHOR_END: lsm_storage_state
 
@@ -101,7 +101,7 @@ impl LsmStorageState {
             imm_memtables: Vec::new(),
             l0_sstables: Vec::new(),
             levels,
-            sstables: HashMap::new(),
+            sstables: IdMap::default(),
         }
     }
 

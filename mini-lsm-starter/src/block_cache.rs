@@ -16,46 +16,19 @@
 //! larger than a whole shard is returned to the caller but not cached.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use anyhow::Result;
 use parking_lot::Mutex;
 
 use crate::block::Block;
+use crate::id_hash::BuildIdHasher;
 
 const SHARDS: usize = 16;
 
 /// `(sst id, block index)`.
 pub type BlockKey = (usize, usize);
-
-/// A hash for block keys: a multiply per word, as rustc's FxHash. The standard `SipHash` resists
-/// hash flooding by an adversary choosing keys; these keys are our own numbers, and the hash runs
-/// twice on every lookup (the shard, then the shard's map), where SipHash showed in profiles.
-#[derive(Default)]
-struct BlockKeyHasher(u64);
-
-impl Hasher for BlockKeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.write_u64(byte as u64);
-        }
-    }
-
-    fn write_u64(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-
-    fn write_usize(&mut self, word: usize) {
-        self.write_u64(word as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type BuildBlockKeyHasher = BuildHasherDefault<BlockKeyHasher>;
 
 struct Slot {
     block: Arc<Block>,
@@ -66,7 +39,7 @@ struct Slot {
 /// One shard. Guarded by its mutex: `map`, `clock` and `used` change together.
 #[derive(Default)]
 struct Shard {
-    map: HashMap<BlockKey, Slot, BuildBlockKeyHasher>,
+    map: HashMap<BlockKey, Slot, BuildIdHasher>,
     /// The clock: keys in insertion order; the hand is the front.
     clock: VecDeque<BlockKey>,
     /// Bytes charged by the blocks in `map`.
@@ -89,9 +62,9 @@ impl BlockCache {
     }
 
     fn shard(&self, key: &BlockKey) -> &Mutex<Shard> {
-        // The top bits: a multiplicative hash mixes upwards, so the low bits are the weak ones.
-        let hash = BuildBlockKeyHasher::default().hash_one(key);
-        &self.shards[(hash >> 32) as usize % SHARDS]
+        // The high bits: the map inside the shard takes its buckets from the low ones.
+        let hash = BuildIdHasher::default().hash_one(key);
+        &self.shards[(hash >> 48) as usize % SHARDS]
     }
 
     /// Returns the cached block for `key`, or loads it with `load`, caches and returns it.

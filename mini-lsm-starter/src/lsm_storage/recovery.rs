@@ -13,7 +13,7 @@
 //! A crash during recovery is safe: nothing is deleted before the new manifest is durable, and
 //! the new manifest describes the same state as the old one.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -23,6 +23,7 @@ use super::flush::place_flushed;
 use super::{new_memtable, LsmStorageOptions, LsmStorageState};
 use crate::block_cache::BlockCache;
 use crate::compact::CompactionController;
+use crate::id_hash::IdMap;
 use crate::manifest::{Manifest, ManifestRecord, MANIFEST_NAME};
 use crate::mem_table::MemTable;
 use crate::table::{sst_path, FileObject, SsTable};
@@ -86,7 +87,7 @@ pub(crate) fn recover(
 fn remove_stray_files(
     fs: &dyn crate::fs::FileSystem,
     dir: &Path,
-    sstables: &HashMap<usize, Arc<SsTable>>,
+    sstables: &IdMap<usize, Arc<SsTable>>,
     keep_wal: &BTreeSet<usize>,
     live_memtables: &BTreeSet<usize>,
     report: &mut Vec<String>,
