@@ -69,7 +69,8 @@ impl LsmStorageInner {
     ///
     /// # Errors
     /// If an input block cannot be read or an output cannot be written; the outputs written so
-    /// far are then marked obsolete, so that no file is left behind.
+    /// far are then marked obsolete, so that their files go. (An output cut short is a file no
+    /// manifest names: the next `open` removes it as a stray.)
     pub(crate) fn compact(
         &self,
         snapshot: &LsmStorageState,
@@ -109,15 +110,15 @@ impl LsmStorageInner {
         outputs: &mut Vec<Arc<SsTable>>,
     ) -> Result<()> {
         // @task week2_day1 2
-        let mut builder: Option<SsTableBuilder> = None;
+        // The output being written, and its id; made at the first entry that goes into it.
+        let mut builder: Option<(usize, SsTableBuilder)> = None;
         while iter.is_valid() {
             // Below the bottom level there is nothing left for a tombstone to hide.
             if !(bottom && iter.value().is_empty()) {
-                let current = builder.get_or_insert_with(|| {
-                    let mut builder = SsTableBuilder::new(self.options.block_size);
-                    builder.set_bloom_bits_per_key(self.options.bloom_bits_per_key);
-                    builder
-                });
+                let (_, current) = match &mut builder {
+                    Some(current) => current,
+                    None => builder.insert(self.new_output()?),
+                };
                 current.add(iter.key(), iter.value());
                 if current.estimated_size() >= self.options.target_sst_size {
                     let full = builder.take().expect("just filled");
@@ -134,9 +135,21 @@ impl LsmStorageInner {
     }
     // ANCHOR_END: compact
 
-    /// Writes a compaction output with a fresh id.
-    fn write_sst(&self, builder: SsTableBuilder) -> Result<Arc<SsTable>> {
+    /// A builder for a compaction output with a fresh id, streaming to its file.
+    fn new_output(&self) -> Result<(usize, SsTableBuilder)> {
         let id = self.next_sst_id();
+        let mut builder = SsTableBuilder::create_in(
+            &*self.options.fs,
+            &self.path_of_sst(id),
+            self.options.block_size,
+        )
+        .with_context(|| format!("writing compaction output SST {id}"))?;
+        builder.set_bloom_bits_per_key(self.options.bloom_bits_per_key);
+        Ok((id, builder))
+    }
+
+    /// Finishes a compaction output.
+    fn write_sst(&self, (id, builder): (usize, SsTableBuilder)) -> Result<Arc<SsTable>> {
         let table = builder
             .build_in(
                 &*self.options.fs,

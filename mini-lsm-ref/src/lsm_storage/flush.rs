@@ -67,17 +67,15 @@ impl LsmStorageInner {
         let table = if memtable.is_empty() {
             None // A memtable frozen empty needs no SST.
         } else {
-            let mut builder = SsTableBuilder::new(self.options.block_size);
+            let id = memtable.id();
+            let (fs, path) = (&*self.options.fs, self.path_of_sst(id));
+            // Streaming to the file: the builder holds a megabyte of blocks, not the whole SST.
+            let mut builder = SsTableBuilder::create_in(fs, &path, self.options.block_size)
+                .with_context(|| format!("flushing memtable {id}"))?;
             builder.set_bloom_bits_per_key(self.options.bloom_bits_per_key);
             memtable.flush(&mut builder)?;
-            let id = memtable.id();
             let table = builder
-                .build_in(
-                    &*self.options.fs,
-                    id,
-                    Some(self.block_cache.clone()),
-                    self.path_of_sst(id),
-                )
+                .build_in(fs, id, Some(self.block_cache.clone()), path)
                 .with_context(|| format!("flushing memtable {id}"))?;
             Some(Arc::new(table))
         };

@@ -68,7 +68,8 @@ impl LsmStorageInner {
     ///
     /// # Errors
     /// If an input block cannot be read or an output cannot be written; the outputs written so
-    /// far are then marked obsolete, so that no file is left behind.
+    /// far are then marked obsolete, so that their files go. (An output cut short is a file no
+    /// manifest names: the next `open` removes it as a stray.)
     pub(crate) fn compact(
         &self,
         snapshot: &LsmStorageState,
@@ -88,9 +89,21 @@ impl LsmStorageInner {
         todo!("week 2 day 1, task 2: merge a compaction's input runs into new SSTs split by target size (book: week2-01-compaction)")
     }
 
-    /// Writes a compaction output with a fresh id.
-    fn write_sst(&self, builder: SsTableBuilder) -> Result<Arc<SsTable>> {
+    /// A builder for a compaction output with a fresh id, streaming to its file.
+    fn new_output(&self) -> Result<(usize, SsTableBuilder)> {
         let id = self.next_sst_id();
+        let mut builder = SsTableBuilder::create_in(
+            &*self.options.fs,
+            &self.path_of_sst(id),
+            self.options.block_size,
+        )
+        .with_context(|| format!("writing compaction output SST {id}"))?;
+        builder.set_bloom_bits_per_key(self.options.bloom_bits_per_key);
+        Ok((id, builder))
+    }
+
+    /// Finishes a compaction output.
+    fn write_sst(&self, (id, builder): (usize, SsTableBuilder)) -> Result<Arc<SsTable>> {
         let table = builder
             .build_in(
                 &*self.options.fs,

@@ -1,21 +1,31 @@
 // SPDX-License-Identifier: Apache-2.0
 //! Building an SST from entries added in key order.
+//!
+//! A builder made with [`SsTableBuilder::new`] keeps the finished blocks in memory and writes the
+//! whole file in `build`: simple, and what the tests use. The engine's flushes and compactions use
+//! [`SsTableBuilder::create_in`] instead, which creates the file up front and writes the finished
+//! blocks out whenever a megabyte has gathered, so that a builder holds about a megabyte, not a
+//! whole SST (a 64 MiB memtable's SST is some 30 MB, which counted in the peak memory of every
+//! fill). A failed write is kept and returned by `build`; a builder dropped before `build` leaves a
+//! partial file that no manifest names, which the next `open` removes as a stray.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use bytes::BufMut;
 
 use super::bloom::{key_hash, Bloom};
 use super::{BlockMeta, FileObject, SsTable};
 use crate::block::BlockBuilder;
 use crate::block_cache::BlockCache;
-use crate::fs::{FileSystem, RealFs};
+use crate::fs::{FileSystem, RealFs, WritableFile};
 use crate::key::{KeySlice, KeyVec};
 
-/// Default bits per key of the bloom filter: under 1% false positives.
+/// Default bits per key of the bloom filter: about 1% false positives.
 const DEFAULT_BLOOM_BITS_PER_KEY: usize = 10;
+/// A builder streaming to its file writes its finished blocks out once this many bytes gather.
+const SPILL_BYTES: usize = 1 << 20;
 
 /// Builds an SST: fills blocks up to the block size, then writes the index and the bloom filter.
 pub struct SsTableBuilder {
@@ -25,8 +35,14 @@ pub struct SsTableBuilder {
     first_key: KeyVec,
     /// The last key added.
     last_key: KeyVec,
-    /// The encoded blocks finished so far.
+    /// The encoded blocks finished so far and not yet written to `file`.
     data: Vec<u8>,
+    /// Bytes of finished blocks already written to `file`; they come before `data`.
+    written: usize,
+    /// The SST's file, when the builder streams to it (see [`SsTableBuilder::create_in`]).
+    file: Option<Box<dyn WritableFile>>,
+    /// The first failed write to `file`, returned by `build`.
+    write_error: Option<anyhow::Error>,
     /// The index of the finished blocks.
     pub(crate) meta: Vec<BlockMeta>,
     block_size: usize,
@@ -43,10 +59,42 @@ impl SsTableBuilder {
             first_key: KeyVec::new(),
             last_key: KeyVec::new(),
             data: Vec::new(),
+            written: 0,
+            file: None,
+            write_error: None,
             meta: Vec::new(),
             block_size,
             key_hashes: Vec::new(),
             bloom_bits_per_key: DEFAULT_BLOOM_BITS_PER_KEY,
+        }
+    }
+
+    /// An empty builder that creates the SST's file at `path` in `fs` now and writes finished
+    /// blocks to it as they gather; [`Self::build_in`] must then be given the same `fs` and `path`.
+    ///
+    /// # Errors
+    /// If the file cannot be created.
+    pub fn create_in(fs: &dyn FileSystem, path: &Path, block_size: usize) -> Result<Self> {
+        Ok(Self {
+            file: Some(fs.create(path)?),
+            ..Self::new(block_size)
+        })
+    }
+
+    /// Writes the finished blocks out, if the builder streams and a megabyte has gathered.
+    fn spill(&mut self) {
+        let Some(file) = &mut self.file else {
+            return;
+        };
+        if self.data.len() < SPILL_BYTES || self.write_error.is_some() {
+            return;
+        }
+        match file.append(&self.data) {
+            Ok(()) => {
+                self.written += self.data.len();
+                self.data.clear();
+            }
+            Err(error) => self.write_error = Some(error),
         }
     }
 
@@ -68,7 +116,7 @@ impl SsTableBuilder {
     /// The size of the SST so far, counting only finished blocks; the engine uses it to split
     /// compaction output.
     pub fn estimated_size(&self) -> usize {
-        self.data.len()
+        self.written + self.data.len()
     }
 
     /// Writes the SST to `path` on the real file system (synced) and opens it.
@@ -85,10 +133,11 @@ impl SsTableBuilder {
     }
 
     /// Writes the SST to `path` in `fs` (synced) and opens it. The file's name is durable once
-    /// the caller syncs the directory.
+    /// the caller syncs the directory. A builder from [`Self::create_in`] appends the rest of the
+    /// SST to the file it made; `fs` and `path` must be the ones given there.
     ///
     /// # Errors
-    /// If no entry was added, or the file cannot be written.
+    /// If no entry was added, or the file cannot be written (now, or by an earlier spill).
     pub fn build_in(
         mut self,
         fs: &dyn FileSystem,
