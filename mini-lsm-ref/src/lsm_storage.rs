@@ -4,7 +4,7 @@
 //! # The state
 //!
 //! ```text
-//!   state: RwLock<Arc<LsmStorageState>>
+//!   state: StateCell = RwLock<Arc<LsmStorageState>> + a lock-free published copy
 //!            │
 //!            ▼
 //!   ┌──────────────┬──────────────────────────┬───────────────────────┐
@@ -14,10 +14,12 @@
 //!        puts go here     flushed from the end ──▶ new SST at the front
 //! ```
 //!
-//! The state is an immutable snapshot behind an `Arc`. A reader takes the read lock only long
-//! enough to clone the `Arc`, then reads from its snapshot with no lock at all; a structural
-//! change (freeze, flush) copies the snapshot, edits the copy and swaps it in under the write
-//! lock. So the read/write lock is only ever held for a pointer copy or swap, never for I/O.
+//! The state is an immutable snapshot behind an `Arc`. A reader loads the current `Arc` without
+//! a lock (see `state_cell.rs`), then reads from its snapshot; a structural change (freeze, flush)
+//! copies the snapshot, edits the copy and swaps it in under the write lock, which publishes it
+//! to readers. Writers putting into the memtable hold the read side, so that a freeze cannot swap
+//! the memtable out from under them. So the lock is only ever held for a pointer swap or a
+//! memtable insert, never for I/O, and readers never take it.
 //!
 //! # The two locks
 //!
@@ -53,6 +55,7 @@ mod flush;
 mod mini_lsm;
 mod read;
 mod recovery;
+mod state_cell;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -61,7 +64,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, ensure, Result};
-use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 pub use mini_lsm::MiniLsm;
 pub use write::WriteBatchRecord;
@@ -75,6 +78,7 @@ use crate::manifest::{Manifest, ManifestRecord};
 use crate::mem_table::MemTable;
 use crate::table::{sst_path, SsTable};
 use crate::wal::wal_path;
+use state_cell::StateCell;
 
 // ANCHOR: lsm_storage_state
 /// One consistent view of the engine's memtables and SSTs.
@@ -221,8 +225,9 @@ pub(crate) fn new_memtable(options: &LsmStorageOptions, dir: &Path, id: usize) -
 
 /// The storage engine proper; [`MiniLsm`] wraps it with the background flush thread.
 pub struct LsmStorageInner {
-    /// The current snapshot of the state (see the module docs). Held only to clone or swap it.
-    pub(crate) state: Arc<RwLock<Arc<LsmStorageState>>>,
+    /// The current snapshot of the state (see the module docs): locked to swap it, published
+    /// for readers to load without a lock.
+    pub(crate) state: Arc<StateCell>,
     /// Serialises structural changes to `state` (freeze, flush, compaction install); see the
     /// module docs.
     pub(crate) state_lock: Mutex<()>,
@@ -274,7 +279,7 @@ impl LsmStorageInner {
             eprintln!("mini-lsm: recovery of {}: {line}", path.display());
         }
         Ok(Self {
-            state: Arc::new(RwLock::new(Arc::new(recovered.state))),
+            state: Arc::new(StateCell::new(recovered.state)),
             state_lock: Mutex::new(()),
             compaction_lock: Mutex::new(()),
             compaction_controller,
@@ -344,9 +349,9 @@ impl LsmStorageInner {
     }
 
     // ANCHOR: snapshot
-    /// The current state snapshot; the read lock is held only while cloning the `Arc`.
+    /// The current state snapshot, loaded without a lock (see `state_cell.rs`).
     pub fn snapshot(&self) -> Arc<LsmStorageState> {
-        Arc::clone(&self.state.read())
+        self.state.load()
     }
     // ANCHOR_END: snapshot
 
