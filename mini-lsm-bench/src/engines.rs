@@ -14,6 +14,29 @@ mod rocksdb;
 /// Every engine this crate knows, built in or not.
 const ENGINES: [&str; 4] = ["ref", "starter", "fjall", "rocksdb"];
 
+/// How long `flush` and `settle` wait for an engine's background work before they fail.
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
+/// How often they look.
+pub const POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Polls until `done`, or fails once [`DEADLINE`] has passed, naming `engine` and `what`.
+///
+/// # Errors
+/// Past the deadline.
+pub fn wait_until(engine: &str, what: &str, mut done: impl FnMut() -> bool) -> Result<()> {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !done() {
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "{engine}: {what} did not finish within {} minutes",
+                DEADLINE.as_secs() / 60
+            );
+        }
+        std::thread::sleep(POLL);
+    }
+    Ok(())
+}
+
 /// A callback that sees each entry of a scan.
 pub type Visit<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<()>;
 
@@ -87,14 +110,9 @@ macro_rules! mini_lsm_engine {
             fn settle(&self) -> Result<()> {
                 // The flush above leaves no immutable memtable; wait for the flush thread anyway,
                 // in case a freeze raced with it, with a bound.
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
-                while !self.0.inner.snapshot().imm_memtables.is_empty() {
-                    if std::time::Instant::now() > deadline {
-                        bail!("background flushes did not finish within 10 minutes");
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                Ok(())
+                wait_until(stringify!($name), "background flushes", || {
+                    self.0.inner.snapshot().imm_memtables.is_empty()
+                })
             }
 
             fn close(&self) -> Result<()> {

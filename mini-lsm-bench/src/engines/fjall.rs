@@ -13,25 +13,19 @@
 //! they exist throughout 3.x, but a minor release may move them, hence the feature is off by default.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use ::fjall::config::{
     BlockSizePolicy, BloomConstructionPolicy, CompressionPolicy, FilterPolicy, FilterPolicyEntry,
 };
 use ::fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions, PersistMode};
-use anyhow::{bail, Result};
+use anyhow::Result;
 
-use super::{Engine, Visit};
+use super::{wait_until, Engine, Visit};
 
 /// The one keyspace (fjall's column family) the benchmark writes to.
 const KEYSPACE: &str = "bench";
-/// How long `flush` and `settle` wait for background work before giving up, as the course
-/// engines do.
-const DEADLINE: Duration = Duration::from_secs(600);
-/// How often `flush` and `settle` look at fjall's counters.
-const POLL: Duration = Duration::from_millis(5);
 /// The number of consecutive idle polls that `settle` takes for idle: the first and the last are
-/// ten `POLL`s, 50 ms, apart.
+/// ten polls (`engines::POLL`), 50 ms, apart.
 const QUIET_POLLS: u32 = 11;
 
 /// A fjall database with the benchmark's one keyspace.
@@ -64,21 +58,6 @@ impl Fjall {
         })?;
         Ok(Self { db, keyspace })
     }
-
-    /// Polls until `done`, or fails once `DEADLINE` has passed.
-    fn wait_until(&self, what: &str, mut done: impl FnMut() -> bool) -> Result<()> {
-        let deadline = Instant::now() + DEADLINE;
-        while !done() {
-            if Instant::now() > deadline {
-                bail!(
-                    "fjall: {what} did not finish within {} minutes",
-                    DEADLINE.as_secs() / 60
-                );
-            }
-            std::thread::sleep(POLL);
-        }
-        Ok(())
-    }
 }
 
 impl Engine for Fjall {
@@ -102,7 +81,7 @@ impl Engine for Fjall {
         // Seal the active memtable (nothing happens if it is empty) and wait until no sealed
         // memtable is left: each becomes a table on disk, written by a worker thread.
         self.keyspace.rotate_memtable()?;
-        self.wait_until("memtable flushes", || {
+        wait_until("fjall", "memtable flushes", || {
             self.keyspace.sealed_memtable_count() == 0 && self.db.outstanding_flushes() == 0
         })
     }
@@ -114,7 +93,7 @@ impl Engine for Fjall {
         // polls in a row. `settle_secs` therefore includes that 50 ms window.
         let mut completed = self.db.compactions_completed();
         let mut quiet = 0;
-        self.wait_until("background flushes and compactions", || {
+        wait_until("fjall", "background flushes and compactions", || {
             let now = self.db.compactions_completed();
             let busy = self.db.outstanding_flushes() > 0
                 || self.keyspace.sealed_memtable_count() > 0

@@ -17,7 +17,7 @@
 //! `rocksdb.compaction-pending`, `rocksdb.num-running-compactions`), within a 10-minute deadline.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ::rocksdb::{
     BlockBasedOptions, Cache, DBCompressionType, ErrorKind, Options, WaitForCompactOptions,
@@ -25,12 +25,8 @@ use ::rocksdb::{
 };
 use anyhow::{bail, Result};
 
-use super::{Engine, Visit};
+use super::{Engine, Visit, DEADLINE, POLL};
 
-/// How long `settle` waits for background work before giving up, as the course engines do.
-const DEADLINE: Duration = Duration::from_secs(600);
-/// How often `settle` looks at the properties again when they still show work after a wait.
-const POLL: Duration = Duration::from_millis(5);
 /// The properties that show background work: each is 0 when there is none.
 const BUSY: [&str; 4] = [
     "rocksdb.mem-table-flush-pending",
