@@ -9,7 +9,7 @@
 //! fill). A failed write is kept and returned by `build`; a builder dropped before `build` leaves a
 //! partial file that no manifest names, which the next `open` removes as a stray.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{ensure, Context, Result};
@@ -39,8 +39,9 @@ pub struct SsTableBuilder {
     data: Vec<u8>,
     /// Bytes of finished blocks already written to `file`; they come before `data`.
     written: usize,
-    /// The SST's file, when the builder streams to it (see [`SsTableBuilder::create_in`]).
-    file: Option<Box<dyn WritableFile>>,
+    /// The SST's file and its path, when the builder streams to it (see
+    /// [`SsTableBuilder::create_in`]).
+    file: Option<(Box<dyn WritableFile>, PathBuf)>,
     /// The first failed write to `file`, returned by `build`.
     write_error: Option<anyhow::Error>,
     /// The index of the finished blocks.
@@ -76,14 +77,14 @@ impl SsTableBuilder {
     /// If the file cannot be created.
     pub fn create_in(fs: &dyn FileSystem, path: &Path, block_size: usize) -> Result<Self> {
         Ok(Self {
-            file: Some(fs.create(path)?),
+            file: Some((fs.create(path)?, path.to_path_buf())),
             ..Self::new(block_size)
         })
     }
 
     /// Writes the finished blocks out, if the builder streams and a megabyte has gathered.
     fn spill(&mut self) {
-        let Some(file) = &mut self.file else {
+        let Some((file, _)) = &mut self.file else {
             return;
         };
         if self.data.len() < SPILL_BYTES || self.write_error.is_some() {
@@ -167,7 +168,8 @@ impl SsTableBuilder {
 
     /// Writes the SST to `path` in `fs` (synced) and opens it. The file's name is durable once
     /// the caller syncs the directory. A builder from [`Self::create_in`] appends the rest of the
-    /// SST to the file it made; `fs` and `path` must be the ones given there.
+    /// SST to the file it made; `fs` and `path` must be the ones given there (another path is an
+    /// error).
     ///
     /// # Errors
     /// If no entry was added, or the file cannot be written (now, or by an earlier spill).
@@ -211,7 +213,13 @@ impl SsTableBuilder {
         // @end
         let path = path.as_ref();
         let file = match self.file.take() {
-            Some(mut file) => {
+            Some((mut file, created)) => {
+                ensure!(
+                    created == path,
+                    "SST builder: built at {} but its file was created at {}",
+                    path.display(),
+                    created.display()
+                );
                 let written = match self.write_error.take() {
                     Some(error) => Err(error),
                     None => file.append(&buf).and_then(|()| file.sync()),
