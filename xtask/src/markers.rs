@@ -1,4 +1,5 @@
-//! Task markers: how the starter and every chapter checkpoint are derived from the reference.
+//! Task markers: how the starter, every chapter checkpoint and the book's listings are derived
+//! from the reference.
 //!
 //! The reference source is the only copy of the engine. A learner task is a region of it between
 //! marker comments; generating a crate "up to chapter N" keeps the reference code of tasks of
@@ -23,8 +24,12 @@
 //! - otherwise (`stub=todo`): `todo!("...")`, whose message names the chapter, the task and the
 //!   book page of the oldest version.
 //!
-//! mdBook anchor lines (`// ANCHOR: x`) are dropped from generated crates: only the book reads
-//! them, and it reads the reference.
+//! One emitter serves every consumer: it walks the parsed file for a target chapter and hands
+//! each line to a [`Sink`], with where each region begins and ends and which version it shows.
+//! A generated crate is the plain text ([`Source::generate`]); `compare --code` marks the lines of
+//! one chapter ([`Source::generate_marked`]); the book cuts listings out of the same output at
+//! the mdBook anchors and adds each region's solution (`book/listings.rs`). mdBook anchor lines
+//! (`// ANCHOR: x`) are dropped from generated crates: only the book reads them.
 
 use std::fmt::Write;
 
@@ -33,7 +38,7 @@ use anyhow::{bail, Context, Result};
 use crate::manifest::Manifest;
 
 /// Which chapters' solutions a generated crate contains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Upto {
     /// None: the pristine starter.
     Nothing,
@@ -42,7 +47,17 @@ pub enum Upto {
 }
 
 impl Upto {
-    fn includes(self, chapter: usize) -> bool {
+    /// What a learner has when starting chapter `chapter` (a manifest index): every chapter
+    /// before it.
+    pub fn before(chapter: usize) -> Self {
+        match chapter {
+            0 => Upto::Nothing,
+            n => Upto::Chapter(n - 1),
+        }
+    }
+
+    /// Whether chapter `chapter`'s code is in.
+    pub fn includes(self, chapter: usize) -> bool {
         match self {
             Upto::Nothing => false,
             Upto::Chapter(i) => chapter <= i,
@@ -58,7 +73,7 @@ enum StubKind {
 }
 
 /// A task reference in a marker: manifest chapter index and task number (from 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TaskRef {
     pub chapter: usize,
     pub task: usize,
@@ -67,12 +82,20 @@ pub struct TaskRef {
 #[derive(Debug)]
 enum Node {
     Line(String),
+    /// An mdBook anchor line (`// ANCHOR: x`, `// ANCHOR_END: x`) and its 1-based line.
+    Anchor(String, usize),
     Starter(String),
     Region(Region),
 }
 
 #[derive(Debug)]
 struct Region {
+    /// Numbers the regions of a file in source order, from 0.
+    id: usize,
+    /// The 1-based line of its `@task` marker.
+    line: usize,
+    /// The item it belongs to, for labels: `Type::function`, `function` or an item's name.
+    item: Option<String>,
     indent: String,
     stub: StubKind,
     task: TaskRef,
@@ -83,8 +106,117 @@ struct Region {
     stub_lines: Option<Vec<String>>,
 }
 
+/// Which version of a region a generated file shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// The reference code (with its nested regions generated in turn).
+    Body,
+    /// The `@or` version of this task.
+    Older(TaskRef),
+    /// The stub.
+    Stub,
+}
+
+impl Region {
+    fn shown(&self, upto: Upto) -> Shown {
+        if upto.includes(self.task.chapter) {
+            return Shown::Body;
+        }
+        match self.older.iter().find(|(t, _)| upto.includes(t.chapter)) {
+            Some((task, _)) => Shown::Older(*task),
+            None => Shown::Stub,
+        }
+    }
+}
+
+/// A region of a parsed file, as sinks and the book see it.
+#[derive(Debug, Clone, Copy)]
+pub struct RegionRef<'a>(&'a Region);
+
+impl<'a> RegionRef<'a> {
+    /// The region's number within its file (source order, from 0).
+    pub fn id(self) -> usize {
+        self.0.id
+    }
+
+    /// The task of its reference code.
+    pub fn task(self) -> TaskRef {
+        self.0.task
+    }
+
+    /// The 1-based line of its `@task` marker.
+    pub fn line(self) -> usize {
+        self.0.line
+    }
+
+    /// The item it belongs to (`Type::function`, `function`, or an item's name), if found.
+    pub fn item(self) -> Option<&'a str> {
+        self.0.item.as_deref()
+    }
+
+    /// The indentation of its marker lines.
+    pub fn indent(self) -> &'a str {
+        &self.0.indent
+    }
+
+    /// The version a crate generated up to `upto` shows.
+    pub fn shown(self, upto: Upto) -> Shown {
+        self.0.shown(upto)
+    }
+
+    /// The task whose code a crate generated up to `upto` shows here (`None`: the stub).
+    pub fn version(self, upto: Upto) -> Option<TaskRef> {
+        match self.0.shown(upto) {
+            Shown::Body => Some(self.0.task),
+            Shown::Older(task) => Some(task),
+            Shown::Stub => None,
+        }
+    }
+
+    /// Every version's task: the reference code's, then each `@or`'s, newest first.
+    pub fn versions(self) -> Vec<TaskRef> {
+        std::iter::once(self.0.task)
+            .chain(self.0.older.iter().map(|(t, _)| *t))
+            .collect()
+    }
+}
+
+/// An mdBook anchor line of a parsed file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnchorLine {
+    /// The anchor's name.
+    pub name: String,
+    /// `ANCHOR_END` rather than `ANCHOR`.
+    pub end: bool,
+    /// 1-based.
+    pub line: usize,
+    /// The ids of the regions it lies in, outermost first.
+    pub regions: Vec<usize>,
+}
+
+/// Receives a generated file from the emitter.
+pub trait Sink {
+    /// A line of the generated file.
+    fn line(&mut self, line: &str);
+    /// An mdBook anchor line of the source; generated crates drop them.
+    fn anchor(&mut self, _line: &str) {}
+    /// A region begins, showing `shown`: what comes until its `close` is that version.
+    fn open(&mut self, _region: RegionRef<'_>, _shown: Shown) {}
+    /// The region opened last ends.
+    fn close(&mut self, _region: RegionRef<'_>, _shown: Shown) {}
+}
+
+/// The plain text of a generated file.
+impl Sink for String {
+    fn line(&mut self, line: &str) {
+        self.push_str(line);
+        self.push('\n');
+    }
+}
+
 /// A parsed source file.
 pub struct Source {
+    file: String,
     nodes: Vec<Node>,
 }
 
@@ -116,6 +248,22 @@ fn directive(line: &str) -> Option<(&str, Vec<&str>)> {
     matches!(name, "task" | "or" | "stub" | "end" | "starter").then(|| (name, words.collect()))
 }
 
+/// The anchor on an mdBook anchor line (`// ANCHOR: name`, `// ANCHOR_END: name`): its name,
+/// and whether it is an `ANCHOR_END`.
+pub fn anchor_of(line: &str) -> Option<(String, bool)> {
+    let rest = line.trim_start().strip_prefix("//")?.trim_start();
+    let (rest, end) = match rest.strip_prefix("ANCHOR_END:") {
+        Some(rest) => (rest, true),
+        None => (rest.strip_prefix("ANCHOR:")?, false),
+    };
+    let name: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    Some((name, end))
+}
+
 impl Source {
     /// Parses a reference source file.
     ///
@@ -124,18 +272,40 @@ impl Source {
     /// the message gives `file:line`.
     pub fn parse(file: &str, text: &str, manifest: &Manifest) -> Result<Self> {
         let lines: Vec<&str> = text.lines().collect();
-        let mut pos = 0;
-        let nodes = parse_nodes(file, &lines, &mut pos, manifest, None)?;
-        Ok(Self { nodes })
+        let mut parser = Parser {
+            file,
+            lines: &lines,
+            pos: 0,
+            manifest,
+            next_id: 0,
+        };
+        let nodes = parser.nodes(None)?;
+        Ok(Self {
+            file: file.to_string(),
+            nodes,
+        })
+    }
+
+    /// The file's name, as given to [`Source::parse`].
+    pub fn file(&self) -> &str {
+        &self.file
     }
 
     /// Every task this file has a marker for.
     pub fn tasks(&self) -> Vec<TaskRef> {
-        fn walk(nodes: &[Node], out: &mut Vec<TaskRef>) {
+        let mut out = Vec::new();
+        for region in self.regions() {
+            out.extend(region.versions());
+        }
+        out
+    }
+
+    /// Every region, nested ones included, in source order.
+    pub fn regions(&self) -> Vec<RegionRef<'_>> {
+        fn walk<'a>(nodes: &'a [Node], out: &mut Vec<RegionRef<'a>>) {
             for node in nodes {
                 if let Node::Region(r) = node {
-                    out.push(r.task);
-                    out.extend(r.older.iter().map(|(t, _)| *t));
+                    out.push(RegionRef(r));
                     walk(&r.body, out);
                 }
             }
@@ -145,10 +315,43 @@ impl Source {
         out
     }
 
+    /// Region `id`.
+    pub fn region(&self, id: usize) -> Option<RegionRef<'_>> {
+        self.regions().into_iter().find(|r| r.id() == id)
+    }
+
+    /// Every mdBook anchor line, with the regions it lies in.
+    pub fn anchors(&self) -> Vec<AnchorLine> {
+        fn walk(nodes: &[Node], regions: &mut Vec<usize>, out: &mut Vec<AnchorLine>) {
+            for node in nodes {
+                match node {
+                    Node::Anchor(text, line) => {
+                        let (name, end) = anchor_of(text).expect("classified at parse");
+                        out.push(AnchorLine {
+                            name,
+                            end,
+                            line: *line,
+                            regions: regions.clone(),
+                        });
+                    }
+                    Node::Region(r) => {
+                        regions.push(r.id);
+                        walk(&r.body, regions, out);
+                        regions.pop();
+                    }
+                    Node::Line(_) | Node::Starter(_) => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.nodes, &mut Vec::new(), &mut out);
+        out
+    }
+
     /// The file as a crate generated up to `upto` has it.
     pub fn generate(&self, upto: Upto, manifest: &Manifest) -> String {
         let mut out = String::new();
-        emit(&self.nodes, upto, manifest, None, &mut out);
+        self.emit(upto, manifest, &mut out);
         out
     }
 
@@ -156,9 +359,29 @@ impl Source {
     /// between a `// @@verify-task <task>` line and a `// @@verify-end` line (see
     /// [`strip_task_marks`]): `compare --code` tells each line of a chapter's code by its task.
     pub fn generate_marked(&self, upto: Upto, manifest: &Manifest, mark: usize) -> String {
-        let mut out = String::new();
-        emit(&self.nodes, upto, manifest, Some(mark), &mut out);
-        out
+        let mut sink = Marked {
+            out: String::new(),
+            mark,
+            upto,
+        };
+        self.emit(upto, manifest, &mut sink);
+        sink.out
+    }
+
+    /// Generates the file up to `upto` into `sink`.
+    pub fn emit(&self, upto: Upto, manifest: &Manifest, sink: &mut dyn Sink) {
+        emit(&self.nodes, upto, manifest, sink);
+    }
+
+    /// Generates only region `region` (what lies between its `open` and `close`) up to `upto`.
+    pub fn emit_region(
+        &self,
+        region: RegionRef<'_>,
+        upto: Upto,
+        manifest: &Manifest,
+        sink: &mut dyn Sink,
+    ) {
+        emit_region(region.0, upto, manifest, sink);
     }
 }
 
@@ -186,125 +409,227 @@ fn parse_task(words: &[&str], manifest: &Manifest, ctx: &dyn Fn() -> String) -> 
     Ok(TaskRef { chapter, task })
 }
 
-/// Parses nodes until the end of input or, inside a region, its first `@or`/`@stub`/`@end`.
-fn parse_nodes(
-    file: &str,
-    lines: &[&str],
-    pos: &mut usize,
-    manifest: &Manifest,
-    open: Option<usize>,
-) -> Result<Vec<Node>> {
-    let mut nodes = Vec::new();
-    while *pos < lines.len() {
-        let line = lines[*pos];
-        let at = *pos + 1;
-        let ctx = || format!("{file}:{at}");
-        match directive(line) {
-            None => {
-                nodes.push(Node::Line(line.to_string()));
-                *pos += 1;
-            }
-            Some(("starter", _)) => {
-                let text = line.trim_start().strip_prefix("// @starter").unwrap_or("");
-                nodes.push(Node::Starter(
-                    text.strip_prefix(' ').unwrap_or(text).to_string(),
-                ));
-                *pos += 1;
-            }
-            Some(("task", words)) => {
-                let task = parse_task(&words, manifest, &ctx)?;
-                let stub = match words.get(2).copied() {
-                    None | Some("stub=todo") => StubKind::Todo,
-                    Some("stub=comment") => StubKind::Comment,
-                    Some("stub=oldest") => StubKind::Oldest,
-                    Some(other) => bail!(
-                        "{}: unknown option `{other}`; use stub=todo, stub=comment or stub=oldest",
-                        ctx()
-                    ),
-                };
-                let indent: String = line.chars().take_while(|c| c.is_whitespace()).collect();
-                *pos += 1;
-                let body = parse_nodes(file, lines, pos, manifest, Some(at))?;
-                let mut region = Region {
-                    indent,
-                    stub,
-                    task,
-                    body,
-                    older: Vec::new(),
-                    stub_lines: None,
-                };
-                parse_region_tail(file, lines, pos, manifest, &mut region, at)?;
-                if region.stub == StubKind::Oldest && region.older.is_empty() {
-                    bail!("{file}:{at}: stub=oldest needs at least one @or version");
-                }
-                nodes.push(Node::Region(region));
-            }
-            Some(_) => {
-                if open.is_none() {
-                    bail!("{}: `{}` outside any @task region", ctx(), line.trim());
-                }
-                return Ok(nodes);
-            }
-        }
-    }
-    if let Some(start) = open {
-        bail!("{file}:{start}: this @task region has no // @end");
-    }
-    Ok(nodes)
+struct Parser<'a> {
+    file: &'a str,
+    lines: &'a [&'a str],
+    /// The next line to read (0-based).
+    pos: usize,
+    manifest: &'a Manifest,
+    next_id: usize,
 }
 
-/// Parses a region's `@or` and `@stub` sections and its `@end`; `pos` is at the first of them.
-fn parse_region_tail(
-    file: &str,
-    lines: &[&str],
-    pos: &mut usize,
-    manifest: &Manifest,
-    region: &mut Region,
-    start: usize,
-) -> Result<()> {
-    loop {
-        let line = lines[*pos];
-        let at = *pos + 1;
-        let ctx = || format!("{file}:{at}");
-        *pos += 1;
-        let (name, words) = directive(line).expect("parse_nodes stops only at a directive");
-        if name == "end" {
-            if !words.is_empty() {
-                bail!("{}: stray text after @end", ctx());
-            }
-            return Ok(());
-        }
-        let mut section = Vec::new();
-        while *pos < lines.len() && directive(lines[*pos]).is_none() {
-            let at = *pos + 1;
-            section.push(uncomment(lines[*pos], &region.indent, &|| {
-                format!("{file}:{at}")
-            })?);
-            *pos += 1;
-        }
-        match name {
-            "or" => {
-                if region.stub_lines.is_some() {
-                    bail!("{}: @or must come before @stub", ctx());
+impl Parser<'_> {
+    /// Parses nodes until the end of input or, inside a region, its first `@or`/`@stub`/`@end`.
+    fn nodes(&mut self, open: Option<usize>) -> Result<Vec<Node>> {
+        let (file, manifest) = (self.file, self.manifest);
+        let mut nodes = Vec::new();
+        while self.pos < self.lines.len() {
+            let line = self.lines[self.pos];
+            let at = self.pos + 1;
+            let ctx = || format!("{file}:{at}");
+            match directive(line) {
+                None if anchor_of(line).is_some() => {
+                    nodes.push(Node::Anchor(line.to_string(), at));
+                    self.pos += 1;
                 }
-                let task = parse_task(&words, manifest, &ctx)?;
-                let newer = region.older.last().map_or(region.task, |(t, _)| *t);
-                if task.chapter >= newer.chapter {
-                    bail!("{}: an @or version must belong to an earlier chapter than the one above it", ctx());
+                None => {
+                    nodes.push(Node::Line(line.to_string()));
+                    self.pos += 1;
                 }
-                region.older.push((task, section));
+                Some(("starter", _)) => {
+                    let text = line.trim_start().strip_prefix("// @starter").unwrap_or("");
+                    nodes.push(Node::Starter(
+                        text.strip_prefix(' ').unwrap_or(text).to_string(),
+                    ));
+                    self.pos += 1;
+                }
+                Some(("task", words)) => {
+                    let task = parse_task(&words, manifest, &ctx)?;
+                    let stub = match words.get(2).copied() {
+                        None | Some("stub=todo") => StubKind::Todo,
+                        Some("stub=comment") => StubKind::Comment,
+                        Some("stub=oldest") => StubKind::Oldest,
+                        Some(other) => bail!(
+                            "{}: unknown option `{other}`; use stub=todo, stub=comment or stub=oldest",
+                            ctx()
+                        ),
+                    };
+                    let indent: String = line.chars().take_while(|c| c.is_whitespace()).collect();
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    let item = item_label(self.lines, self.pos, indent.len());
+                    self.pos += 1;
+                    let body = self.nodes(Some(at))?;
+                    let mut region = Region {
+                        id,
+                        line: at,
+                        item,
+                        indent,
+                        stub,
+                        task,
+                        body,
+                        older: Vec::new(),
+                        stub_lines: None,
+                    };
+                    self.region_tail(&mut region, at)?;
+                    if region.stub == StubKind::Oldest && region.older.is_empty() {
+                        bail!("{file}:{at}: stub=oldest needs at least one @or version");
+                    }
+                    nodes.push(Node::Region(region));
+                }
+                Some(_) => {
+                    if open.is_none() {
+                        bail!("{}: `{}` outside any @task region", ctx(), line.trim());
+                    }
+                    return Ok(nodes);
+                }
             }
-            "stub" => region.stub_lines = Some(section),
-            _ => bail!(
-                "{}: unexpected `{}` inside the region opened at line {start}",
-                ctx(),
-                line.trim()
-            ),
         }
-        if *pos >= lines.len() {
+        if let Some(start) = open {
             bail!("{file}:{start}: this @task region has no // @end");
         }
+        Ok(nodes)
     }
+
+    /// Parses a region's `@or` and `@stub` sections and its `@end`; `pos` is at the first of them.
+    fn region_tail(&mut self, region: &mut Region, start: usize) -> Result<()> {
+        let file = self.file;
+        loop {
+            let line = self.lines[self.pos];
+            let at = self.pos + 1;
+            let ctx = || format!("{file}:{at}");
+            self.pos += 1;
+            let (name, words) = directive(line).expect("nodes() stops only at a directive");
+            if name == "end" {
+                if !words.is_empty() {
+                    bail!("{}: stray text after @end", ctx());
+                }
+                return Ok(());
+            }
+            let mut section = Vec::new();
+            while self.pos < self.lines.len() && directive(self.lines[self.pos]).is_none() {
+                let at = self.pos + 1;
+                section.push(uncomment(self.lines[self.pos], &region.indent, &|| {
+                    format!("{file}:{at}")
+                })?);
+                self.pos += 1;
+            }
+            match name {
+                "or" => {
+                    if region.stub_lines.is_some() {
+                        bail!("{}: @or must come before @stub", ctx());
+                    }
+                    let task = parse_task(&words, self.manifest, &ctx)?;
+                    let newer = region.older.last().map_or(region.task, |(t, _)| *t);
+                    if task.chapter >= newer.chapter {
+                        bail!("{}: an @or version must belong to an earlier chapter than the one above it", ctx());
+                    }
+                    region.older.push((task, section));
+                }
+                "stub" => region.stub_lines = Some(section),
+                _ => bail!(
+                    "{}: unexpected `{}` inside the region opened at line {start}",
+                    ctx(),
+                    line.trim()
+                ),
+            }
+            if self.pos >= self.lines.len() {
+                bail!("{file}:{start}: this @task region has no // @end");
+            }
+        }
+    }
+}
+
+/// Item keywords, for [`item_label`].
+const ITEM_KEYWORDS: [&str; 8] = [
+    "fn", "type", "struct", "enum", "trait", "const", "static", "mod",
+];
+
+/// The item declared on `line`, if any: `fn put(` -> `put`.
+fn declared_item(line: &str) -> Option<&str> {
+    let code = line.trim_start();
+    if code.starts_with("//") {
+        return None;
+    }
+    let mut words = code.split_whitespace();
+    while let Some(word) = words.next() {
+        if ITEM_KEYWORDS.contains(&word) {
+            let name = words.next()?;
+            let end = name
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(name.len());
+            return (end > 0).then(|| &name[..end]);
+        }
+        if !(word.starts_with("pub") || matches!(word, "async" | "unsafe" | "extern" | "\"C\"")) {
+            return None;
+        }
+    }
+    None
+}
+
+/// The type an `impl` header is for: `impl<I: X> Trait for Merge<I> {` -> `Merge`.
+fn impl_type(header: &str) -> Option<&str> {
+    let mut rest = header.trim_start().strip_prefix("impl")?;
+    if rest.starts_with('<') {
+        let mut depth = 0;
+        let close = rest.char_indices().find(|&(_, c)| {
+            depth += match c {
+                '<' => 1,
+                '>' => -1,
+                _ => 0,
+            };
+            depth == 0
+        })?;
+        rest = &rest[close.0 + 1..];
+    } else if !rest.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let rest = rest.split(" where ").next().unwrap_or(rest);
+    let rest = rest.rsplit(" for ").next().unwrap_or(rest).trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    (end > 0).then(|| &rest[..end])
+}
+
+/// A label for the region whose marker is `lines[at]`, indented `indent`: the function it lies
+/// in (`Type::function` inside an `impl`), or for a region that holds whole items, the first
+/// item it declares.
+fn item_label(lines: &[&str], at: usize, indent: usize) -> Option<String> {
+    let indent_of = |l: &str| l.len() - l.trim_start().len();
+    let enclosing = lines[..at]
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, l)| !l.trim().is_empty() && indent_of(l) < indent)
+        .find_map(|(i, l)| Some((i, declared_item(l)?)));
+    let Some((fn_at, name)) = enclosing else {
+        return lines[at + 1..]
+            .iter()
+            .find_map(|l| declared_item(l))
+            .map(str::to_string);
+    };
+    let fn_indent = indent_of(lines[fn_at]);
+    let impl_at = (0..fn_at)
+        .rev()
+        .filter(|&i| !lines[i].trim().is_empty() && indent_of(lines[i]) < fn_indent)
+        .find(|&i| lines[i].trim_start().starts_with("impl"));
+    // An `impl` header may span lines, up to its `{`.
+    let header = impl_at.map(|i| {
+        let mut header = String::new();
+        for line in &lines[i..fn_at] {
+            header.push_str(line.trim());
+            header.push(' ');
+            if line.contains('{') {
+                break;
+            }
+        }
+        header
+    });
+    Some(match header.as_deref().and_then(impl_type) {
+        Some(ty) => format!("{ty}::{name}"),
+        None => name.to_string(),
+    })
 }
 
 /// The message of a stub: chapter, task and book page.
@@ -344,76 +669,87 @@ pub fn strip_task_marks(text: &str) -> (String, Vec<Option<usize>>) {
     (out, tasks)
 }
 
-fn emit(nodes: &[Node], upto: Upto, manifest: &Manifest, mark: Option<usize>, out: &mut String) {
-    for node in nodes {
-        match node {
-            Node::Line(line) => {
-                let t = line.trim_start();
-                if !(t.starts_with("// ANCHOR:") || t.starts_with("// ANCHOR_END:")) {
-                    let _ = writeln!(out, "{line}");
-                }
-            }
-            Node::Starter(text) => {
-                let _ = writeln!(out, "{text}");
-            }
-            Node::Region(region) => emit_region(region, upto, manifest, mark, out),
+/// [`Source::generate_marked`]'s sink: the code of chapter `mark` between task marks.
+struct Marked {
+    out: String,
+    mark: usize,
+    upto: Upto,
+}
+
+impl Sink for Marked {
+    fn line(&mut self, line: &str) {
+        self.out.line(line);
+    }
+
+    fn open(&mut self, region: RegionRef<'_>, _shown: Shown) {
+        if let Some(task) = region.version(self.upto).filter(|t| t.chapter == self.mark) {
+            let _ = writeln!(self.out, "{}{TASK_MARK}{}", region.indent(), task.task);
+        }
+    }
+
+    fn close(&mut self, region: RegionRef<'_>, _shown: Shown) {
+        if region
+            .version(self.upto)
+            .is_some_and(|t| t.chapter == self.mark)
+        {
+            let _ = writeln!(self.out, "{}{TASK_MARK_END}", region.indent());
         }
     }
 }
 
-fn emit_region(
-    region: &Region,
-    upto: Upto,
-    manifest: &Manifest,
-    mark: Option<usize>,
-    out: &mut String,
-) {
-    if upto.includes(region.task.chapter) {
-        if mark != Some(region.task.chapter) {
-            return emit(&region.body, upto, manifest, mark, out);
+fn emit(nodes: &[Node], upto: Upto, manifest: &Manifest, sink: &mut dyn Sink) {
+    for node in nodes {
+        match node {
+            Node::Line(line) | Node::Starter(line) => sink.line(line),
+            Node::Anchor(line, _) => sink.anchor(line),
+            Node::Region(region) => emit_region(region, upto, manifest, sink),
         }
-        let _ = writeln!(out, "{}{TASK_MARK}{}", region.indent, region.task.task);
-        emit(&region.body, upto, manifest, mark, out);
-        let _ = writeln!(out, "{}{TASK_MARK_END}", region.indent);
-        return;
     }
-    if let Some((task, lines)) = region.older.iter().find(|(t, _)| upto.includes(t.chapter)) {
-        let marked = mark == Some(task.chapter);
-        if marked {
-            let _ = writeln!(out, "{}{TASK_MARK}{}", region.indent, task.task);
+}
+
+fn emit_region(region: &Region, upto: Upto, manifest: &Manifest, sink: &mut dyn Sink) {
+    let shown = region.shown(upto);
+    sink.open(RegionRef(region), shown);
+    match shown {
+        Shown::Body => emit(&region.body, upto, manifest, sink),
+        Shown::Older(task) => {
+            let (_, lines) = region
+                .older
+                .iter()
+                .find(|(t, _)| *t == task)
+                .expect("shown() picked one of them");
+            for line in lines {
+                sink.line(line);
+            }
         }
-        for line in lines {
-            let _ = writeln!(out, "{line}");
-        }
-        if marked {
-            let _ = writeln!(out, "{}{TASK_MARK_END}", region.indent);
-        }
-        return;
+        Shown::Stub => emit_stub(region, manifest, sink),
     }
+    sink.close(RegionRef(region), shown);
+}
+
+fn emit_stub(region: &Region, manifest: &Manifest, sink: &mut dyn Sink) {
     let oldest = region.older.last().map_or(region.task, |(t, _)| *t);
     let indent = &region.indent;
     let todo_comment = |task| format!("{indent}// TODO({})", stub_message(manifest, task));
     match (&region.stub_lines, region.stub) {
         (Some(lines), _) => {
-            let _ = writeln!(out, "{}", todo_comment(oldest));
+            sink.line(&todo_comment(oldest));
             for line in lines {
-                let _ = writeln!(out, "{line}");
+                sink.line(line);
             }
         }
         (None, StubKind::Oldest) => {
-            let _ = writeln!(out, "{}", todo_comment(region.task));
+            sink.line(&todo_comment(region.task));
             for line in &region.older.last().expect("checked at parse").1 {
-                let _ = writeln!(out, "{line}");
+                sink.line(line);
             }
         }
-        (None, StubKind::Comment) => {
-            let _ = writeln!(out, "{}", todo_comment(oldest));
-        }
+        (None, StubKind::Comment) => sink.line(&todo_comment(oldest)),
         (None, StubKind::Todo) => {
             let message = stub_message(manifest, oldest)
                 .replace('\\', "\\\\")
                 .replace('"', "\\\"");
-            let _ = writeln!(out, "{indent}todo!(\"{message}\")");
+            sink.line(&format!("{indent}todo!(\"{message}\")"));
         }
     }
 }
