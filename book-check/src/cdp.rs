@@ -53,6 +53,19 @@ const IMAGES_JS: &str = r"(async () => {
                        .map(i => i.getAttribute('src') || i.outerHTML.slice(0, 120)) };
 })()";
 
+/// Finds the solution spoilers (`<details>` whose summary starts with "Solution:"), counts those
+/// without a code block (a fence that did not render), and opens the first one, returning where
+/// the listing above it starts so that a screenshot can show both.
+const SPOILERS_JS: &str = r"(() => {
+  const all = Array.from(document.querySelectorAll('main details'))
+    .filter(d => (d.querySelector('summary')?.textContent || '').startsWith('Solution:'));
+  const without_code = all.filter(d => d.querySelector('pre code') === null).length;
+  if (all.length === 0) return { total: 0, without_code, y: null };
+  all[0].open = true;
+  const top = (all[0].previousElementSibling || all[0]).getBoundingClientRect().top;
+  return { total: all.length, without_code, y: Math.max(0, top + window.scrollY - 16) };
+})()";
+
 /// What one page did wrong, and how many images it had.
 #[derive(Debug, Default)]
 pub struct PageReport {
@@ -131,7 +144,10 @@ impl Browser {
     }
 
     /// Loads `url` in a fresh tab and reports console errors, uncaught exceptions, failed
-    /// requests and images that did not load. If `screenshot` is given, saves a full-page PNG.
+    /// requests, images that did not load and solution spoilers that show no code. If
+    /// `screenshot` is given, saves a full-page PNG there, and if the page has a solution
+    /// spoiler, a second one beside it (`NAME-spoiler.png`) of the first listing with its
+    /// solution opened.
     ///
     /// # Errors
     /// If the browser connection breaks or Chromium crashes; a page that merely misbehaves or
@@ -240,7 +256,34 @@ impl Browser {
         let total = value["total"].as_u64().unwrap_or(0) as usize;
         self.drain(session, &mut watch, Duration::from_millis(100), deadline)?;
         if let Some(path) = screenshot {
-            self.screenshot(session, path, deadline)?;
+            self.screenshot(session, path, None, deadline)?;
+        }
+        let spoilers = self.call(
+            s,
+            "Runtime.evaluate",
+            json!({"expression": SPOILERS_JS, "returnByValue": true}),
+            deadline,
+        )?;
+        if let Some(exception) = spoilers.get("exceptionDetails") {
+            watch
+                .failures
+                .push(format!("spoiler check script failed: {exception}"));
+        }
+        let value = &spoilers["result"]["value"];
+        let without_code = value["without_code"].as_u64().unwrap_or(0);
+        if without_code > 0 {
+            watch.push(format!(
+                "{without_code} solution spoiler(s) show no code block: a fence inside <details> needs a blank line before and after it"
+            ));
+        }
+        // A second shot, of the first listing with its solution opened below it.
+        if let Some(path) = screenshot {
+            let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+            let spoiler_path = path.with_file_name(format!("{stem}-spoiler.png"));
+            let _ = std::fs::remove_file(&spoiler_path); // a page that lost its spoilers
+            if let Some(y) = value["y"].as_f64() {
+                self.screenshot(session, &spoiler_path, Some(y), deadline)?;
+            }
         }
         Ok(PageReport {
             failures: watch.failures,
@@ -262,18 +305,33 @@ impl Browser {
         Ok(())
     }
 
-    fn screenshot(&mut self, session: &str, path: &Path, deadline: Instant) -> Result<()> {
+    /// Saves the whole page as a PNG, or with `from`, one viewport's height of it from that y.
+    fn screenshot(
+        &mut self,
+        session: &str,
+        path: &Path,
+        from: Option<f64>,
+        deadline: Instant,
+    ) -> Result<()> {
         let s = Some(session);
-        let metrics = self.call(s, "Page.getLayoutMetrics", json!({}), deadline)?;
-        let content = metrics["cssContentSize"]["height"]
-            .as_f64()
-            .unwrap_or(f64::from(HEIGHT));
-        let height = content.clamp(f64::from(HEIGHT), MAX_SHOT_HEIGHT).ceil();
+        let (y, height) = match from {
+            Some(y) => (y.floor(), f64::from(HEIGHT)),
+            None => {
+                let metrics = self.call(s, "Page.getLayoutMetrics", json!({}), deadline)?;
+                let content = metrics["cssContentSize"]["height"]
+                    .as_f64()
+                    .unwrap_or(f64::from(HEIGHT));
+                (
+                    0.0,
+                    content.clamp(f64::from(HEIGHT), MAX_SHOT_HEIGHT).ceil(),
+                )
+            }
+        };
         let shot = self.call(
             s,
             "Page.captureScreenshot",
             json!({"format": "png", "captureBeyondViewport": true,
-                   "clip": {"x": 0, "y": 0, "width": WIDTH, "height": height, "scale": 1}}),
+                   "clip": {"x": 0, "y": y, "width": WIDTH, "height": height, "scale": 1}}),
             deadline,
         )?;
         let data = shot["data"]

@@ -1,6 +1,7 @@
 //! `book-check`: loads every page of the built book in headless Chromium and fails on what a
 //! reader would see go wrong: console errors, uncaught exceptions, failed requests, images that
-//! did not load. Saves screenshots of the pages asked for. `cargo x book --check` runs it after
+//! did not load, solution spoilers that show no code. Saves screenshots of the pages asked for
+//! (and of each one's first solution, opened). `cargo x book --check` runs it after
 //! the static checks; it can also be run by hand:
 //!
 //! ```text
@@ -122,6 +123,11 @@ fn run(args: &Args) -> Result<usize> {
     drop(browser);
     for path in &saved {
         println!("screenshot: {}", path.display());
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+        let spoiler = path.with_file_name(format!("{stem}-spoiler.png"));
+        if spoiler.is_file() {
+            println!("screenshot: {}", spoiler.display());
+        }
     }
     println!(
         "book-check: {} pages checked, {images} images checked, {failures} failures",

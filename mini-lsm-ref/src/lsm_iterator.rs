@@ -18,8 +18,8 @@ use crate::iterators::StorageIterator;
 use crate::mem_table::MemTableIterator;
 use crate::table::SsTableIterator;
 
-// @task week1_day5 3 stub=oldest
 // ANCHOR: lsm_iterator_inner
+// @task week1_day5 3 stub=oldest
 // @task week2_day1 5 stub=oldest
 /// The merged stream under an [`LsmIterator`]: the memtables over the L0 SSTs over the levels,
 /// each newer than the next.
@@ -32,11 +32,11 @@ pub(crate) type LsmIteratorInner = TwoMergeIterator<
 // pub(crate) type LsmIteratorInner =
 //     TwoMergeIterator<MergeIterator<MemTableIterator>, MergeIterator<SsTableIterator>>;
 // @end
-// ANCHOR_END: lsm_iterator_inner
 // @or week1_day2 4
 // /// The merged stream under an [`LsmIterator`]: every memtable, newest first.
 // pub(crate) type LsmIteratorInner = MergeIterator<MemTableIterator>;
 // @end
+// ANCHOR_END: lsm_iterator_inner
 
 // ANCHOR: lsm_iterator_struct
 /// A user-facing scan: skips deleted keys and ends at the upper bound.

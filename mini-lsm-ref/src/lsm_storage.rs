@@ -202,7 +202,6 @@ impl LsmStorageOptions {
     }
 }
 
-// ANCHOR: lsm_storage_inner
 // ANCHOR: new_memtable
 /// A new, empty memtable `id`: with a write-ahead log in `dir` when the options enable one (its
 /// name made durable at once, so that recovery finds it), without otherwise.
@@ -223,6 +222,7 @@ pub(crate) fn new_memtable(options: &LsmStorageOptions, dir: &Path, id: usize) -
 }
 // ANCHOR_END: new_memtable
 
+// ANCHOR: lsm_storage_inner
 /// The storage engine proper; [`MiniLsm`] wraps it with the background flush thread.
 pub struct LsmStorageInner {
     /// The current snapshot of the state (see the module docs): locked to swap it, published

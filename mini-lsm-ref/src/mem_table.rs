@@ -246,10 +246,10 @@ impl MemTable {
     }
     // ANCHOR_END: memtable_insert
 
+    // ANCHOR: scan
     /// Returns an iterator over the keys within `lower..upper`, in key order.
     pub fn scan(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> MemTableIterator {
         // @task week1_day2 1
-        // ANCHOR: scan
         let (lower, upper) = (key_bound(lower), key_bound(upper));
         let mut iter = MemTableIteratorBuilder {
             map: self.map.clone(),
@@ -259,16 +259,16 @@ impl MemTable {
         .build();
         iter.with_mut(|x| *x.item = entry_to_item(x.iter.next()));
         iter
-        // ANCHOR_END: scan
         // @end
     }
+    // ANCHOR_END: scan
 
+    // ANCHOR: flush
     /// Writes every entry, tombstones included, into `builder` in key order.
     ///
     /// Tombstones must be kept: they hide older values of the same key in older SSTs.
     pub fn flush(&self, builder: &mut SsTableBuilder) -> Result<()> {
         // @task week1_day6 1
-        // ANCHOR: flush
         for entry in self.map.iter() {
             builder.add(
                 KeySlice::from_slice(entry.key().as_slice()),
@@ -276,9 +276,9 @@ impl MemTable {
             );
         }
         Ok(())
-        // ANCHOR_END: flush
         // @end
     }
+    // ANCHOR_END: flush
 
     /// The memtable's id, which is also the id of the SST it is flushed to.
     pub fn id(&self) -> usize {

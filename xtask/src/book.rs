@@ -1,17 +1,22 @@
-//! `cargo x book`: build the book and prove it is whole.
+//! `cargo x book`: build the book and prove it is whole, and that it gives nothing away early.
 //!
 //! The book's code listings are not written in the book: they are `{{#include file:anchor}}`
 //! directives into the reference crate, so a listing can never disagree with the code that the
-//! tests run. These checks keep it that way, and keep the book from rotting as chapters move:
+//! tests run. They are rendered per page by our mdBook preprocessor (`cargo x book-preprocess`,
+//! named in `book/book.toml`) from the task markers, as the learner has the code at that page's
+//! point in the course: a chapter's page shows the stubs of its tasks, with each solution behind
+//! a spoiler; later chapters' code never shows early (`listings.rs` has the rule). These checks
+//! keep it that way, and keep the book from rotting as chapters move:
 //!
 //! ```text
 //!  book/src/*.md ──(1) sources──► mdbook build ──(2) build──► book/build/*.html ──(3) links──► (4) browser
-//!   includes + anchors            no [ERROR]/WARN              every href/src and            console, requests,
-//!   no hand-pasted Rust                                        #fragment resolves            images, screenshots
-//!   SUMMARY == course.toml
+//!   includes + anchors            listings rendered by        every href/src and            console, requests,
+//!   no hand-pasted Rust           book-preprocess; no         #fragment resolves;           images, screenshots
+//!   SUMMARY == course.toml        [ERROR]/WARN                (3b) no marker, no task
+//!   every listing renders                                     body before its time
 //! ```
 //!
-//! (1)–(3) are plain file checks that run in `cargo x ci` in about a second. (4) needs a real
+//! (1)–(3b) are plain file checks that run in `cargo x ci` in a few seconds. (4) needs a real
 //! browser and runs only with `--check`: it lives in the `book-check` crate so its WebSocket
 //! client is compiled only then. Numeric line-range includes are refused because they silently
 //! point at the wrong lines after the source changes; anchors move with the code.
@@ -20,57 +25,96 @@
 //! page (mdBook makes most of them itself; a wrong one costs a reader a scroll, not a dead page).
 
 mod links;
+mod listings;
+mod preprocess;
 mod sources;
+mod spoilers;
 mod tools;
 
 use std::path::{Component, Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::manifest::Manifest;
-use crate::util::step;
+use crate::util::{rel, step};
 
 use links::check_built;
-use sources::check_sources;
+use listings::{page_levels, Listings};
+pub use preprocess::preprocess;
+use sources::{check_sources, summary_pages};
+use spoilers::check_spoilers;
 use tools::{browser_check, build, build_dir, ensure_mdbook, serve_book};
 
-/// Checks the book's sources, builds it with mdBook and checks the links of the result. With
-/// `check`, then loads every page in headless Chromium (installing it if missing) and saves
-/// screenshots; with `serve`, then serves the book with live reload.
+/// Checks the book's sources, renders its listings, builds it with mdBook and checks the result:
+/// links, and no marker or solution shown before its time (with each chapter's spoiler count).
+/// With `check`, then loads every page in headless Chromium (installing it if missing) and saves
+/// screenshots; with `serve` (a port), then serves the book with live reload.
 ///
-/// `serve` alone reports source problems as warnings and serves anyway, so a writer can look at
-/// a half-done page.
+/// `serve` alone reports source and listing problems as warnings (a listing that cannot be
+/// rendered shows a warning in its page) and serves anyway, so a writer can look at a half-done
+/// page.
 ///
 /// # Errors
 /// On any problem found (every one is listed, with its file), if mdBook or Chromium cannot be
 /// installed, or if a tool fails.
-pub fn book(root: &Path, manifest: &Manifest, serve: bool, check: bool) -> Result<()> {
+pub fn book(root: &Path, manifest: &Manifest, serve: Option<u16>, check: bool) -> Result<()> {
     let book_dir = root.join("book");
+    let src = book_dir.join("src");
     let mdbook = ensure_mdbook()?;
-    step("checking the book's sources");
-    let problems = check_sources(root, &book_dir.join("src"), manifest)?;
-    if serve && !check {
+    step("checking the book's sources and rendering its listings");
+    let listings = Listings::load(root, manifest)?;
+    let mut problems = check_sources(root, &src, manifest)?;
+    if problems.is_empty() {
+        // Includes that do not resolve were named above; render only a book whose do.
+        problems.extend(render_pages(root, &src, manifest, &listings)?);
+    }
+    if let (Some(port), false) = (serve, check) {
         for problem in &problems {
             eprintln!("warning: {problem}");
         }
-        return serve_book(&mdbook, &book_dir);
+        return serve_book(&mdbook, &book_dir, port);
     }
     fail_on(problems, "in the book's sources")?;
     step("building the book with mdbook");
     build(&mdbook, &book_dir)?;
     let build_dir = build_dir(&book_dir)?;
     step("checking the links of the built book");
-    fail_on(
-        check_built(root, &book_dir.join("src"), &build_dir)?,
-        "in the built book",
-    )?;
+    fail_on(check_built(root, &src, &build_dir)?, "in the built book")?;
+    step("checking that no marker and no solution shows before its time");
+    let report = check_spoilers(root, &src, &build_dir, manifest, &listings)?;
+    for line in &report.counts {
+        eprintln!("    {line}");
+    }
+    fail_on(report.problems, "in the rendered book")?;
     if check {
         browser_check(root, &build_dir)?;
     }
-    if serve {
-        serve_book(&mdbook, &book_dir)?;
+    if let Some(port) = serve {
+        serve_book(&mdbook, &book_dir, port)?;
     }
     Ok(())
+}
+
+/// Renders every page SUMMARY.md lists, as the preprocessor will; returns the problems.
+fn render_pages(
+    root: &Path,
+    src: &Path,
+    manifest: &Manifest,
+    listings: &Listings<'_>,
+) -> Result<Vec<String>> {
+    let pages = summary_pages(src);
+    let mut problems = Vec::new();
+    for (page, level) in pages.iter().zip(page_levels(&pages, manifest)) {
+        let path = src.join(page);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        problems.extend(
+            listings
+                .render_page(&path, &rel(root, &path), &text, level)
+                .1,
+        );
+    }
+    Ok(problems)
 }
 
 fn fail_on(problems: Vec<String>, place: &str) -> Result<()> {

@@ -266,7 +266,7 @@ pub fn ci(root: &Path, manifest: &Manifest, full: bool) -> Result<()> {
     }
 
     step("check 6: the book builds, every include, link and image resolves, and headless Chromium loads every page");
-    if let Err(e) = crate::book::book(root, manifest, false, true) {
+    if let Err(e) = crate::book::book(root, manifest, None, true) {
         problems.push(format!("check 6: the book: {e:#}"));
     }
 

@@ -140,12 +140,23 @@ enum Cmd {
     },
     /// Check and build the book; --serve serves it, --check drives headless Chromium over it.
     Book {
-        /// Serve the book with live reload on http://127.0.0.1:3000.
+        /// Serve the book with live reload on http://127.0.0.1:PORT; it rebuilds when a page or
+        /// the reference changes. Ctrl-C stops it.
         #[arg(long)]
         serve: bool,
+        /// With --serve: the port to listen on.
+        #[arg(long, default_value_t = 3000, requires = "serve")]
+        port: u16,
         /// Load every page in headless Chromium and save screenshots.
         #[arg(long)]
         check: bool,
+    },
+    /// The book's mdBook preprocessor: mdBook runs it (see book/book.toml), not you.
+    #[command(hide = true)]
+    BookPreprocess {
+        /// `supports RENDERER`, or nothing.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
     /// Run the benchmark workload (release build) on the reference, the starter, fjall and/or
     /// RocksDB.
@@ -247,7 +258,10 @@ fn run(cli: Cli) -> Result<()> {
                 )
             }
         }
-        Cmd::Book { serve, check } => book::book(&root, &manifest, serve, check),
+        Cmd::Book { serve, port, check } => {
+            book::book(&root, &manifest, serve.then_some(port), check)
+        }
+        Cmd::BookPreprocess { args } => book::preprocess(&args),
         Cmd::Bench {
             engine,
             benchmarks,

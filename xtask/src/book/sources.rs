@@ -53,19 +53,19 @@ pub(super) fn check_sources(root: &Path, src: &Path, manifest: &Manifest) -> Res
 
 /// One `{{#include ...}}` or `{{#rustdoc_include ...}}` directive.
 #[derive(Debug, PartialEq)]
-struct Include {
+pub(super) struct Include {
     /// 1-based line in the page.
-    line: usize,
+    pub line: usize,
     /// The directive as written, for messages.
-    text: String,
+    pub text: String,
     /// The file, relative to the page.
-    path: String,
+    pub path: String,
     /// What follows the first `:` after the path, if anything.
-    selector: Option<String>,
+    pub selector: Option<String>,
 }
 
 /// The include directives of a page, skipping escaped ones (`\{{#include ...}}`).
-fn find_includes(text: &str) -> Vec<Include> {
+pub(super) fn find_includes(text: &str) -> Vec<Include> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let mut from = 0;
@@ -240,6 +240,18 @@ fn check_summary(
         previous = Some((at, &chapter.id));
     }
     problems
+}
+
+/// The pages `src/SUMMARY.md` links to, in reading order, each once; none without SUMMARY.md.
+pub(super) fn summary_pages(src: &Path) -> Vec<String> {
+    let summary = std::fs::read_to_string(src.join("SUMMARY.md")).unwrap_or_default();
+    let mut pages: Vec<String> = Vec::new();
+    for (_, page) in summary_links(&summary) {
+        if !pages.contains(&page) {
+            pages.push(page);
+        }
+    }
+    pages
 }
 
 /// The `.md` pages SUMMARY.md links to, in order, with their lines; draft chapters (`[x]()`)

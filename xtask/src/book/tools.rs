@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
+use super::preprocess::{own_command, COMMAND_ENV, LENIENT_ENV};
 use crate::util::step;
 
 /// The mdBook release the book is written for; `cargo install` pins it.
@@ -15,8 +16,8 @@ const MDBOOK_VERSION: &str = "0.5.4";
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// Pages the browser check photographs, into `target/book-screenshots/`.
 const SCREENSHOT_PAGES: [&str; 2] = ["00-overview.html", "week1-06-write-path.html"];
-/// Where `--serve` listens.
-const SERVE_ADDR: (&str, u16) = ("127.0.0.1", 3000);
+/// Where `--serve` listens (the port is an option).
+const SERVE_HOST: &str = "127.0.0.1";
 
 /// `mdbook` from PATH or `$CARGO_HOME/bin`, if it is a 0.5 release; otherwise installs it.
 pub(super) fn ensure_mdbook() -> Result<PathBuf> {
@@ -134,6 +135,7 @@ pub(super) fn build(mdbook: &Path, book_dir: &Path) -> Result<()> {
         .arg("build")
         .arg(book_dir)
         .env("NO_COLOR", "1")
+        .env(COMMAND_ENV, own_command()?)
         .output()
         .context("running mdbook build")?;
     let log = format!(
@@ -180,22 +182,56 @@ pub(super) fn build_dir(book_dir: &Path) -> Result<PathBuf> {
     Ok(book_dir.join(dir))
 }
 
-pub(super) fn serve_book(mdbook: &Path, book_dir: &Path) -> Result<()> {
-    let (host, port) = SERVE_ADDR;
+/// Runs `mdbook serve` until it ends. Listings come from this binary, leniently (a listing that
+/// cannot be rendered shows a warning in its page), and mdBook also rebuilds when the reference
+/// changes (`build.extra-watch-dirs`). mdBook is tied to this process: Ctrl-C reaches both, and
+/// on Linux, if this process is killed, mdBook gets SIGTERM ([`die_with_parent`]), so no
+/// orphaned server keeps the port.
+pub(super) fn serve_book(mdbook: &Path, book_dir: &Path, port: u16) -> Result<()> {
     step(&format!(
-        "serving the book at http://{host}:{port}/ (rebuilds on every change; Ctrl-C stops)"
+        "serving the book at http://{SERVE_HOST}:{port}/ (rebuilds when a page or the reference changes; Ctrl-C stops)"
     ));
-    let status = Command::new(mdbook)
-        .arg("serve")
+    let mut cmd = Command::new(mdbook);
+    cmd.arg("serve")
         .arg(book_dir)
-        .args(["--hostname", host, "--port", &port.to_string()])
-        .status()
-        .context("running mdbook serve")?;
+        .args(["--hostname", SERVE_HOST, "--port", &port.to_string()])
+        .env(COMMAND_ENV, own_command()?)
+        .env(LENIENT_ENV, "1");
+    die_with_parent(&mut cmd);
+    let status = cmd.status().context("running mdbook serve")?;
     if !status.success() {
-        bail!("mdbook serve failed ({status}); is port {port} already in use?");
+        bail!("mdbook serve failed ({status}); is port {port} already in use? Try --port");
     }
     Ok(())
 }
+
+/// Asks the kernel to send `cmd`'s process SIGTERM when this process dies, however it dies
+/// (`PR_SET_PDEATHSIG`). Without it, killing `cargo x book --serve` by its process id (as an IDE
+/// or a script does) would leave mdBook serving, holding the port.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the child between fork and exec, where only async-signal-safe
+    // calls are allowed; it makes two system calls and allocates nothing on success.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // If the parent died before the prctl, no signal will come: give up now.
+            if u32::try_from(libc::getppid()) != Ok(parent) {
+                return Err(std::io::Error::from(std::io::ErrorKind::Interrupted));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Elsewhere Ctrl-C still stops both (the terminal signals the whole process group); a kill of
+/// this process alone leaves mdBook running.
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut Command) {}
 
 /// Runs the `book-check` crate: every page in headless Chromium, plus the screenshots.
 pub(super) fn browser_check(root: &Path, build_dir: &Path) -> Result<()> {
