@@ -26,6 +26,7 @@
 
 mod links;
 mod listings;
+mod markdown;
 mod preprocess;
 mod sources;
 mod spoilers;

@@ -36,6 +36,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
+use super::markdown::{dedent, fences, html_escape, indent_lines, spoiler};
 use super::normalize;
 use super::sources::find_includes;
 use crate::manifest::Manifest;
@@ -452,104 +453,275 @@ impl Sink for CodeOnly {
     }
 }
 
-/// A collapsed spoiler holding `code` in a fenced block with info string `info`. mdBook renders
-/// Markdown inside an HTML block only after a blank line, hence the blank lines around the fence.
-fn spoiler(label: &str, info: &str, code: &str) -> String {
-    let longest_run = code
-        .lines()
-        .map(|l| l.trim_start().chars().take_while(|c| *c == '`').count())
-        .max()
-        .unwrap_or(0);
-    let fence = "`".repeat(longest_run.max(2) + 1);
-    format!(
-        "<details class=\"solution\">\n{SOLUTION_SUMMARY}{label}</summary>\n\n{fence}{info}\n{}\n{fence}\n\n</details>\n",
-        code.trim_end()
-    )
+/// A small course and source that the tests of the renderer and of the built-book check share.
+#[cfg(test)]
+pub(super) mod fixture {
+    use std::path::{Path, PathBuf};
+
+    use super::Listings;
+    use crate::manifest::Manifest;
+    use crate::markers::Source;
+
+    pub fn manifest() -> Manifest {
+        Manifest::parse(
+            r#"
+[[chapter]]
+id = "week1_day1"
+title = "One"
+book = "week1-01-one"
+tasks = ["first task"]
+
+[[chapter]]
+id = "week1_day2"
+title = "Two"
+book = "week1-02-two"
+tasks = ["second task"]
+"#,
+        )
+        .unwrap()
+    }
+
+    /// Line 4: a region of chapter 1 with one of chapter 2 nested in it; line 19: a region of
+    /// chapter 2 with an anchor inside (line 20).
+    pub const SRC: &str = "\
+// ANCHOR: all
+/// Adds.
+fn add(a: u32) -> u32 {
+    // @task week1_day1 1
+    let doubled = a * 2;
+    // @task week1_day2 1 stub=comment
+    let tripled_later = doubled + a;
+    // @end
+    doubled
+    // @end
+}
+// ANCHOR_END: all
+struct Counter;
+impl<T: Clone>
+    Counter
+{
+    // ANCHOR: get
+    fn get(&self) -> u32 {
+        // @task week1_day2 1
+        // ANCHOR: inner
+        let value_from_the_future = 42;
+        value_from_the_future
+        // ANCHOR_END: inner
+        // @end
+    }
+    // ANCHOR_END: get
+}
+";
+
+    /// The workspace root the tests pretend to have.
+    pub fn root() -> PathBuf {
+        PathBuf::from("/w")
+    }
+
+    /// The fixture's source as `mini-lsm-ref/src/f.rs` under `root`.
+    pub fn listings<'m>(manifest: &'m Manifest, root: &Path) -> Listings<'m> {
+        let path = root.join("mini-lsm-ref/src/f.rs");
+        let source = Source::parse("mini-lsm-ref/src/f.rs", SRC, manifest).unwrap();
+        Listings::from_sources(manifest, vec![(path, source)])
+    }
 }
 
-/// A fenced code block of a page: its indentation, info string and the line that closes it
-/// (0-based).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Fence<'a> {
-    indent: &'a str,
-    info: &'a str,
-    close: usize,
-}
+#[cfg(test)]
+mod tests {
+    use super::fixture::{listings, manifest, root};
+    use super::*;
 
-/// For each line of a Markdown page, the fenced block it lies in (its opening and closing lines
-/// included), if any. An unclosed fence runs to the end of the page.
-fn fences<'a>(lines: &[&'a str]) -> Vec<Option<Fence<'a>>> {
-    let mut out = vec![None; lines.len()];
-    let mut i = 0;
-    while i < lines.len() {
-        let Some((indent, marker, info)) = fence_open(lines[i]) else {
-            i += 1;
-            continue;
+    const PAGES: [&str; 4] = [
+        "intro.md",
+        "week1-01-one.md",
+        "between.md",
+        "week1-02-two.md",
+    ];
+
+    fn level(page: &str) -> PageLevel {
+        let m = manifest();
+        let pages: Vec<String> = PAGES.iter().map(|p| p.to_string()).collect();
+        let at = PAGES.iter().position(|p| *p == page).unwrap();
+        page_levels(&pages, &m)[at]
+    }
+
+    /// Renders `text` as the page `page` of the fixture's book.
+    fn render(page: &str, text: &str) -> (String, Vec<String>) {
+        let m = manifest();
+        let listings = listings(&m, &root());
+        let path = root().join("book/src").join(page);
+        listings.render_page(&path, &format!("book/src/{page}"), text, level(page))
+    }
+
+    fn include(anchor: &str) -> String {
+        format!("Text.\n\n```rust,ignore\n{{{{#include ../../mini-lsm-ref/src/f.rs:{anchor}}}}}\n```\n\nMore.\n")
+    }
+
+    /// A chapter's page shows the code as of starting it, and a non-chapter page the code of
+    /// the last chapter before it; pages before any chapter show none.
+    #[test]
+    fn page_levels_follow_summary_order() {
+        let chapter = |i| Some(i);
+        assert_eq!(
+            level("intro.md"),
+            PageLevel {
+                upto: Upto::Nothing,
+                chapter: None
+            }
+        );
+        assert_eq!(
+            level("week1-01-one.md"),
+            PageLevel {
+                upto: Upto::Nothing,
+                chapter: chapter(0)
+            }
+        );
+        assert_eq!(
+            level("between.md"),
+            PageLevel {
+                upto: Upto::Chapter(0),
+                chapter: None
+            }
+        );
+        assert_eq!(
+            level("week1-02-two.md"),
+            PageLevel {
+                upto: Upto::Chapter(0),
+                chapter: chapter(1)
+            }
+        );
+    }
+
+    /// On its chapter's page a task is its stub, and its solution follows the listing in a
+    /// labelled, collapsed spoiler whose nested later region is a stub; no marker line is left.
+    #[test]
+    fn chapter_page_shows_stubs_and_folds_its_solutions() {
+        let (out, problems) = render("week1-01-one.md", &include("all"));
+        assert!(problems.is_empty(), "{problems:?}");
+        let (listing, spoiler) = out.split_once("<details").expect("a spoiler");
+        assert!(listing.contains(
+            "fn add(a: u32) -> u32 {\n    todo!(\"week 1 day 1, task 1: first task (book: week1-01-one)\")\n}\n```\n"
+        ), "{out}");
+        assert!(!listing.contains("let doubled"), "{out}");
+        assert!(spoiler.starts_with(
+            " class=\"solution\">\n<summary>Solution: week 1 day 1, task 1: first task, in <code>add</code></summary>\n\n```rust,ignore\nlet doubled = a * 2;\n// TODO(week 1 day 2, task 1: second task (book: week1-02-two))\ndoubled\n```\n\n</details>\n"
+        ), "{out}");
+        assert!(out.ends_with("\nMore.\n"), "{out}");
+        for marker in ["@task", "@end", "@stub", "ANCHOR", "tripled_later"] {
+            assert!(!out.contains(marker), "{marker} in {out}");
+        }
+    }
+
+    /// Code of a later chapter is a stub, without a spoiler, until that chapter's page; a page
+    /// that is not a chapter's shows the finished chapters and no spoiler.
+    #[test]
+    fn later_chapters_stay_stubs_until_their_page() {
+        let (out, _) = render("week1-01-one.md", &include("get"));
+        assert!(out.contains("todo!(\"week 1 day 2, task 1: second task (book: week1-02-two)\")"));
+        assert!(
+            !out.contains("value_from_the_future") && !out.contains("<details"),
+            "{out}"
+        );
+
+        let (out, _) = render("between.md", &(include("all") + &include("get")));
+        assert!(
+            out.contains("let doubled = a * 2;\n    // TODO(week 1 day 2, task 1"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("value_from_the_future") && !out.contains("<details"),
+            "{out}"
+        );
+
+        let (out, problems) = render("week1-02-two.md", &(include("all") + &include("get")));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(out.contains("Solution: week 1 day 2, task 1: second task, in <code>add</code></summary>\n\n```rust,ignore\nlet tripled_later = doubled + a;\n```"), "{out}");
+        assert!(out.contains("Solution: week 1 day 2, task 1: second task, in <code>Counter::get</code></summary>\n\n```rust,ignore\nlet value_from_the_future = 42;\nvalue_from_the_future\n```"), "{out}");
+        assert_eq!(out.matches("<details").count(), 2);
+    }
+
+    /// An anchor inside a region that is a stub at the page's level is an error naming the
+    /// page, the anchor, the region and the fix; the page shows a warning in its place.
+    #[test]
+    fn anchor_in_a_stubbed_region_is_an_error() {
+        let (out, problems) = render("week1-02-two.md", &include("inner"));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let p = &problems[0];
+        for part in [
+            "book/src/week1-02-two.md:4: `{{#include ../../mini-lsm-ref/src/f.rs:inner}}`",
+            "the page of week 1 day 2",
+            "`ANCHOR: inner` line (mini-lsm-ref/src/f.rs:20)",
+            "region of week 1 day 2, task 1 (mini-lsm-ref/src/f.rs:19)",
+            "move the anchor line out of that region",
+        ] {
+            assert!(p.contains(part), "{part:?} not in {p}");
+        }
+        assert!(
+            out.contains("**This listing could not be rendered.**"),
+            "{out}"
+        );
+        // Once the region is code, the same anchor renders, shifted left.
+        let m = manifest();
+        let listings = listings(&m, &root());
+        let path = root().join("book/src/after.md");
+        let after = PageLevel {
+            upto: Upto::Chapter(1),
+            chapter: None,
         };
-        let close = (i + 1..lines.len())
-            .find(|&j| {
-                let t = lines[j].trim_start_matches(' ');
-                lines[j].len() - t.len() <= indent.len() + 3
-                    && t.starts_with(marker)
-                    && t.trim_end()
-                        .chars()
-                        .all(|c| c == marker.chars().next().unwrap_or('`'))
-            })
-            .unwrap_or(lines.len() - 1);
-        for slot in &mut out[i..=close] {
-            *slot = Some(Fence {
-                indent,
-                info,
-                close,
-            });
-        }
-        i = close + 1;
+        let (out, problems) = listings.render_page(&path, "after.md", &include("inner"), after);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(
+            out.contains(
+                "```rust,ignore\nlet value_from_the_future = 42;\nvalue_from_the_future\n```"
+            ),
+            "{out}"
+        );
     }
-    out
-}
 
-/// The indentation, fence marker and info string of a line that opens a fenced code block.
-fn fence_open(line: &str) -> Option<(&str, &str, &str)> {
-    let trimmed = line.trim_start_matches(' ');
-    let indent = &line[..line.len() - trimmed.len()];
-    let c = trimmed.chars().next().filter(|c| *c == '`' || *c == '~')?;
-    let len = trimmed.chars().take_while(|x| *x == c).count();
-    (len >= 3).then(|| (indent, &trimmed[..len], trimmed[len..].trim()))
-}
-
-/// `text` with `indent` before each non-blank line (the first too, if `first`).
-fn indent_lines(text: &str, indent: &str, first: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    for (i, line) in text.split('\n').enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        if (i > 0 || first) && !line.is_empty() {
-            out.push_str(indent);
-        }
-        out.push_str(line);
+    /// A listing in an indented fence (a list item) keeps the indentation on every line, and
+    /// so does its spoiler; an include of a file that is not generated is left to mdBook.
+    #[test]
+    fn indented_fences_and_other_files() {
+        let page = "- item:\n\n  ```rust\n  {{#include ../../mini-lsm-ref/src/f.rs:all}}\n  ```\n- next\n\n{{#include ../../README.md}}\n";
+        let (out, problems) = render("week1-01-one.md", page);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(out.contains("  ```rust\n  /// Adds.\n"), "{out}");
+        assert!(
+            out.contains("\n  fn add(a: u32) -> u32 {\n      todo!("),
+            "{out}"
+        );
+        assert!(
+            out.contains("\n  <details class=\"solution\">\n  <summary>"),
+            "{out}"
+        );
+        assert!(
+            out.contains("\n  ```rust\n  let doubled = a * 2;\n"),
+            "{out}"
+        );
+        assert!(out.ends_with("{{#include ../../README.md}}\n"), "{out}");
     }
-    out
-}
 
-/// `lines` shifted left by their common indentation (blank lines do not count), joined.
-fn dedent(lines: &[&str]) -> String {
-    let indent = lines
-        .iter()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.len() - l.trim_start().len())
-        .min()
-        .unwrap_or(0);
-    let mut out = String::new();
-    for line in lines {
-        out.push_str(line.get(indent..).unwrap_or("").trim_end());
-        out.push('\n');
+    /// The lines that must not show before a chapter are its code, not its stubs' TODO lines,
+    /// nor short lines, nor code the learner already has.
+    #[test]
+    fn giveaways_are_later_code_only() {
+        let m = manifest();
+        let listings = listings(&m, &root());
+        let before = listings.giveaways(Upto::Nothing);
+        assert_eq!(
+            before["let doubled = a * 2;"].task,
+            TaskRef {
+                chapter: 0,
+                task: 1
+            }
+        );
+        assert_eq!(before["let doubled = a * 2;"].at, "mini-lsm-ref/src/f.rs:4");
+        assert_eq!(before["let value_from_the_future = 42;"].task.chapter, 1);
+        assert!(!before.keys().any(|l| l.contains("TODO")), "{before:?}");
+        assert!(!before.contains_key("doubled"), "too short to tell");
+        let after_one = listings.giveaways(Upto::Chapter(0));
+        assert!(!after_one.contains_key("let doubled = a * 2;"));
+        assert!(after_one.contains_key("let tripled_later = doubled + a;"));
+        assert!(listings.giveaways(Upto::Chapter(1)).is_empty());
     }
-    out
-}
-
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }

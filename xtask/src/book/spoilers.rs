@@ -338,3 +338,154 @@ fn decode_entities(s: &str) -> String {
     out.push_str(rest);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::listings::fixture::{listings, manifest};
+    use super::*;
+
+    /// Runs the check on a book of two chapter pages and a page after them, whose built HTML
+    /// is `pages` (file name, `<main>` contents); returns the problems and the counts.
+    fn check(name: &str, pages: &[(&str, &str)]) -> SpoilerReport {
+        let root =
+            std::env::temp_dir().join(format!("xtask-spoilers-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (src, build) = (root.join("book/src"), root.join("book/build"));
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::create_dir_all(&build).unwrap();
+        std::fs::write(
+            src.join("SUMMARY.md"),
+            "- [One](week1-01-one.md)\n- [Two](week1-02-two.md)\n- [After](after.md)\n",
+        )
+        .unwrap();
+        for (page, main) in pages {
+            let html = format!("<html><head><script>var x = '@task';</script></head><body><nav>@end</nav><main>\n{main}\n</main></body></html>");
+            std::fs::write(build.join(page), html).unwrap();
+        }
+        let m = manifest();
+        let report = check_spoilers(&root, &src, &build, &m, &listings(&m, &root)).unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+        report
+    }
+
+    /// The week 1 day 1 page as the renderer writes it: a stub, the solution in a spoiler.
+    const GOOD_ONE: &str = r#"<pre><code class="language-rust">fn add(a: u32) -&gt; u32 {
+    todo!(&quot;week 1 day 1, task 1: first task (book: week1-01-one)&quot;)
+}</code></pre>
+<details class="solution">
+<summary>Solution: week 1 day 1, task 1: first task, in <code>add</code></summary>
+<pre><code class="language-rust">let doubled = a * 2;
+// TODO(week 1 day 2, task 1: second task (book: week1-02-two))
+doubled</code></pre>
+</details>"#;
+
+    /// A good book passes, and each chapter page's spoilers are counted.
+    #[test]
+    fn passes_a_good_book_and_counts_spoilers() {
+        let report = check(
+            "good",
+            &[
+                ("week1-01-one.html", GOOD_ONE),
+                ("week1-02-two.html", "<p>The <code>get</code> function:</p>"),
+                (
+                    "after.html",
+                    "<pre><code>let value_from_the_future = 42;</code></pre>",
+                ),
+            ],
+        );
+        assert_eq!(report.problems, Vec::<String>::new());
+        assert_eq!(
+            report.counts,
+            [
+                "week 1 day 1 (week1-01-one.md): 1 solution spoiler",
+                "week 1 day 2 (week1-02-two.md): 0 solution spoilers",
+            ]
+        );
+    }
+
+    /// A marker line, in code or in prose, is reported with its page (scripts and the
+    /// navigation outside `<main>` are not the page's text).
+    #[test]
+    fn fails_on_a_marker_line() {
+        let with_marker = GOOD_ONE.replace("fn add", "// @task week1_day1 1\nfn add");
+        let report = check(
+            "marker",
+            &[
+                ("week1-01-one.html", with_marker.as_str()),
+                ("after.html", "<p>See <code>// ANCHOR: get</code>.</p>"),
+            ],
+        );
+        assert_eq!(
+            report.problems,
+            [
+                "book/src/after.md: a `ANCHOR` marker reaches the reader: `See // ANCHOR: get.`",
+                "book/src/week1-01-one.md: a `@task` marker reaches the reader: `// @task week1_day1 1`",
+            ]
+        );
+    }
+
+    /// A task body of the page's chapter outside a spoiler is reported with its task and
+    /// region, and so is a later chapter's anywhere, in a spoiler too.
+    #[test]
+    fn fails_on_a_task_body_before_its_time() {
+        let page = GOOD_ONE
+            .replace("<details", "<p>let doubled = a * 2;</p>\n<details")
+            .replace("doubled</code>", "let value_from_the_future = 42;</code>");
+        let report = check("early", &[("week1-01-one.html", page.as_str())]);
+        assert_eq!(
+            report.problems,
+            [
+                "book/src/week1-01-one.md: shows code of week 1 day 1, task 1 (mini-lsm-ref/src/f.rs:4) outside a spoiler: 1 line, the first `let doubled = a * 2;`",
+                "book/src/week1-01-one.md: shows code of week 1 day 2, task 1 (mini-lsm-ref/src/f.rs:19) in a spoiler: 1 line, the first `let value_from_the_future = 42;`",
+            ]
+        );
+        // The same spoiler is fine on day 2's page, which is that code's own.
+        let own = GOOD_ONE.replace("doubled</code>", "let value_from_the_future = 42;</code>");
+        let report = check("own", &[("week1-02-two.html", own.as_str())]);
+        assert_eq!(report.problems, Vec::<String>::new());
+    }
+
+    /// A fence that did not render inside a spoiler and an unexpanded include are reported.
+    #[test]
+    fn fails_on_unrendered_fences_and_includes() {
+        let page = "<details class=\"solution\"><summary>Solution: x</summary>\n<p>```rust\nfn f() {}\n```</p></details>\n<p>{{#include x.rs:a}}</p>";
+        let problems = check("fence", &[("after.html", page)]).problems;
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        let has = |text: &str| problems.iter().filter(|p| p.contains(text)).count();
+        assert_eq!(
+            has("a code fence was not rendered as code (in a spoiler)"),
+            2
+        );
+        assert_eq!(
+            has("an include directive was not expanded: `{{#include x.rs:a}}`"),
+            1
+        );
+    }
+
+    /// Page text is split by `<details>`, entities are decoded, scripts and comments dropped.
+    #[test]
+    fn reads_page_text() {
+        let text = page_text("<main><p>a &lt;b&gt; &amp;&#39;c&#x27;</p><!-- @task --><script>@end</script>\n<details><summary>Solution: s</summary>\n<pre><code>x\n  y</code></pre></details> z</main>");
+        assert_eq!(text.outside, ["a <b> &'c'", "z"]);
+        assert_eq!(text.inside, ["Solution: s", "x", "y"]);
+        assert_eq!(text.solutions, 1);
+    }
+
+    /// Markers are found as words, not inside other words or addresses.
+    #[test]
+    fn finds_markers_as_words() {
+        for (line, marker) in [
+            ("// @task week1_day1 1", Some("@task")),
+            ("`@or` and", Some("@or")),
+            ("// @end", Some("@end")),
+            ("x // @stub", Some("@stub")),
+            ("// @starter #![x]", Some("@starter")),
+            ("// ANCHOR_END: x", Some("ANCHOR_END")),
+            ("// @@verify-task 1", Some("@@verify")),
+            ("mail me@end.org", None),
+            ("@order @ending @tasks", None),
+        ] {
+            assert_eq!(marker_in(line), marker, "{line}");
+        }
+    }
+}
