@@ -127,7 +127,7 @@ pub fn eval_reference(manifest: &Manifest, outcome: &RunOutcome) -> Vec<String> 
         problems.push(format!(
             "check 1: the reference fails {chapter} test {}: {}",
             result.short_name(),
-            result.panic.as_deref().unwrap_or("(no panic message)")
+            result.failure_text("      ")
         ));
     }
     problems.extend(missing_tests(manifest, outcome, "check 1: the reference"));
@@ -139,7 +139,7 @@ fn missing_tests(manifest: &Manifest, outcome: &RunOutcome, who: &str) -> Vec<St
     per_chapter(manifest, &outcome.results)
         .iter()
         .enumerate()
-        .filter(|(_, (_, total, _))| *total == 0)
+        .filter(|(_, run)| run.total == 0)
         .map(|(i, _)| format!("{who} ran no test of {}", manifest.chapters[i].id))
         .collect()
 }
@@ -212,7 +212,7 @@ pub fn eval_ladder(manifest: &Manifest, upto: usize, outcome: &RunOutcome) -> Ve
                 "check 4: the checkpoint of {chapter} fails {of} test {}: {} (a test of an earlier \
                  chapter must not need later work)",
                 r.short_name(),
-                r.panic.as_deref().unwrap_or("(no panic message)")
+                r.failure_text("      ")
             )
         })
         .collect()
@@ -246,6 +246,7 @@ struct Row {
 /// If any check fails; every problem is listed, naming its chapter and test.
 pub fn ci(root: &Path, manifest: &Manifest, full: bool) -> Result<()> {
     let started = Instant::now();
+    let target = crate::util::target_dir(root)?;
     let mut problems = Vec::new();
     let mut rows: Vec<Row> = manifest
         .chapters
@@ -275,21 +276,21 @@ pub fn ci(root: &Path, manifest: &Manifest, full: bool) -> Result<()> {
     let reference = run_nextest_with(
         &root.join("Cargo.toml"),
         "mini-lsm-ref",
-        &root.join("target"),
+        &target,
         false,
         &[],
         sweeps,
     )?;
     problems.extend(eval_reference(manifest, &reference));
-    for (i, (passed, total, _)) in per_chapter(manifest, &reference.results).iter().enumerate() {
-        rows[i].reference = format!("{passed}/{total} pass");
+    for (i, run) in per_chapter(manifest, &reference.results).iter().enumerate() {
+        rows[i].reference = format!("{}/{} pass", run.passed, run.total);
     }
 
     step("xtask's own tests");
     let xtask = run_nextest(
         &root.join("Cargo.toml"),
         "xtask",
-        &root.join("target"),
+        &target,
         false,
         &[],
     )?;
@@ -297,7 +298,7 @@ pub fn ci(root: &Path, manifest: &Manifest, full: bool) -> Result<()> {
         problems.push(format!(
             "xtask test {} fails: {}",
             r.name,
-            r.panic.as_deref().unwrap_or("")
+            r.failure_text("      ")
         ));
     }
     if !xtask.built || xtask.results.is_empty() {
@@ -311,7 +312,7 @@ pub fn ci(root: &Path, manifest: &Manifest, full: bool) -> Result<()> {
     let verify_tests = run_nextest(
         &root.join("Cargo.toml"),
         "mini-lsm-verify",
-        &root.join("target"),
+        &target,
         false,
         &[],
     )?;
@@ -319,7 +320,7 @@ pub fn ci(root: &Path, manifest: &Manifest, full: bool) -> Result<()> {
         problems.push(format!(
             "mini-lsm-verify test {} fails: {}",
             r.name,
-            r.panic.as_deref().unwrap_or("")
+            r.failure_text("      ")
         ));
     }
     if !verify_tests.built || verify_tests.results.is_empty() {
@@ -356,9 +357,9 @@ pub fn ci(root: &Path, manifest: &Manifest, full: bool) -> Result<()> {
     let all: Vec<usize> = (0..manifest.chapters.len()).collect();
     let stubs = build_and_test(root, manifest, "pristine", Upto::Nothing, &all)?;
     problems.extend(eval_stubs(manifest, &stubs));
-    for (i, (passed, total, _)) in per_chapter(manifest, &stubs.results).iter().enumerate() {
+    for (i, run) in per_chapter(manifest, &stubs.results).iter().enumerate() {
         rows[i].stubs = if stubs.built {
-            format!("{}/{total} fail", total - passed)
+            format!("{}/{} fail", run.total - run.passed, run.total)
         } else {
             "no build".into()
         };
@@ -453,6 +454,7 @@ stub_exempt = [{ test = "test_task1_exempt", reason = "because" }]
             name: format!("mini-lsm-starter::mini_lsm_starter$tests::{chapter}::{test}"),
             passed,
             panic: (!passed).then(|| "assertion failed: x".to_string()),
+            location: None,
         }
     }
 

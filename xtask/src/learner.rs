@@ -13,8 +13,8 @@ use crate::manifest::Manifest;
 use crate::markers::Upto;
 use crate::scratch::copy_test_files;
 use crate::sync::{compare_trees, generate_into};
-use crate::testrun::{per_chapter, run_nextest, RunOutcome};
-use crate::util::{rel, step};
+use crate::testrun::{per_chapter, run_nextest, ChapterRun, RunOutcome, TestResult};
+use crate::util::{rel, step, target_dir};
 
 /// The starter's `src/tests.rs` for the copied chapters `copied` (manifest indices).
 pub fn starter_tests_rs(manifest: &Manifest, copied: &[usize]) -> String {
@@ -172,40 +172,126 @@ fn run_starter_tests(root: &Path, only: Option<usize>, manifest: &Manifest) -> R
     run_nextest(
         &root.join("Cargo.toml"),
         "mini-lsm-starter",
-        &root.join("target"),
+        &target_dir(root)?,
         true,
         &filter,
     )
 }
 
-/// Prints the per-chapter table for `chapters` and returns whether every test passed. The first
-/// failure of a chapter goes on its own line, whole, so its message is never cut.
-fn print_table(manifest: &Manifest, chapters: &[usize], outcome: &RunOutcome) -> bool {
+/// The learner's progress: which chapters' tests are copied, and how one run of them went.
+/// `scheck`, `status` and `verify` all read this one run, so they agree.
+pub struct Progress {
+    /// The chapters whose tests are copied (manifest indices).
+    pub copied: Vec<usize>,
+    /// The run of those tests.
+    pub outcome: RunOutcome,
+    /// The run per chapter, indexed like the manifest.
+    pub table: Vec<ChapterRun>,
+}
+
+impl Progress {
+    /// Per chapter: its tests are copied, they build, and every one of them passes.
+    pub fn done(&self) -> Vec<bool> {
+        (0..self.table.len())
+            .map(|i| self.copied.contains(&i) && self.outcome.built && self.table[i].all_pass())
+            .collect()
+    }
+
+    /// Chapter `i`'s state in words, as both tables print it.
+    pub fn state(&self, i: usize) -> String {
+        let run = &self.table[i];
+        if !self.copied.contains(&i) {
+            "tests not copied".to_string()
+        } else if !self.outcome.built {
+            "does not build".to_string()
+        } else if run.total == 0 {
+            "no tests ran".to_string()
+        } else if run.all_pass() {
+            format!("done ({}/{} pass)", run.passed, run.total)
+        } else {
+            format!("{}/{} tests pass", run.passed, run.total)
+        }
+    }
+}
+
+/// Runs the copied tests (of chapter `only`, or all of them) once and returns the progress.
+///
+/// # Errors
+/// If the tests cannot be run.
+pub fn progress(root: &Path, manifest: &Manifest, only: Option<usize>) -> Result<Progress> {
+    let copied = copied_chapters(root, manifest);
+    let outcome = if copied.is_empty() || only.is_some_and(|i| !copied.contains(&i)) {
+        RunOutcome {
+            built: true,
+            ..RunOutcome::default()
+        }
+    } else {
+        step("build and run your copied tests (cargo nextest)");
+        run_starter_tests(root, only, manifest)?
+    };
     let table = per_chapter(manifest, &outcome.results);
+    Ok(Progress {
+        copied,
+        outcome,
+        table,
+    })
+}
+
+/// Failures with the same message (a stub reached by several tests), in order of first
+/// appearance: the message, where the first one failed, and the tests' names.
+fn group_failures(failures: &[TestResult]) -> Vec<(&str, Option<&str>, Vec<&str>)> {
+    let mut groups: Vec<(&str, Option<&str>, Vec<&str>)> = Vec::new();
+    for failure in failures {
+        let message = failure.panic.as_deref().unwrap_or("failed (no panic message)");
+        match groups.iter_mut().find(|(m, _, _)| *m == message) {
+            Some((_, _, names)) => names.push(failure.short_name()),
+            None => groups.push((
+                message,
+                failure.location.as_deref(),
+                vec![failure.short_name()],
+            )),
+        }
+    }
+    groups
+}
+
+/// Prints the per-chapter table for `chapters`, with every failing test of each chapter and its
+/// whole message, and returns whether every test passed.
+fn print_table(manifest: &Manifest, chapters: &[usize], progress: &Progress) -> bool {
     println!(
-        "{:<12} {:>7}  book page (book/src/<page>.md)",
-        "chapter", "passed"
+        "{:<12} {:<22} book page (book/src/<page>.md)",
+        "chapter", "tests"
     );
     let mut all_passed = true;
+    let mut first_failure: Option<&str> = None;
     for &i in chapters {
-        let (passed, total, first) = &table[i];
-        all_passed &= first.is_none() && *total > 0;
+        let chapter = &manifest.chapters[i];
+        all_passed &= progress.done()[i];
         println!(
-            "{:<12} {:>7}  {}",
-            manifest.chapters[i].id,
-            format!("{passed}/{total}"),
-            manifest.chapters[i].book
+            "{:<12} {:<22} {}",
+            chapter.id,
+            progress.state(i),
+            chapter.book
         );
-        match first {
-            Some(t) => println!(
-                "{:<12} first failure: {}: {}",
-                "",
-                t.short_name(),
-                t.panic.as_deref().unwrap_or("failed (no panic message)")
-            ),
-            None if *total == 0 => println!("{:<12} no tests ran", ""),
-            None => {}
+        for (message, location, names) in group_failures(&progress.table[i].failures) {
+            first_failure.get_or_insert(names[0]);
+            let at = location.map_or(String::new(), |l| format!(" (at {l})"));
+            let names = if names.len() > 3 {
+                format!("{} and {} more", names[..3].join(", "), names.len() - 3)
+            } else {
+                names.join(", ")
+            };
+            println!("  FAIL {names}{at}:");
+            for line in message.lines() {
+                println!("       {line}");
+            }
         }
+    }
+    if let Some(name) = first_failure {
+        println!(
+            "\nOne test with its whole output (what it printed, the panic and where): \
+             `cargo x scheck --test {name}`"
+        );
     }
     all_passed
 }
@@ -236,12 +322,11 @@ pub fn scheck(root: &Path, manifest: &Manifest, only: Option<usize>) -> Result<(
         print_head(&out, 20);
         problems.push("formatting: run `cargo fmt -p mini-lsm-starter`".to_string());
     }
-    step("build and run the copied tests (cargo nextest)");
-    let outcome = run_starter_tests(root, only, manifest)?;
-    if !outcome.built {
-        print_head(&outcome.build_log, 40);
+    let progress = progress(root, manifest, only)?;
+    if !progress.outcome.built {
         bail!(
-            "the starter does not build; fix the first error above and run `cargo x scheck` again"
+            "the starter does not build (the compiler's errors are above); fix the first one and \
+             run `cargo x scheck` again"
         );
     }
     step("cargo clippy -- -D warnings");
@@ -263,7 +348,7 @@ pub fn scheck(root: &Path, manifest: &Manifest, only: Option<usize>) -> Result<(
         problems.push("clippy: fix the warnings above".to_string());
     }
     println!();
-    if !print_table(manifest, &chapters, &outcome) {
+    if !print_table(manifest, &chapters, &progress) {
         problems.push(
             "some tests fail: see the table above, and read each failing chapter's book page"
                 .to_string(),
@@ -276,50 +361,46 @@ pub fn scheck(root: &Path, manifest: &Manifest, only: Option<usize>) -> Result<(
     bail!("scheck failed:\n  - {}", problems.join("\n  - "))
 }
 
-/// The learner's progress: which chapters' tests are copied, and how they ran.
-pub struct Progress {
-    /// The chapters whose tests are copied (manifest indices).
-    pub copied: Vec<usize>,
-    /// The run of those tests.
-    pub outcome: RunOutcome,
-}
-
-impl Progress {
-    /// Per chapter: its tests are copied, they build, and every one of them passes.
-    pub fn done(&self, manifest: &Manifest) -> Vec<bool> {
-        per_chapter(manifest, &self.outcome.results)
-            .iter()
-            .enumerate()
-            .map(|(i, (passed, total, _))| {
-                self.copied.contains(&i) && self.outcome.built && passed == total && *total > 0
-            })
-            .collect()
-    }
-}
-
-/// The last chapter of the unbroken run of done chapters from the first one (`None`: the first
-/// chapter is not done). A chapter done after an unfinished one does not count: later chapters
-/// build on earlier ones.
-pub fn done_prefix(done: &[bool]) -> Option<usize> {
-    done.iter().take_while(|d| **d).count().checked_sub(1)
-}
-
-/// Runs the copied tests (of chapter `only`, or all of them) and returns the progress.
+/// `cargo x scheck --test NAME`: runs the copied tests whose name contains `name`, showing their
+/// whole output whether they pass or fail.
 ///
 /// # Errors
-/// If the tests cannot be run.
-pub fn progress(root: &Path, manifest: &Manifest, only: Option<usize>) -> Result<Progress> {
-    let copied = copied_chapters(root, manifest);
-    let outcome = if copied.is_empty() || only.is_some_and(|i| !copied.contains(&i)) {
-        RunOutcome {
-            built: true,
-            ..RunOutcome::default()
-        }
-    } else {
-        step("running your copied tests");
-        run_starter_tests(root, only, manifest)?
-    };
-    Ok(Progress { copied, outcome })
+/// If no copied test has that name, or one of them fails.
+pub fn scheck_test(root: &Path, manifest: &Manifest, name: &str) -> Result<()> {
+    if copied_chapters(root, manifest).is_empty() {
+        bail!("no tests are copied yet: run `cargo x copy-test --week 1 --day 1` first");
+    }
+    let args = [
+        "nextest",
+        "run",
+        "-p",
+        "mini-lsm-starter",
+        "--lib",
+        "--no-fail-fast",
+        "--no-tests",
+        "fail",
+        "--success-output",
+        "immediate",
+        "--failure-output",
+        "immediate",
+        name,
+    ];
+    step(&format!("cargo {}", args.join(" ")));
+    let status = Command::new("cargo")
+        .args(args)
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .status()
+        .context(
+            "running `cargo nextest` (install it with `cargo install cargo-nextest --locked`)",
+        )?;
+    if !status.success() {
+        bail!(
+            "the tests matching `{name}` failed, or none matched (above); `cargo x scheck` lists \
+             every copied test that fails"
+        );
+    }
+    Ok(())
 }
 
 /// `cargo x status`: every chapter, copied or not, passing or not, and what to do next.
@@ -327,23 +408,13 @@ pub fn progress(root: &Path, manifest: &Manifest, only: Option<usize>) -> Result
 /// # Errors
 /// If the tests cannot be run.
 pub fn status(root: &Path, manifest: &Manifest) -> Result<()> {
-    let Progress { copied, outcome } = progress(root, manifest, None)?;
-    let table = per_chapter(manifest, &outcome.results);
+    let progress = progress(root, manifest, None)?;
+    let done = progress.done();
     let mut next: Option<String> = None;
     println!("{:<12} {:<22} {:<28} book", "chapter", "title", "status");
     for (i, chapter) in manifest.chapters.iter().enumerate() {
-        let (passed, total, _) = &table[i];
-        let status = if !copied.contains(&i) {
-            "tests not copied".to_string()
-        } else if !outcome.built {
-            "does not build".to_string()
-        } else if passed == total && *total > 0 {
-            "done".to_string()
-        } else {
-            format!("{passed}/{total} tests pass")
-        };
-        if status != "done" && next.is_none() {
-            next = Some(if copied.contains(&i) {
+        if !done[i] && next.is_none() {
+            next = Some(if progress.copied.contains(&i) {
                 format!(
                     "make {}'s tests pass: read book/src/{}.md, then `cargo x scheck --week {} --day {}`",
                     chapter.label(), chapter.book, chapter.week, chapter.day
@@ -360,7 +431,10 @@ pub fn status(root: &Path, manifest: &Manifest) -> Result<()> {
         }
         println!(
             "{:<12} {:<22} {:<28} {}",
-            chapter.id, chapter.title, status, chapter.book
+            chapter.id,
+            chapter.title,
+            progress.state(i),
+            chapter.book
         );
     }
     println!();
@@ -368,7 +442,7 @@ pub fn status(root: &Path, manifest: &Manifest) -> Result<()> {
         Some(next) => println!("next: {next}"),
         None => println!("every chapter is done"),
     }
-    if !outcome.built {
+    if !progress.outcome.built {
         println!("(your starter does not build; `cargo x scheck` shows the errors)");
     }
     Ok(())
@@ -380,7 +454,7 @@ pub fn status(root: &Path, manifest: &Manifest) -> Result<()> {
 /// # Errors
 /// If it would overwrite the learner's own work without `force`, or on an I/O error.
 pub fn checkpoint(root: &Path, manifest: &Manifest, upto: usize, force: bool) -> Result<()> {
-    let scratch = root.join("target/xtask/checkpoint");
+    let scratch = target_dir(root)?.join("xtask/checkpoint");
     if scratch.exists() {
         std::fs::remove_dir_all(&scratch)?;
     }
@@ -446,12 +520,71 @@ pub fn checkpoint(root: &Path, manifest: &Manifest, upto: usize, force: bool) ->
 mod tests {
     use super::*;
 
-    /// Progress is the unbroken run of done chapters from the first; a gap ends it.
+    fn manifest() -> Manifest {
+        Manifest::parse(
+            "[[chapter]]\nid = \"week1_day1\"\ntitle = \"a\"\nbook = \"a\"\ntasks = [\"x\"]\n\n\
+             [[chapter]]\nid = \"week1_day2\"\ntitle = \"b\"\nbook = \"b\"\ntasks = [\"x\"]\n\n\
+             [[chapter]]\nid = \"week1_day3\"\ntitle = \"c\"\nbook = \"c\"\ntasks = [\"x\"]\n",
+        )
+        .unwrap()
+    }
+
+    fn result(chapter: &str, test: &str, panic: Option<&str>) -> TestResult {
+        TestResult {
+            name: format!("s::s$tests::{chapter}::{test}"),
+            passed: panic.is_none(),
+            panic: panic.map(str::to_string),
+            location: panic.map(|_| format!("src/tests/{chapter}.rs:1:1")),
+        }
+    }
+
+    fn progress_of(copied: Vec<usize>, results: Vec<TestResult>) -> Progress {
+        let m = manifest();
+        let outcome = RunOutcome {
+            built: true,
+            build_log: String::new(),
+            results,
+        };
+        let table = per_chapter(&m, &outcome.results);
+        Progress {
+            copied,
+            outcome,
+            table,
+        }
+    }
+
+    /// `scheck` and `status` print a chapter's state from the same run and the same words:
+    /// done, the count of passing tests, or not copied.
     #[test]
-    fn progress_is_the_done_prefix() {
-        assert_eq!(done_prefix(&[]), None);
-        assert_eq!(done_prefix(&[false, true]), None);
-        assert_eq!(done_prefix(&[true, true, false, true]), Some(1));
-        assert_eq!(done_prefix(&[true, true, true]), Some(2));
+    fn one_run_one_state_per_chapter() {
+        let p = progress_of(
+            vec![0, 1],
+            vec![
+                result("week1_day1", "a", None),
+                result("week1_day2", "b", None),
+                result("week1_day2", "c", Some("stub")),
+            ],
+        );
+        assert_eq!(p.state(0), "done (1/1 pass)");
+        assert_eq!(p.state(1), "1/2 tests pass");
+        assert_eq!(p.state(2), "tests not copied");
+        assert_eq!(p.done(), [true, false, false]);
+    }
+
+    /// Failures with one message (a stub several tests reach) are listed once with every
+    /// name; different messages stay apart, in order.
+    #[test]
+    fn failures_with_one_message_are_grouped() {
+        let failures = vec![
+            result("w", "t1", Some("not yet implemented: task 1")),
+            result("w", "t2", Some("assertion `left == right` failed\n  left: 1\n right: 2")),
+            result("w", "t3", Some("not yet implemented: task 1")),
+        ];
+        let groups = group_failures(&failures);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].0, "not yet implemented: task 1");
+        assert_eq!(groups[0].2, ["t1", "t3"]);
+        assert_eq!(groups[1].2, ["t2"]);
+        assert!(groups[1].0.contains("right: 2"));
     }
 }

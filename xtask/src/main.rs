@@ -53,8 +53,15 @@ struct MaybeChapter {
 enum Cmd {
     /// Copy a chapter's tests (or a whole week's) and the harness into the starter.
     CopyTest(Chapters),
-    /// Check the starter: fmt --check, build, the copied tests, clippy; a per-chapter table.
-    Scheck(MaybeChapter),
+    /// Check the starter: fmt --check, build, the copied tests, clippy; a per-chapter table
+    /// with every failing test and its message.
+    Scheck {
+        #[command(flatten)]
+        chapter: MaybeChapter,
+        /// Run only the copied tests whose name contains NAME, with their whole output.
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["week", "day"])]
+        test: Option<String>,
+    },
     /// Progress over every chapter, and what to do next.
     Status,
     /// Remove the copied tests from the starter (a backup is kept).
@@ -190,11 +197,14 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let root = util::root();
+    let root = util::root()?;
     let manifest = Manifest::load(&root)?;
     match cli.command {
         Cmd::CopyTest(c) => learner::copy_test(&root, &manifest, &manifest.select(c.week, c.day)?),
-        Cmd::Scheck(c) => {
+        Cmd::Scheck {
+            test: Some(name), ..
+        } => learner::scheck_test(&root, &manifest, &name),
+        Cmd::Scheck { chapter: c, .. } => {
             let only = match (c.week, c.day) {
                 (Some(w), Some(d)) => Some(manifest.select_one(w, d)?),
                 _ => None,
@@ -234,6 +244,7 @@ fn run(cli: Cli) -> Result<()> {
                 budget: verify::Budget { cases, seed, time },
                 threads,
                 runs,
+                summary: None,
             };
             verify::verify(&root, &manifest, &args)
         }

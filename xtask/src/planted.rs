@@ -30,7 +30,7 @@ use crate::learner::starter_tests_rs;
 use crate::manifest::Manifest;
 use crate::markers::Upto;
 use crate::sync::generate_into;
-use crate::util::{copy_dir, step};
+use crate::util::{cargo_build, copy_dir, step, target_dir};
 use crate::verify::run_quietly;
 
 /// The longest shrunk case that counts as short.
@@ -227,7 +227,7 @@ fn cargo(root: &Path, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Resul
         .args(args)
         .arg("--manifest-path")
         .arg(dir.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", root.join("target"))
+        .env("CARGO_TARGET_DIR", target_dir(root)?)
         .envs(envs.iter().copied())
         .stdin(Stdio::null())
         .output()
@@ -297,27 +297,29 @@ pub fn eval(outcomes: &[(&Bug, Outcome)]) -> Vec<String> {
 /// If the copy cannot be generated or built, or a patch does not apply.
 pub fn planted(root: &Path, manifest: &Manifest, time: &str) -> Result<Vec<String>> {
     let started = Instant::now();
-    let dir = root.join("target/xtask/scratch/planted");
+    let target = target_dir(root)?;
+    let dir = target.join("xtask/scratch/planted");
     step("planted bugs: a copy of the reference with four bugs behind MINI_LSM_PLANTED");
     write_workspace(root, manifest, &dir)?;
-    let (ok, log) = cargo(
-        root,
+    let target_env = target.display().to_string();
+    let build = cargo_build(
         &dir,
         &[
-            "build",
-            "--quiet",
             "-p",
             "mini-lsm-verify",
             "--no-default-features",
             "--features",
             "starter",
         ],
-        &[],
+        &[("CARGO_TARGET_DIR", &target_env)],
     )?;
-    if !ok {
-        bail!("the planted copy does not build:\n{log}");
+    if !build.ok {
+        bail!(
+            "the planted copy does not build:\n{}",
+            build.errors.join("\n")
+        );
     }
-    let binary = root.join("target/debug/mini-lsm-verify-planted");
+    let binary = build.executable("mini-lsm-verify-planted")?;
     let last = manifest.chapters.last().expect("chapters").id.clone();
     let mut outcomes = Vec::new();
     for bug in &BUGS {
@@ -357,6 +359,7 @@ pub fn planted(root: &Path, manifest: &Manifest, time: &str) -> Result<Vec<Strin
         let output = work.join("output.txt");
         let code = run_quietly(
             &binary,
+            root,
             &args,
             &[("MINI_LSM_PLANTED", bug.name)],
             Some(&output),
@@ -445,7 +448,7 @@ mod tests {
     /// Every patch applies to today's reference: its code is there exactly once.
     #[test]
     fn every_patch_applies_to_the_reference() {
-        let root = crate::util::root();
+        let root = crate::util::root().unwrap();
         for bug in &BUGS {
             let text =
                 std::fs::read_to_string(root.join("mini-lsm-ref/src").join(bug.file)).unwrap();

@@ -13,7 +13,7 @@ use crate::manifest::Manifest;
 use crate::markers::Upto;
 use crate::sync::generate_into;
 use crate::testrun::{run_nextest, RunOutcome};
-use crate::util::copy_dir;
+use crate::util::{copy_dir, target_dir};
 
 /// Builds the scratch crate `name` (under `target/xtask/scratch/`) generated up to `upto`, with
 /// the tests of chapters `tests` copied in, and runs those tests.
@@ -27,7 +27,8 @@ pub fn build_and_test(
     upto: Upto,
     tests: &[usize],
 ) -> Result<RunOutcome> {
-    let dir = root.join("target/xtask/scratch").join(name);
+    let target = target_dir(root)?;
+    let dir = target.join("xtask/scratch").join(name);
     let src = dir.join("src");
     std::fs::create_dir_all(&src)?;
     // Cargo.toml: the starter's, as its own workspace with the root's profiles.
@@ -64,7 +65,7 @@ pub fn build_and_test(
     run_nextest(
         &dir.join("Cargo.toml"),
         "mini-lsm-starter",
-        &root.join("target"),
+        &target,
         true,
         &[],
     )

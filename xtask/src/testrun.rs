@@ -1,5 +1,6 @@
 //! Running a crate's tests with nextest and reading the results per chapter.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -14,14 +15,31 @@ pub struct TestResult {
     /// nextest's full name, `crate::binary$module::path::test`.
     pub name: String,
     pub passed: bool,
-    /// The first line of the panic message, for a failure.
+    /// For a failure: the whole panic message (every line of it, so an assertion's `left` and
+    /// `right` are there), or the `Error:` line of a test that returned an error.
     pub panic: Option<String>,
+    /// For a failure: where it panicked (`file:line:column`); with the harness's helpers
+    /// `#[track_caller]`, the test's own line.
+    pub location: Option<String>,
 }
 
 impl TestResult {
     /// The test's own name, without its module path.
     pub fn short_name(&self) -> &str {
         self.name.rsplit("::").next().unwrap_or(&self.name)
+    }
+
+    /// The test's path within its crate (`tests::week1_day1::test_a`), which is also the name
+    /// of the thread it runs on.
+    pub fn path(&self) -> &str {
+        self.name.rsplit_once('$').map_or(&self.name, |(_, path)| path)
+    }
+
+    /// The failure message on one line, or indented under its first line when it has several
+    /// (for lists of problems).
+    pub fn failure_text(&self, indent: &str) -> String {
+        let message = self.panic.as_deref().unwrap_or("failed (no panic message)");
+        message.replace('\n', &format!("\n{indent}"))
     }
 }
 
@@ -46,23 +64,47 @@ struct Event {
     stdout: Option<String>,
 }
 
-/// The first line of the panic message in a failed test's output.
-pub fn panic_line(output: &str) -> Option<String> {
-    let mut lines = output.lines();
-    while let Some(line) = lines.next() {
-        if line.contains("panicked at") {
-            // Since Rust 1.73 the message is on the line after `panicked at <location>:`.
-            let inline = line.split_once("panicked at").map(|(_, rest)| rest.trim());
-            return match lines.next() {
-                Some(next) if !next.trim().is_empty() => Some(next.trim().to_string()),
-                _ => inline.map(str::to_string),
-            };
-        }
+/// The panic that failed the test `path` in its captured output, and where it happened: the last
+/// panic on the test's own thread (a panic of another thread, or one the test caught, comes
+/// before it), else the last panic of any thread. The whole message: every line up to the
+/// backtrace note.
+pub fn panic_of(output: &str, path: &str) -> Option<(Option<String>, String)> {
+    let lines: Vec<&str> = output.lines().collect();
+    let starts: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with("thread '") && lines[i].contains("panicked at"))
+        .collect();
+    let own = format!("thread '{path}'");
+    let Some(&at) = starts
+        .iter()
+        .rev()
+        .find(|&&i| lines[i].starts_with(&own))
+        .or(starts.last())
+    else {
+        return output
+            .lines()
+            .find(|l| l.starts_with("Error:"))
+            .map(|l| (None, l.to_string()));
+    };
+    let location = lines[at]
+        .split_once("panicked at ")
+        .map(|(_, rest)| rest.trim_end().trim_end_matches(':').to_string())
+        .filter(|l| !l.starts_with('\''));
+    let body: Vec<&str> = lines[at + 1..]
+        .iter()
+        .take_while(|l| {
+            !(l.starts_with("note: run with `RUST_BACKTRACE")
+                || l.starts_with("stack backtrace:")
+                || (l.starts_with("thread '") && l.contains("panicked at")))
+        })
+        .copied()
+        .collect();
+    let message = body.join("\n").trim_end().to_string();
+    if message.is_empty() {
+        // Before Rust 1.73 the message was on the `panicked at` line itself.
+        let inline = lines[at].split_once("panicked at").map(|(_, rest)| rest.trim());
+        return inline.map(|m| (None, m.to_string()));
     }
-    output
-        .lines()
-        .find(|l| l.starts_with("Error:"))
-        .map(|l| l.to_string())
+    Some((location, message))
 }
 
 /// Parses nextest's libtest-json lines.
@@ -70,14 +112,20 @@ pub fn parse_events(json: &str) -> Vec<TestResult> {
     json.lines()
         .filter_map(|line| serde_json::from_str::<Event>(line).ok())
         .filter(|e| e.kind == "test" && (e.event == "ok" || e.event == "failed"))
-        .map(|e| TestResult {
-            passed: e.event == "ok",
-            panic: if e.event == "failed" {
-                panic_line(e.stdout.as_deref().unwrap_or(""))
-            } else {
-                None
-            },
-            name: e.name,
+        .map(|e| {
+            let mut result = TestResult {
+                passed: e.event == "ok",
+                panic: None,
+                location: None,
+                name: e.name,
+            };
+            if !result.passed {
+                let output = e.stdout.as_deref().unwrap_or("");
+                if let Some((location, message)) = panic_of(output, result.path()) {
+                    (result.location, result.panic) = (location, Some(message));
+                }
+            }
+            result
         })
         .collect()
 }
@@ -97,7 +145,20 @@ pub fn run_nextest(
     run_nextest_with(manifest_path, package, target_dir, lib_only, filter, &[])
 }
 
+/// Whether a line of nextest's stderr is worth showing while it runs: cargo's build progress
+/// and errors before the tests start, then the start line and tests that are slow.
+fn shown_while_running(line: &str, testing: bool) -> bool {
+    if testing {
+        let word = line.split_whitespace().next().unwrap_or("");
+        matches!(word, "Starting" | "SLOW" | "TERMINATING" | "TIMEOUT")
+    } else {
+        !line.starts_with("────────────") && !line.trim_start().starts_with("Nextest run ID")
+    }
+}
+
 /// [`run_nextest`], with environment variables `envs` set for the tests (`MINI_LSM_FULL=1`).
+/// Cargo's build progress is shown as it happens (a first build takes minutes); the tests'
+/// results are read from nextest's libtest-json events.
 ///
 /// # Errors
 /// As [`run_nextest`].
@@ -109,13 +170,17 @@ pub fn run_nextest_with(
     filter: &[String],
     envs: &[(&str, &str)],
 ) -> Result<RunOutcome> {
-    let output = Command::new("cargo")
+    let mut child = Command::new("cargo")
         .args([
             "nextest",
             "run",
             "--no-fail-fast",
             "--message-format",
             "libtest-json",
+            "--failure-output",
+            "never",
+            "--success-output",
+            "never",
         ])
         .arg("--manifest-path")
         .arg(manifest_path)
@@ -128,12 +193,35 @@ pub fn run_nextest_with(
         .env("RUST_BACKTRACE", "0")
         .envs(envs.iter().copied())
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .context(
             "running `cargo nextest` (install it with `cargo install cargo-nextest --locked`)",
         )?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    let stderr = child.stderr.take().expect("piped");
+    let echo = std::thread::spawn(move || {
+        let mut log = String::new();
+        let mut testing = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            testing |= line.trim_start().starts_with("Starting ");
+            if shown_while_running(&line, testing) {
+                eprintln!("{line}");
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    });
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .expect("piped")
+        .read_to_string(&mut stdout)
+        .context("reading nextest's output")?;
+    child.wait().context("running cargo nextest")?;
+    let stderr = echo.join().unwrap_or_default();
     let results = parse_events(&stdout);
     // A build failure leaves no test events and a compiler error on stderr.
     let built = !(results.is_empty() && stderr.contains("error"));
@@ -144,22 +232,35 @@ pub fn run_nextest_with(
     })
 }
 
-/// Per-chapter counts of a run: `(passed, total, first failure)`, indexed like the manifest.
-pub fn per_chapter(
-    manifest: &Manifest,
-    results: &[TestResult],
-) -> Vec<(usize, usize, Option<TestResult>)> {
-    let mut table = vec![(0, 0, None); manifest.chapters.len()];
+/// One chapter's share of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChapterRun {
+    pub passed: usize,
+    pub total: usize,
+    /// Every failing test of the chapter, by name.
+    pub failures: Vec<TestResult>,
+}
+
+impl ChapterRun {
+    /// Tests ran and every one passed.
+    pub fn all_pass(&self) -> bool {
+        self.total > 0 && self.passed == self.total
+    }
+}
+
+/// Each chapter's share of a run, indexed like the manifest; tests in name order.
+pub fn per_chapter(manifest: &Manifest, results: &[TestResult]) -> Vec<ChapterRun> {
+    let mut table = vec![ChapterRun::default(); manifest.chapters.len()];
     let mut sorted: Vec<&TestResult> = results.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     for result in sorted {
         if let Some(ci) = manifest.chapter_of_test(&result.name) {
             let row = &mut table[ci];
-            row.1 += 1;
+            row.total += 1;
             if result.passed {
-                row.0 += 1;
-            } else if row.2.is_none() {
-                row.2 = Some(result.clone());
+                row.passed += 1;
+            } else {
+                row.failures.push(result.clone());
             }
         }
     }
@@ -199,7 +300,7 @@ mod tests {
         let json = r#"{"type":"suite","event":"started","test_count":2}
 {"type":"test","event":"started","name":"s::s$tests::week1_day1::test_a"}
 {"type":"test","event":"ok","name":"s::s$tests::week1_day1::test_a","exec_time":0.1}
-{"type":"test","event":"failed","name":"s::s$tests::week1_day1::test_b","stdout":"\nthread 'x' panicked at src/a.rs:3:5:\nnot yet implemented: week 1 day 1, task 1: x\nnote: ..."}
+{"type":"test","event":"failed","name":"s::s$tests::week1_day1::test_b","stdout":"\nthread 'tests::week1_day1::test_b' (7) panicked at src/a.rs:3:5:\nnot yet implemented: week 1 day 1, task 1: x\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n"}
 "#;
         let results = parse_events(json);
         assert_eq!(results.len(), 2);
@@ -209,6 +310,72 @@ mod tests {
             Some("not yet implemented: week 1 day 1, task 1: x")
         );
         assert_eq!(results[1].short_name(), "test_b");
+        assert_eq!(results[1].path(), "tests::week1_day1::test_b");
+        assert_eq!(results[1].location.as_deref(), Some("src/a.rs:3:5"));
+    }
+
+    fn panic_message(output: &str, path: &str) -> Option<String> {
+        panic_of(output, path).map(|(_, message)| message)
+    }
+
+    /// The whole assertion message is kept, `left` and `right` included, up to the backtrace
+    /// note; of several panics, the test's own thread's last one is the failure.
+    #[test]
+    fn keeps_the_whole_message_of_the_tests_own_panic() {
+        let output = "seed 7\n\
+            thread 'flush' panicked at src/flush.rs:1:1:\nthe flush thread's own panic\n\
+            thread 'tests::w::t' (9) panicked at src/tests/w.rs:10:5:\n\
+            assertion `left == right` failed: get b\"k1\"\n  left: Some(b\"v1\")\n right: None\n\
+            note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(
+            panic_message(output, "tests::w::t").as_deref(),
+            Some(
+                "assertion `left == right` failed: get b\"k1\"\n  left: Some(b\"v1\")\n right: None"
+            )
+        );
+        // Another thread's panic when the test's own thread did not panic.
+        assert_eq!(
+            panic_message(output, "tests::w::other").as_deref(),
+            Some("assertion `left == right` failed: get b\"k1\"\n  left: Some(b\"v1\")\n right: None")
+        );
+        assert_eq!(
+            panic_message("Error: the file is short\n", "t").as_deref(),
+            Some("Error: the file is short")
+        );
+        assert_eq!(panic_message("all good\n", "t"), None);
+    }
+
+    /// Every failure of a chapter is listed, not just the first.
+    #[test]
+    fn every_failure_of_a_chapter_is_listed() {
+        let m = Manifest::parse(
+            "[[chapter]]\nid = \"week1_day1\"\ntitle = \"t\"\nbook = \"b\"\ntasks = [\"x\"]\n",
+        )
+        .unwrap();
+        let result = |test: &str, passed| TestResult {
+            name: format!("s::s$tests::week1_day1::{test}"),
+            passed,
+            panic: (!passed).then(|| format!("{test} failed")),
+            location: None,
+        };
+        let table = per_chapter(
+            &m,
+            &[result("c", false), result("a", false), result("b", true)],
+        );
+        assert_eq!((table[0].passed, table[0].total), (1, 3));
+        let names: Vec<&str> = table[0].failures.iter().map(|t| t.short_name()).collect();
+        assert_eq!(names, ["a", "c"]);
+        assert!(!table[0].all_pass());
+    }
+
+    /// While nextest runs, cargo's progress is shown, then only slow tests.
+    #[test]
+    fn progress_lines_are_chosen() {
+        assert!(shown_while_running("   Compiling mini-lsm-starter v0.1.0", false));
+        assert!(!shown_while_running(" Nextest run ID 1234 with nextest profile: default", false));
+        assert!(shown_while_running("    Starting 3 tests across 1 binary", true));
+        assert!(shown_while_running("        SLOW [> 60.000s] t", true));
+        assert!(!shown_while_running("        PASS [   0.005s] (1/1) t", true));
     }
 
     /// A compile error in a copied test file names its chapter.
