@@ -47,7 +47,7 @@ pub fn bench(root: &Path, engines: &str, benchmarks: Option<&str>, num: Option<u
     features.dedup();
     let mut build = Command::new("cargo");
     build
-        .args(["build", "--release", "--quiet", "-p", "mini-lsm-bench"])
+        .args(["build", "--release", "-p", "mini-lsm-bench"])
         .args(["--no-default-features", "--features", &features.join(",")])
         .current_dir(root);
     if !rocksdb {
@@ -57,7 +57,7 @@ pub fn bench(root: &Path, engines: &str, benchmarks: Option<&str>, num: Option<u
     } else if !build_watching_for_libclang(build)? {
         bail!("the benchmark does not build");
     }
-    let binary = root.join("target/release/mini-lsm-bench");
+    let binary = crate::util::target_dir(root)?.join("release/mini-lsm-bench");
     let mut failed = Vec::new();
     let all = "fillseq,fillrandom,readrandom,readmissing,scanall,overwrite";
     let wanted: Vec<&str> = benchmarks

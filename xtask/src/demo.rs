@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::util::step;
+use crate::util::{cargo_build, step};
 
 /// The demo session: fill, flush, overwrite and delete, look at the LSM state, read and scan.
 const SCRIPT: &str = "\
@@ -38,21 +38,15 @@ pub fn demo(root: &Path, path: Option<PathBuf>) -> Result<()> {
             true,
         ),
     };
-    step(&format!(
-        "building the reference CLI and running the demo in {}",
-        dir.display()
-    ));
-    let mut child = Command::new("cargo")
-        .args([
-            "run",
-            "--quiet",
-            "-p",
-            "mini-lsm-ref",
-            "--bin",
-            "mini-lsm-cli-ref",
-            "--",
-            "--path",
-        ])
+    step("building the reference CLI");
+    let build = cargo_build(root, &["-p", "mini-lsm-ref", "--bin", "mini-lsm-cli-ref"], &[])?;
+    if !build.ok {
+        bail!("the reference CLI does not build (cargo's errors are above)");
+    }
+    let cli = build.executable("mini-lsm-cli-ref")?;
+    step(&format!("running the demo in {}", dir.display()));
+    let mut child = Command::new(cli)
+        .arg("--path")
         .arg(&dir)
         .current_dir(root)
         .stdin(Stdio::piped())
