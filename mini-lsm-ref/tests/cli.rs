@@ -8,9 +8,15 @@ use std::process::{Command, Stdio};
 /// the output lines (without any prompt) and whether the process exited successfully.
 fn run_shell(script: &str) -> (Vec<String>, bool) {
     let dir = tempfile::tempdir().unwrap();
+    run_shell_in(&dir.path().join("db"), &[], script)
+}
+
+/// [`run_shell`] on the database at `db`, with the extra arguments `args`.
+fn run_shell_in(db: &std::path::Path, args: &[&str], script: &str) -> (Vec<String>, bool) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mini-lsm-cli-ref"))
         .arg("--path")
-        .arg(dir.path().join("db"))
+        .arg(db)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -99,4 +105,61 @@ fn test_cli_malformed_commands() {
             == 4
     );
     assert_eq!(lines.last().map(String::as_str), Some("closed"));
+}
+
+/// With `--wal`, writes that were never flushed survive a restart: the second shell reads them
+/// back from the log (and the first one's close did not flush them: the dump shows no SST).
+#[test]
+fn test_cli_wal_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let (lines, success) = run_shell_in(&db, &["--wal"], "put a 1\nput b 2\ndel a\nquit\n");
+    assert!(success, "output:\n{}", lines.join("\n"));
+    let (lines, success) = run_shell_in(&db, &["--wal"], "dump\nget a\nget b\nquit\n");
+    assert!(success, "output:\n{}", lines.join("\n"));
+    assert!(
+        lines.iter().any(|l| l.starts_with("L0 (0 SSTs")),
+        "nothing was flushed; output:\n{}",
+        lines.join("\n")
+    );
+    let after_dump: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .filter(|l| ["(not found)", "1", "2"].contains(l))
+        .collect();
+    assert_eq!(after_dump, ["(not found)", "2"], "output:\n{}", lines.join("\n"));
+}
+
+/// `compact` merges the L0 SSTs into one sorted run below them, and every key reads the same.
+#[test]
+fn test_cli_compact() {
+    let script = "fill 1 300\nflush\nfill 200 500\nflush\ncompact\ndump\nget 250\nget 1\n";
+    let (lines, success) = run_shell(script);
+    assert!(success, "output:\n{}", lines.join("\n"));
+    assert!(lines.contains(&"compacted".to_string()), "output:\n{}", lines.join("\n"));
+    assert!(
+        lines.iter().any(|l| l.starts_with("L0 (0 SSTs")),
+        "L0 is empty after the compaction; output:\n{}",
+        lines.join("\n")
+    );
+    assert!(lines.contains(&"value250@1".to_string()), "output:\n{}", lines.join("\n"));
+    assert!(lines.contains(&"value1@0".to_string()), "output:\n{}", lines.join("\n"));
+}
+
+/// `help` says when data survives a restart; an oversized `fill` is refused and the shell goes
+/// on.
+#[test]
+fn test_cli_help_and_bounded_fill() {
+    let (lines, success) = run_shell("help\nfill 0 18446744073709551615\nput k v\nget k\n");
+    assert!(success, "output:\n{}", lines.join("\n"));
+    let text = lines.join("\n");
+    assert!(text.contains("week 2 day 5") && text.contains("--wal"), "{text}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("error: fill 0 18446744073709551615 would put")),
+        "{text}"
+    );
+    assert_eq!(lines.last().map(String::as_str), Some("closed"));
+    assert!(lines.contains(&"v".to_string()), "{text}");
 }
