@@ -290,7 +290,10 @@ thread_local! {
 
 /// The text of a panic's payload.
 fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
-    match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+    match (
+        payload.downcast_ref::<&str>(),
+        payload.downcast_ref::<String>(),
+    ) {
         (Some(s), _) => s.to_string(),
         (_, Some(s)) => s.clone(),
         _ => "(a panic without a message)".to_string(),
@@ -448,9 +451,8 @@ mod tests {
     /// engine panicked; the caller goes on.
     #[test]
     fn panics_become_errors() {
-        let stub = guarded::<()>(|| {
-            todo!("week 1 day 1, task 2: write puts (book: week1-01-memtable)")
-        });
+        let stub =
+            guarded::<()>(|| todo!("week 1 day 1, task 2: write puts (book: week1-01-memtable)"));
         assert_eq!(
             stub.unwrap_err().to_string(),
             "not yet implemented: week 1 day 1, task 2: write puts (book: week1-01-memtable)"

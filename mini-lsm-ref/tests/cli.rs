@@ -127,7 +127,12 @@ fn test_cli_wal_survives_a_restart() {
         .map(String::as_str)
         .filter(|l| ["(not found)", "1", "2"].contains(l))
         .collect();
-    assert_eq!(after_dump, ["(not found)", "2"], "output:\n{}", lines.join("\n"));
+    assert_eq!(
+        after_dump,
+        ["(not found)", "2"],
+        "output:\n{}",
+        lines.join("\n")
+    );
 }
 
 /// `compact` merges the L0 SSTs into one sorted run below them, and every key reads the same.
@@ -136,14 +141,26 @@ fn test_cli_compact() {
     let script = "fill 1 300\nflush\nfill 200 500\nflush\ncompact\ndump\nget 250\nget 1\n";
     let (lines, success) = run_shell(script);
     assert!(success, "output:\n{}", lines.join("\n"));
-    assert!(lines.contains(&"compacted".to_string()), "output:\n{}", lines.join("\n"));
+    assert!(
+        lines.contains(&"compacted".to_string()),
+        "output:\n{}",
+        lines.join("\n")
+    );
     assert!(
         lines.iter().any(|l| l.starts_with("L0 (0 SSTs")),
         "L0 is empty after the compaction; output:\n{}",
         lines.join("\n")
     );
-    assert!(lines.contains(&"value250@1".to_string()), "output:\n{}", lines.join("\n"));
-    assert!(lines.contains(&"value1@0".to_string()), "output:\n{}", lines.join("\n"));
+    assert!(
+        lines.contains(&"value250@1".to_string()),
+        "output:\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        lines.contains(&"value1@0".to_string()),
+        "output:\n{}",
+        lines.join("\n")
+    );
 }
 
 /// `help` says when data survives a restart; an oversized `fill` is refused and the shell goes
@@ -153,7 +170,10 @@ fn test_cli_help_and_bounded_fill() {
     let (lines, success) = run_shell("help\nfill 0 18446744073709551615\nput k v\nget k\n");
     assert!(success, "output:\n{}", lines.join("\n"));
     let text = lines.join("\n");
-    assert!(text.contains("week 2 day 5") && text.contains("--wal"), "{text}");
+    assert!(
+        text.contains("week 2 day 5") && text.contains("--wal"),
+        "{text}"
+    );
     assert!(
         lines
             .iter()

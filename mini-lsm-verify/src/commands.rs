@@ -204,6 +204,7 @@ pub fn verify(
                 summary.as_deref(),
                 &[
                     ("found", "1".into()),
+                    ("upto", mix.upto.id()),
                     ("seed", f.seed.to_string()),
                     ("original_len", f.original.ops.len().to_string()),
                     ("shrunk_len", f.shrunk.ops.len().to_string()),

@@ -6,6 +6,8 @@
 //! 2. the pristine starter compiles with every chapter's tests copied in at once (in a scratch
 //!    copy, never the learner's tree);
 //! 3. stub honesty: on the pristine starter every test fails, but those the manifest exempts;
+//!    and its shell survives a stub: `put a 1` prints the stub's message, then `help` and
+//!    `quit` work and it exits with status 0;
 //! 4. the chapter ladder: the checkpoint of chapter N passes every test of chapters <= N;
 //! 5. the committed starter is exactly what `sync` writes;
 //! 6. fmt, clippy and rustdoc with warnings denied, and the book builds with every include and
@@ -287,13 +289,7 @@ pub fn ci(root: &Path, manifest: &Manifest, full: bool) -> Result<()> {
     }
 
     step("xtask's own tests");
-    let xtask = run_nextest(
-        &root.join("Cargo.toml"),
-        "xtask",
-        &target,
-        false,
-        &[],
-    )?;
+    let xtask = run_nextest(&root.join("Cargo.toml"), "xtask", &target, false, &[])?;
     for r in xtask.results.iter().filter(|r| !r.passed) {
         problems.push(format!(
             "xtask test {} fails: {}",
@@ -357,6 +353,11 @@ pub fn ci(root: &Path, manifest: &Manifest, full: bool) -> Result<()> {
     let all: Vec<usize> = (0..manifest.chapters.len()).collect();
     let stubs = build_and_test(root, manifest, "pristine", Upto::Nothing, &all)?;
     problems.extend(eval_stubs(manifest, &stubs));
+    step("check 3: the pristine starter's shell survives a stub: `put a 1`, `help`, `quit`");
+    match crate::repl_check::check(root, "pristine", &manifest.chapters[0]) {
+        Ok(found) => problems.extend(found),
+        Err(e) => problems.push(format!("check 3: the shell: {e:#}")),
+    }
     for (i, run) in per_chapter(manifest, &stubs.results).iter().enumerate() {
         rows[i].stubs = if stubs.built {
             format!("{}/{} fail", run.total - run.passed, run.total)

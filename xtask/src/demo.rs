@@ -39,7 +39,11 @@ pub fn demo(root: &Path, path: Option<PathBuf>) -> Result<()> {
         ),
     };
     step("building the reference CLI");
-    let build = cargo_build(root, &["-p", "mini-lsm-ref", "--bin", "mini-lsm-cli-ref"], &[])?;
+    let build = cargo_build(
+        root,
+        &["-p", "mini-lsm-ref", "--bin", "mini-lsm-cli-ref"],
+        &[],
+    )?;
     if !build.ok {
         bail!("the reference CLI does not build (cargo's errors are above)");
     }

@@ -242,7 +242,10 @@ pub fn progress(root: &Path, manifest: &Manifest, only: Option<usize>) -> Result
 fn group_failures(failures: &[TestResult]) -> Vec<(&str, Option<&str>, Vec<&str>)> {
     let mut groups: Vec<(&str, Option<&str>, Vec<&str>)> = Vec::new();
     for failure in failures {
-        let message = failure.panic.as_deref().unwrap_or("failed (no panic message)");
+        let message = failure
+            .panic
+            .as_deref()
+            .unwrap_or("failed (no panic message)");
         match groups.iter_mut().find(|(m, _, _)| *m == message) {
             Some((_, _, names)) => names.push(failure.short_name()),
             None => groups.push((
@@ -570,7 +573,11 @@ mod tests {
     fn failures_with_one_message_are_grouped() {
         let failures = vec![
             result("w", "t1", Some("not yet implemented: task 1")),
-            result("w", "t2", Some("assertion `left == right` failed\n  left: 1\n right: 2")),
+            result(
+                "w",
+                "t2",
+                Some("assertion `left == right` failed\n  left: 1\n right: 2"),
+            ),
             result("w", "t3", Some("not yet implemented: task 1")),
         ];
         let groups = group_failures(&failures);

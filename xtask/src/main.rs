@@ -6,9 +6,11 @@ mod ci;
 mod compare_code;
 mod demo;
 mod learner;
+mod learner_crate;
 mod manifest;
 mod markers;
 mod planted;
+mod repl_check;
 mod scratch;
 mod sync;
 mod testrun;
@@ -90,13 +92,14 @@ enum Cmd {
         full: bool,
     },
     /// Random operation sequences against a model; a failure is shrunk, saved and printed as a
-    /// test. Uses the operations of the chapters you have done (or --upto).
+    /// test. Uses the operations of every chapter up to your latest one with copied tests,
+    /// passing or not (or --upto).
     Verify {
         /// The engine: starter (yours) or ref.
         #[arg(long, default_value = "starter")]
         engine: String,
-        /// The last chapter whose operations to use, e.g. week1_day6 (default: your progress,
-        /// as `cargo x status` finds it; every chapter for the reference).
+        /// The last chapter whose operations to use, e.g. week1_day6 (default: your latest
+        /// chapter with copied tests; every chapter for the reference).
         #[arg(long)]
         upto: Option<String>,
         /// Stop after this many cases.
@@ -116,7 +119,8 @@ enum Cmd {
         #[arg(long, requires = "threads")]
         runs: Option<usize>,
         /// Maintainers: check that verify finds and shrinks bugs planted in a copy of the
-        /// reference (run by `cargo x ci`).
+        /// reference, and that a plain verify finds one in a learner's crate whose chapter's
+        /// tests fail (run by `cargo x ci`).
         #[arg(long, conflicts_with_all = ["threads", "upto", "cases", "seed"])]
         planted: bool,
     },

@@ -19,6 +19,9 @@
 //!
 //! A patch is a textual replacement that must match exactly once; when the reference changes so
 //! that one no longer applies, this fails loudly, naming it.
+//!
+//! Last, `learner_crate` plants the `filter` bug without a switch in a learner's crate at week 1
+//! day 6 and checks that a plain `cargo x verify` there finds it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -112,7 +115,7 @@ pub fn apply(bug: &Bug, text: &str) -> Result<String> {
 }
 
 /// Writes `text` to `path` unless it is there already (so that cargo does not rebuild).
-fn write_if_changed(path: &Path, text: &str) -> Result<()> {
+pub fn write_if_changed(path: &Path, text: &str) -> Result<()> {
     if std::fs::read_to_string(path).ok().as_deref() != Some(text) {
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     }
@@ -373,6 +376,7 @@ pub fn planted(root: &Path, manifest: &Manifest, time: &str) -> Result<Vec<Strin
         outcomes.push((bug, outcome));
     }
     check_repros(root, &dir, &mut outcomes)?;
+    let learner = crate::learner_crate::check(root, manifest)?;
     println!(
         "\n{:<10} {:<58} {:>5} {:>16} {:>7}  printed #[test]",
         "bug", "what", "found", "shrunk (from)", "time"
@@ -396,7 +400,9 @@ pub fn planted(root: &Path, manifest: &Manifest, time: &str) -> Result<Vec<Strin
         );
     }
     println!("planted bugs took {:.0?}", started.elapsed());
-    Ok(eval(&outcomes))
+    let mut problems = eval(&outcomes);
+    problems.extend(learner);
+    Ok(problems)
 }
 
 /// Compiles the printed tests into the copy and checks that each fails with its bug planted and

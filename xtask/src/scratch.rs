@@ -28,7 +28,7 @@ pub fn build_and_test(
     tests: &[usize],
 ) -> Result<RunOutcome> {
     let target = target_dir(root)?;
-    let dir = target.join("xtask/scratch").join(name);
+    let dir = crate_dir(root, name)?;
     let src = dir.join("src");
     std::fs::create_dir_all(&src)?;
     // Cargo.toml: the starter's, as its own workspace with the root's profiles.
@@ -40,6 +40,17 @@ pub fn build_and_test(
     // pre-release tag named after the scratch crate) tells them apart.
     let starter_toml = tag_version(&starter_toml, name)
         .context("mini-lsm-starter/Cargo.toml has no `version = \"...\"` line")?;
+    // Binaries of their own names too, so that building one never replaces the workspace's
+    // `mini-lsm-cli` in the shared target directory.
+    let starter_toml = starter_toml
+        .replace(
+            "name = \"mini-lsm-cli\"",
+            &format!("name = \"{}\"", bin_name("mini-lsm-cli", name)),
+        )
+        .replace(
+            "name = \"compaction-simulator\"",
+            &format!("name = \"{}\"", bin_name("compaction-simulator", name)),
+        );
     let root_toml = std::fs::read_to_string(root.join("Cargo.toml"))?;
     let profiles = root_toml.find("[profile").map_or("", |at| &root_toml[at..]);
     std::fs::write(
@@ -71,8 +82,21 @@ pub fn build_and_test(
     )
 }
 
+/// The name of binary `bin` in the scratch crate `crate_name`.
+pub fn bin_name(bin: &str, crate_name: &str) -> String {
+    format!("{bin}-{crate_name}")
+}
+
+/// The directory of the scratch crate `name`.
+///
+/// # Errors
+/// If the target directory cannot be found.
+pub fn crate_dir(root: &Path, name: &str) -> Result<PathBuf> {
+    Ok(target_dir(root)?.join("xtask/scratch").join(name))
+}
+
 /// `toml` with the package version `x.y.z` turned into `x.y.z-tag`.
-fn tag_version(toml: &str, tag: &str) -> Option<String> {
+pub fn tag_version(toml: &str, tag: &str) -> Option<String> {
     let at = toml.find("\nversion = \"")? + "\nversion = \"".len();
     let end = at + toml[at..].find('"')?;
     Some(format!("{}-{tag}{}", &toml[..end], &toml[end..]))

@@ -32,7 +32,9 @@ impl TestResult {
     /// The test's path within its crate (`tests::week1_day1::test_a`), which is also the name
     /// of the thread it runs on.
     pub fn path(&self) -> &str {
-        self.name.rsplit_once('$').map_or(&self.name, |(_, path)| path)
+        self.name
+            .rsplit_once('$')
+            .map_or(&self.name, |(_, path)| path)
     }
 
     /// The failure message on one line, or indented under its first line when it has several
@@ -101,7 +103,9 @@ pub fn panic_of(output: &str, path: &str) -> Option<(Option<String>, String)> {
     let message = body.join("\n").trim_end().to_string();
     if message.is_empty() {
         // Before Rust 1.73 the message was on the `panicked at` line itself.
-        let inline = lines[at].split_once("panicked at").map(|(_, rest)| rest.trim());
+        let inline = lines[at]
+            .split_once("panicked at")
+            .map(|(_, rest)| rest.trim());
         return inline.map(|m| (None, m.to_string()));
     }
     Some((location, message))
@@ -371,11 +375,23 @@ mod tests {
     /// While nextest runs, cargo's progress is shown, then only slow tests.
     #[test]
     fn progress_lines_are_chosen() {
-        assert!(shown_while_running("   Compiling mini-lsm-starter v0.1.0", false));
-        assert!(!shown_while_running(" Nextest run ID 1234 with nextest profile: default", false));
-        assert!(shown_while_running("    Starting 3 tests across 1 binary", true));
+        assert!(shown_while_running(
+            "   Compiling mini-lsm-starter v0.1.0",
+            false
+        ));
+        assert!(!shown_while_running(
+            " Nextest run ID 1234 with nextest profile: default",
+            false
+        ));
+        assert!(shown_while_running(
+            "    Starting 3 tests across 1 binary",
+            true
+        ));
         assert!(shown_while_running("        SLOW [> 60.000s] t", true));
-        assert!(!shown_while_running("        PASS [   0.005s] (1/1) t", true));
+        assert!(!shown_while_running(
+            "        PASS [   0.005s] (1/1) t",
+            true
+        ));
     }
 
     /// A compile error in a copied test file names its chapter.

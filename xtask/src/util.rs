@@ -69,7 +69,13 @@ pub fn target_dir(root: &Path) -> Result<PathBuf> {
     }
     // From `root`, so that the cargo config files cargo reads are the checkout's.
     let output = Command::new("cargo")
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(root)
         .stdin(Stdio::null())
         .output()
@@ -329,7 +335,10 @@ mod tests {
         let a = checkout(&tmp.path().join("a"));
         let b = checkout(&tmp.path().join("b"));
         // cargo run in checkout b, from a directory of checkout a: b's xtask acts on b.
-        assert_eq!(find_root(Some(&b.join("xtask")), &a.join("xtask/src")).unwrap(), b);
+        assert_eq!(
+            find_root(Some(&b.join("xtask")), &a.join("xtask/src")).unwrap(),
+            b
+        );
         // No manifest dir (the binary run by hand): the current directory's checkout.
         assert_eq!(find_root(None, &a.join("xtask/src")).unwrap(), a);
         assert_eq!(find_root(None, &b).unwrap(), b);
@@ -357,6 +366,9 @@ mod tests {
     /// Colour escapes are removed from compiler messages kept as text.
     #[test]
     fn ansi_escapes_are_stripped() {
-        assert_eq!(strip_ansi("\u{1b}[0m\u{1b}[1m\u{1b}[38;5;9merror\u{1b}[0m: x"), "error: x");
+        assert_eq!(
+            strip_ansi("\u{1b}[0m\u{1b}[1m\u{1b}[38;5;9merror\u{1b}[0m: x"),
+            "error: x"
+        );
     }
 }

@@ -238,7 +238,10 @@ fn scope(
     let counts: Vec<Counts> = (0..manifest.chapters.len())
         .map(|i| {
             let run = &progress.table[i];
-            progress.copied.contains(&i).then_some((run.passed, run.total))
+            progress
+                .copied
+                .contains(&i)
+                .then_some((run.passed, run.total))
         })
         .collect();
     let Some(mut scope) = learner_scope(manifest, &counts, upto) else {
@@ -439,7 +442,10 @@ mod tests {
             notice.contains("week1_day5 (4/5 tests pass), week1_day6 (10/12 tests pass)"),
             "{notice}"
         );
-        assert!(notice.contains("`cargo x verify --upto week1_day4`"), "{notice}");
+        assert!(
+            notice.contains("`cargo x verify --upto week1_day4`"),
+            "{notice}"
+        );
         // Every copied chapter passes: nothing to say.
         let passing = [Some((4, 4)), Some((5, 5)), None, None, None, None];
         assert_eq!(
@@ -462,7 +468,10 @@ mod tests {
         let counts = [Some((4, 4)), None, Some((3, 3)), Some((6, 6))];
         let scope = learner_scope(&m, &counts, Some(2)).unwrap();
         let notice = scope.notice.unwrap();
-        assert!(notice.contains("includes week1_day2, whose tests you have not copied"), "{notice}");
+        assert!(
+            notice.contains("includes week1_day2, whose tests you have not copied"),
+            "{notice}"
+        );
         assert!(
             notice.contains("leaves out week1_day4 because of --upto week1_day3; leave out --upto"),
             "{notice}"
