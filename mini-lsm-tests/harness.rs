@@ -92,6 +92,7 @@ pub(crate) fn small_block_options() -> LsmStorageOptions {
 
 /// Opens an engine in a fresh temporary directory (which already exists: before the write-path
 /// chapter `open` does not create it).
+#[track_caller]
 pub(crate) fn open_engine(options: LsmStorageOptions) -> (tempfile::TempDir, LsmStorageInner) {
     let dir = tempfile::tempdir().expect("create a temporary directory");
     let inner = LsmStorageInner::open(dir.path(), options).expect("open the engine");
@@ -99,6 +100,7 @@ pub(crate) fn open_engine(options: LsmStorageOptions) -> (tempfile::TempDir, Lsm
 }
 
 /// Freezes the engine's memtable, taking the state lock as the API requires.
+#[track_caller]
 pub(crate) fn freeze(inner: &LsmStorageInner) {
     inner
         .force_freeze_memtable(&inner.state_lock.lock())
@@ -108,6 +110,21 @@ pub(crate) fn freeze(inner: &LsmStorageInner) {
 /// Shows bytes as an escaped byte-string literal, e.g. `b"k001\xff"`.
 pub(crate) fn show(bytes: &[u8]) -> String {
     format!("b\"{}\"", bytes.escape_ascii())
+}
+
+/// Bytes that print as an escaped byte string (`b"k099"`) in an assertion's `left`/`right`,
+/// where a `&[u8]` or `Vec<u8>` would print as decimal numbers: compare `bytes_of(...)` values.
+pub(crate) fn bytes_of(bytes: impl AsRef<[u8]>) -> Bytes {
+    Bytes::copy_from_slice(bytes.as_ref())
+}
+
+/// Shows a scan bound with its key as an escaped byte string: `Included(b"k001")`.
+pub(crate) fn show_bound(bound: Bound<impl AsRef<[u8]>>) -> String {
+    match bound {
+        Bound::Included(k) => format!("Included({})", show(k.as_ref())),
+        Bound::Excluded(k) => format!("Excluded({})", show(k.as_ref())),
+        Bound::Unbounded => "Unbounded".to_string(),
+    }
 }
 
 /// Owned key-value pairs from borrowed ones.
@@ -178,6 +195,7 @@ where
 }
 
 /// Asserts that a user-facing iterator yields exactly `expected`, in order, and then ends.
+#[track_caller]
 pub(crate) fn check_iter_result<I>(iter: &mut I, expected: &[(&[u8], &[u8])])
 where
     I: 'static + for<'a> StorageIterator<KeyType<'a> = &'a [u8]>,
@@ -187,6 +205,7 @@ where
 }
 
 /// Asserts that an engine-internal iterator yields exactly `expected`, in order, and then ends.
+#[track_caller]
 pub(crate) fn check_internal_iter<I>(iter: &mut I, expected: &[(&[u8], &[u8])])
 where
     I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>,
@@ -196,16 +215,18 @@ where
 }
 
 /// Asserts two entry lists are equal, showing both readably when they are not.
+#[track_caller]
 pub(crate) fn assert_entries(actual: &[(Bytes, Bytes)], expected: &[(Bytes, Bytes)]) {
     assert!(
         actual == expected,
-        "\n  got      {}\n  expected {}",
+        "the entries differ\n  got      {}\n  expected {}",
         show_entries(actual),
         show_entries(expected)
     );
 }
 
 /// A scan of the engine, read to its end.
+#[track_caller]
 pub(crate) fn scan_all(
     inner: &LsmStorageInner,
     lower: Bound<&[u8]>,
@@ -232,6 +253,7 @@ pub(crate) struct MockIterator {
 
 impl MockIterator {
     /// An iterator over `entries`, which must be sorted by key.
+    #[track_caller]
     pub(crate) fn new(entries: &[(&[u8], &[u8])]) -> Self {
         let entries = owned(entries);
         assert!(
@@ -547,6 +569,7 @@ pub(crate) fn run_ops(ops: &[Op]) -> std::result::Result<(), (usize, String)> {
 }
 
 /// Runs `ops`, panicking with the failure; paste a printed repro into a test and call this.
+#[track_caller]
 pub(crate) fn check_ops(ops: &[Op]) {
     if let Err((idx, message)) = run_ops(ops) {
         panic!("op #{idx} `{}` failed: {message}", ops[idx]);
@@ -555,6 +578,7 @@ pub(crate) fn check_ops(ops: &[Op]) {
 
 /// The randomized model test of a chapter: `n` random operations from the seed, run against the
 /// engine and the model. On failure, prints the seed and a shrunk, paste-able list of operations.
+#[track_caller]
 pub(crate) fn randomized_model_test(n: usize, mix: OpMix) {
     let seed = test_seed();
     let ops = random_ops(&mut Rng::new(seed), n, mix);
@@ -623,6 +647,7 @@ pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 // SSTs by hand
 
 /// Builds an SST holding `entries` (sorted) at `path` with blocks of `block_size` bytes.
+#[track_caller]
 pub(crate) fn build_sst(
     id: usize,
     path: &Path,
@@ -678,6 +703,7 @@ pub(crate) fn install_sst_from_oldest_imm(inner: &LsmStorageInner) -> Result<Opt
 
 /// Freezes the memtable and installs it by hand as the newest L0 SST (see
 /// [`install_sst_from_oldest_imm`]); requires that no other memtable is waiting.
+#[track_caller]
 pub(crate) fn freeze_and_install(inner: &LsmStorageInner) -> usize {
     assert!(inner.snapshot().imm_memtables.is_empty());
     freeze(inner);
@@ -760,6 +786,7 @@ struct DamageJudge {
 }
 
 impl DamageJudge {
+    #[track_caller]
     fn new(path: &Path) -> Self {
         let Outcome::Read(entries) = read_sst_file(path) else {
             panic!("the undamaged SST does not read");
@@ -793,6 +820,7 @@ impl DamageJudge {
         self.failures.push(failure);
     }
 
+    #[track_caller]
     fn finish(self, cases: usize) {
         assert!(
             self.failures.is_empty(),
@@ -811,6 +839,7 @@ impl DamageJudge {
 
 /// Cuts a copy of the SST at `path` at every length and asserts that reading each copy (open,
 /// then iterate every entry) never panics and gives an error that names the damaged file.
+#[track_caller]
 pub(crate) fn truncation_sweep(path: &Path) {
     let mut judge = DamageJudge::new(path);
     let pristine = judge.pristine.clone();
@@ -824,6 +853,7 @@ pub(crate) fn truncation_sweep(path: &Path) {
 /// never panics; that a byte within `must_fail` gives an error naming the damaged file; and that
 /// any other byte gives such an error or reads the right number of entries (week 1 has no
 /// checksums, so a damaged key or value byte can go unnoticed).
+#[track_caller]
 pub(crate) fn flip_sweep(path: &Path, must_fail: &[Range<usize>]) {
     let mut judge = DamageJudge::new(path);
     let pristine = judge.pristine.clone();

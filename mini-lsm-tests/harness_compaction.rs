@@ -32,6 +32,7 @@ pub(crate) fn key(i: usize) -> Vec<u8> {
 }
 
 /// Freezes the memtable (if it holds anything) and flushes every immutable memtable.
+#[track_caller]
 pub(crate) fn flush_all(storage: &LsmStorageInner) {
     if !storage.snapshot().memtable.is_empty() {
         freeze(storage);
@@ -75,6 +76,7 @@ pub(crate) fn meets(lower: Bound<&[u8]>, upper: Bound<&[u8]>, table: &SsTable) -
 
 /// Every entry, tombstones included, of the sorted run `ids`, after checking that its SSTs are
 /// sorted and do not overlap.
+#[track_caller]
 pub(crate) fn run_entries(storage: &LsmStorageInner, ids: &[usize]) -> Vec<(Bytes, Bytes)> {
     let tables = tables(storage, ids);
     for pair in tables.windows(2) {
@@ -91,6 +93,7 @@ pub(crate) fn run_entries(storage: &LsmStorageInner, ids: &[usize]) -> Vec<(Byte
 
 /// Moves L1 down to L2 by hand (L2 must be empty), so that the next full compaction is not to
 /// the bottom. Safe for reads: L1's data is older than anything that arrives later.
+#[track_caller]
 pub(crate) fn move_l1_to_l2(storage: &LsmStorageInner) {
     let _state_lock = storage.state_lock.lock();
     let mut next = storage.snapshot().as_ref().clone();
@@ -292,6 +295,7 @@ pub(crate) fn run_ops(options: &LsmStorageOptions, ops: &[Op]) -> Result<(), Str
 /// # Panics
 /// At the first engine that disagrees with the model: with the seed and a shrunk list of
 /// operations to paste into a test.
+#[track_caller]
 pub(crate) fn randomized_against_model(
     n: usize,
     mix: OpMix,

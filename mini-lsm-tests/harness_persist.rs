@@ -91,6 +91,66 @@ pub(crate) fn show_model(model: &Model) -> String {
     format!("{{{}}}", shown.join(", "))
 }
 
+/// A value for a message: escaped, and cut after 24 bytes.
+fn show_value(v: &[u8]) -> String {
+    if v.len() > 24 {
+        format!("{}..({} bytes)", super::show(&v[..16]), v.len())
+    } else {
+        super::show(v)
+    }
+}
+
+/// Asserts that the engine's state `actual` is `expected`, and otherwise names the keys that
+/// differ (two whole maps in a message hide the one key that matters). `context` (a
+/// `format_args!`, or `""`) starts the message.
+#[track_caller]
+pub(crate) fn assert_state_eq(actual: &Model, expected: &Model, context: impl std::fmt::Display) {
+    if actual == expected {
+        return;
+    }
+    let mut diffs = Vec::new();
+    for (k, v) in expected {
+        match actual.get(k) {
+            None => diffs.push(format!(
+                "{} is missing (expected {})",
+                super::show(k),
+                show_value(v)
+            )),
+            Some(a) if a != v => diffs.push(format!(
+                "{} is {}, expected {}",
+                super::show(k),
+                show_value(a),
+                show_value(v)
+            )),
+            Some(_) => {}
+        }
+    }
+    for (k, v) in actual {
+        if !expected.contains_key(k) {
+            diffs.push(format!(
+                "{} = {} should not be there",
+                super::show(k),
+                show_value(v)
+            ));
+        }
+    }
+    let shown = diffs.len().min(10);
+    let context = context.to_string();
+    panic!(
+        "{}the state differs at {} keys: {}{}\n  got      {}\n  expected {}",
+        if context.is_empty() {
+            String::new()
+        } else {
+            format!("{context}: ")
+        },
+        diffs.len(),
+        diffs[..shown].join("; "),
+        if diffs.len() > shown { "; ..." } else { "" },
+        show_model(actual),
+        show_model(expected)
+    );
+}
+
 /// Everything the engine holds, read by a full scan; `get` of every key in `probe` must agree
 /// with the scan.
 ///
@@ -101,7 +161,10 @@ pub(crate) fn read_state(inner: &LsmStorageInner, probe: &[Vec<u8>]) -> Result<M
     let mut state = Model::new();
     while iter.is_valid() {
         if iter.value().is_empty() {
-            bail!("the scan returned a tombstone for {:?}", iter.key());
+            bail!(
+                "the scan returned a tombstone for {}",
+                super::show(iter.key())
+            );
         }
         state.insert(iter.key().to_vec(), iter.value().to_vec());
         iter.next()?;
@@ -166,7 +229,7 @@ pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 // Workloads and the crash sweep
 
 /// One step of a workload.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) enum Step {
     Put(Vec<u8>, Vec<u8>),
     Delete(Vec<u8>),
@@ -182,6 +245,29 @@ pub(crate) enum Step {
     Compact,
     /// `force_full_compaction` (week 2 day 1).
     FullCompaction,
+}
+
+/// Keys and values as escaped byte strings, not decimal numbers.
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use super::show;
+        match self {
+            Step::Put(k, v) => write!(f, "Put({}, {})", show(k), show(v)),
+            Step::Delete(k) => write!(f, "Delete({})", show(k)),
+            Step::Batch(entries) => {
+                let shown: Vec<String> = entries
+                    .iter()
+                    .map(|(k, v)| format!("({}, {})", show(k), show(v)))
+                    .collect();
+                write!(f, "Batch([{}])", shown.join(", "))
+            }
+            Step::Sync => write!(f, "Sync"),
+            Step::Freeze => write!(f, "Freeze"),
+            Step::Flush => write!(f, "Flush"),
+            Step::Compact => write!(f, "Compact"),
+            Step::FullCompaction => write!(f, "FullCompaction"),
+        }
+    }
 }
 
 impl Step {
@@ -375,6 +461,7 @@ pub(crate) struct SweepStats {
 /// recovery finds exactly what an uninterrupted one does; and that every recovered engine
 /// takes new writes that survive the next crash. Panics with every failure, after printing
 /// what it covered.
+#[track_caller]
 pub(crate) fn crash_sweep(name: &str, wal: bool, steps: &[Step]) -> SweepStats {
     crash_sweep_with(name, wal, &|fs| open_mem(fs, wal), steps)
 }
@@ -384,6 +471,7 @@ pub(crate) type Opener<'a> = &'a dyn Fn(&MemFs) -> Result<LsmStorageInner>;
 
 /// [`crash_sweep`], opening the engine with `open` (for other options, such as a compaction
 /// strategy).
+#[track_caller]
 pub(crate) fn crash_sweep_with(
     name: &str,
     wal: bool,
@@ -534,7 +622,7 @@ fn continue_after_recovery(
     expected.insert(marker.0, marker.1);
     if found != expected {
         return Err(format!(
-            "\n  got      {}\n  expected {}",
+            "the state differs\n  got      {}\n  expected {}",
             show_model(&found),
             show_model(&expected)
         ));

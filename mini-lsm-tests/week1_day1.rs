@@ -4,7 +4,7 @@
 use crate::lsm_storage::LsmStorageOptions;
 use crate::mem_table::MemTable;
 
-use super::harness::{freeze, open_engine};
+use super::harness::{bytes_of, freeze, open_engine};
 
 /// A memtable returns the latest value, the empty value for a tombstone, `None` for unseen keys.
 #[test]
@@ -13,9 +13,9 @@ fn test_task1_memtable_get_put() {
     memtable.put(b"key1", b"value1").unwrap();
     memtable.put(b"key2", b"value2").unwrap();
     memtable.put(b"key3", b"value3").unwrap();
-    assert_eq!(&memtable.get(b"key1").unwrap()[..], b"value1");
-    assert_eq!(&memtable.get(b"key2").unwrap()[..], b"value2");
-    assert_eq!(&memtable.get(b"key3").unwrap()[..], b"value3");
+    assert_eq!(memtable.get(b"key1"), Some(bytes_of(b"value1")));
+    assert_eq!(memtable.get(b"key2"), Some(bytes_of(b"value2")));
+    assert_eq!(memtable.get(b"key3"), Some(bytes_of(b"value3")));
     assert_eq!(memtable.get(b"key4"), None);
     assert_eq!(
         memtable.get(b"key"),
@@ -25,14 +25,14 @@ fn test_task1_memtable_get_put() {
 
     memtable.put(b"key1", b"value1-new").unwrap();
     memtable.put(b"key2", b"").unwrap();
-    assert_eq!(&memtable.get(b"key1").unwrap()[..], b"value1-new");
+    assert_eq!(memtable.get(b"key1"), Some(bytes_of(b"value1-new")));
     assert_eq!(
-        memtable.get(b"key2").as_deref(),
-        Some(&b""[..]),
+        memtable.get(b"key2"),
+        Some(bytes_of(b"")),
         "a tombstone is stored as the empty value, not removed"
     );
     memtable.put(b"", b"empty key").unwrap();
-    assert_eq!(&memtable.get(b"").unwrap()[..], b"empty key");
+    assert_eq!(memtable.get(b""), Some(bytes_of(b"empty key")));
 }
 
 /// `approximate_size` starts at 0, grows with every put and covers all key and value bytes put.
@@ -69,15 +69,15 @@ fn test_task2_storage_put_get_delete() {
     storage.put(b"1", b"apple").unwrap();
     storage.put(b"2", b"banana").unwrap();
     storage.put(b"3", b"cherry").unwrap();
-    assert_eq!(&storage.get(b"1").unwrap().unwrap()[..], b"apple");
-    assert_eq!(&storage.get(b"2").unwrap().unwrap()[..], b"banana");
-    assert_eq!(&storage.get(b"3").unwrap().unwrap()[..], b"cherry");
+    assert_eq!(storage.get(b"1").unwrap(), Some(bytes_of(b"apple")));
+    assert_eq!(storage.get(b"2").unwrap(), Some(bytes_of(b"banana")));
+    assert_eq!(storage.get(b"3").unwrap(), Some(bytes_of(b"cherry")));
     storage.delete(b"2").unwrap();
     assert_eq!(storage.get(b"2").unwrap(), None);
     storage.delete(b"0").unwrap(); // Deleting an absent key is fine.
     assert_eq!(storage.get(b"0").unwrap(), None);
     storage.put(b"2", b"again").unwrap();
-    assert_eq!(&storage.get(b"2").unwrap().unwrap()[..], b"again");
+    assert_eq!(storage.get(b"2").unwrap(), Some(bytes_of(b"again")));
     assert!(
         storage.put(b"4", b"").is_err(),
         "an empty value is a tombstone: put must refuse it"
@@ -85,8 +85,8 @@ fn test_task2_storage_put_get_delete() {
     assert_eq!(storage.get(b"4").unwrap(), None);
     let memtable = storage.snapshot().memtable.clone();
     assert_eq!(
-        memtable.get(b"2").as_deref(),
-        Some(&b"again"[..]),
+        memtable.get(b"2"),
+        Some(bytes_of(b"again")),
         "writes land in the mutable memtable"
     );
 }
@@ -114,19 +114,10 @@ fn test_task3_force_freeze() {
         "the new memtable needs a fresh id"
     );
     assert!(snapshot.memtable.is_empty());
-    assert_eq!(
-        snapshot.imm_memtables[1].get(b"a").as_deref(),
-        Some(&b"1"[..])
-    );
-    assert_eq!(
-        snapshot.imm_memtables[0].get(b"b").as_deref(),
-        Some(&b"2"[..])
-    );
+    assert_eq!(snapshot.imm_memtables[1].get(b"a"), Some(bytes_of(b"1")));
+    assert_eq!(snapshot.imm_memtables[0].get(b"b"), Some(bytes_of(b"2")));
     storage.put(b"c", b"3").unwrap();
-    assert_eq!(
-        storage.snapshot().memtable.get(b"c").as_deref(),
-        Some(&b"3"[..])
-    );
+    assert_eq!(storage.snapshot().memtable.get(b"c"), Some(bytes_of(b"3")));
     assert_eq!(
         snapshot.imm_memtables[0].get(b"c"),
         None,
@@ -165,11 +156,8 @@ fn test_task3_freeze_on_capacity() {
     assert!(snapshot.memtable.approximate_size() < 1024);
     for i in 0..100 {
         assert_eq!(
-            storage
-                .get(format!("key{i:04}").as_bytes())
-                .unwrap()
-                .as_deref(),
-            Some(&value[..]),
+            storage.get(format!("key{i:04}").as_bytes()).unwrap(),
+            Some(bytes_of(value)),
             "key{i:04} was lost in a freeze"
         );
     }
@@ -193,27 +181,19 @@ fn test_task4_get_newest_first() {
     storage.put(b"e", b"e3").unwrap();
 
     let get = |key: &[u8]| storage.get(key).unwrap();
-    assert_eq!(
-        get(b"a").as_deref(),
-        Some(&b"a3"[..]),
-        "the newest value wins"
-    );
+    assert_eq!(get(b"a"), Some(bytes_of(b"a3")), "the newest value wins");
     assert_eq!(
         get(b"b"),
         None,
         "a tombstone in a newer memtable hides the older value"
     );
     assert_eq!(
-        get(b"c").as_deref(),
-        Some(&b"c1"[..]),
+        get(b"c"),
+        Some(bytes_of(b"c1")),
         "found in the oldest memtable"
     );
-    assert_eq!(get(b"d").as_deref(), Some(&b"d2"[..]));
-    assert_eq!(
-        get(b"e").as_deref(),
-        Some(&b"e3"[..]),
-        "a put after a tombstone"
-    );
+    assert_eq!(get(b"d"), Some(bytes_of(b"d2")));
+    assert_eq!(get(b"e"), Some(bytes_of(b"e3")), "a put after a tombstone");
     assert_eq!(get(b"f"), None);
     assert_eq!(storage.snapshot().imm_memtables.len(), 2);
 }

@@ -12,8 +12,8 @@ use crate::lsm_storage::LsmStorageOptions;
 use crate::mem_table::MemTable;
 
 use super::harness::{
-    check_internal_iter, check_iter_result, collect_internal, freeze, open_engine,
-    randomized_model_test, scan_all, test_seed, MockIterator, OpMix, Rng,
+    bytes_of, check_internal_iter, check_iter_result, collect_internal, freeze, open_engine,
+    randomized_model_test, scan_all, show_bound, show_entries, test_seed, MockIterator, OpMix, Rng,
 };
 
 /// A scan's lower and upper bound, and the keys of `k1..=k5` it must return.
@@ -66,7 +66,9 @@ fn test_task1_memtable_scan_bounds() {
         assert_eq!(
             actual.len(),
             expected.len(),
-            "scan({lower:?}, {upper:?}) returned {} entries",
+            "scan({}, {}) returned {} entries",
+            show_bound(*lower),
+            show_bound(*upper),
             actual.len()
         );
         check_internal_iter(&mut memtable.scan(*lower, *upper), &expected);
@@ -183,12 +185,12 @@ fn test_task2_merge_returns_source_errors() {
             merged.is_valid(),
             "the merge ended without reporting the error; saw {seen:?}"
         );
-        seen.push(merged.key().raw_ref().to_vec());
+        seen.push(bytes_of(merged.key().raw_ref()));
         if let Err(e) = merged.next() {
             break e;
         }
     };
-    assert_eq!(seen, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    assert_eq!(seen, vec![bytes_of(b"a"), bytes_of(b"b"), bytes_of(b"c")]);
     assert!(
         error.to_string().contains("injected"),
         "unexpected error: {error}"
@@ -203,7 +205,7 @@ fn test_task2_merge_returns_source_errors() {
     ]));
     assert!(fused.is_valid());
     assert_eq!(fused.key().raw_ref(), b"x");
-    assert_eq!(fused.value(), b"new");
+    assert_eq!(bytes_of(fused.value()), bytes_of(b"new"));
     assert!(
         fused.next().is_err(),
         "the skipped source's error was swallowed"
@@ -296,7 +298,10 @@ fn test_task4_scan_bounds_across_memtables() {
         let actual = scan_all(&storage, *lower, *upper);
         assert!(
             actual == expected,
-            "scan({lower:?}, {upper:?}) is wrong: got {actual:?}"
+            "scan({}, {}) is wrong: got {}",
+            show_bound(*lower),
+            show_bound(*upper),
+            show_entries(&actual)
         );
     }
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use crate::block::{Block, BlockBuilder, BlockIterator};
 use crate::key::KeySlice;
 
-use super::harness::panic_message;
+use bytes::Bytes;
+
+use super::harness::{bytes_of, panic_message};
 
 fn key_of(i: usize) -> Vec<u8> {
     format!("key_{:03}", i * 5).into_bytes()
@@ -30,18 +32,20 @@ fn build_block(n: usize, block_size: usize) -> Block {
 }
 
 /// Every entry of a block, in iteration order (at most 100,000, so a bad iterator ends).
-fn read_block(block: Arc<Block>) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn read_block(block: Arc<Block>) -> Vec<(Bytes, Bytes)> {
     let mut iter = BlockIterator::create_and_seek_to_first(block);
     let mut out = Vec::new();
     while iter.is_valid() && out.len() < 100_000 {
-        out.push((iter.key().raw_ref().to_vec(), iter.value().to_vec()));
+        out.push((bytes_of(iter.key().raw_ref()), bytes_of(iter.value())));
         iter.next();
     }
     out
 }
 
-fn expected_entries(n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
-    (0..n).map(|i| (key_of(i), value_of(i))).collect()
+fn expected_entries(n: usize) -> Vec<(Bytes, Bytes)> {
+    (0..n)
+        .map(|i| (bytes_of(key_of(i)), bytes_of(value_of(i))))
+        .collect()
 }
 
 /// A block survives encode and decode unchanged and reads back every entry in order.
@@ -52,7 +56,7 @@ fn test_task1_block_build_encode_decode() {
     let encoded = block.encode();
     let decoded = Block::decode(&encoded).unwrap();
     assert_eq!(decoded.offsets, block.offsets);
-    assert_eq!(decoded.data, block.data);
+    assert_eq!(bytes_of(&decoded.data), bytes_of(&block.data));
     assert_eq!(
         decoded.encode(),
         encoded,
@@ -96,7 +100,10 @@ fn test_task1_block_first_entry_always_fits() {
     assert!(builder.add(KeySlice::from_slice(b"big"), &big));
     assert!(!builder.add(KeySlice::from_slice(b"more"), b"1"));
     let block = Block::decode(&builder.build().encode()).unwrap();
-    assert_eq!(read_block(Arc::new(block)), vec![(b"big".to_vec(), big)]);
+    assert_eq!(
+        read_block(Arc::new(block)),
+        vec![(bytes_of(b"big"), bytes_of(big))]
+    );
 }
 
 /// `Block::decode` rejects a missing, zero or too large count and offsets or keys past the end.
@@ -185,8 +192,16 @@ fn test_task2_block_iterate() {
     for round in 0..2 {
         for i in 0..50 {
             assert!(iter.is_valid(), "round {round}: ended before entry {i}");
-            assert_eq!(iter.key().raw_ref(), key_of(i), "round {round}, entry {i}");
-            assert_eq!(iter.value(), value_of(i), "round {round}, entry {i}");
+            assert_eq!(
+                bytes_of(iter.key().raw_ref()),
+                bytes_of(key_of(i)),
+                "round {round}, entry {i}"
+            );
+            assert_eq!(
+                bytes_of(iter.value()),
+                bytes_of(value_of(i)),
+                "round {round}, entry {i}"
+            );
             iter.next();
         }
         assert!(
@@ -203,20 +218,32 @@ fn test_task2_block_seek_to_key() {
     let n = 50;
     let block = Arc::new(build_block(n, 4096));
     let mut iter = BlockIterator::create_and_seek_to_key(block.clone(), KeySlice::from_slice(b""));
-    assert_eq!(iter.key().raw_ref(), key_of(0));
+    assert_eq!(bytes_of(iter.key().raw_ref()), bytes_of(key_of(0)));
     for i in 0..n {
         iter.seek_to_key(KeySlice::from_slice(&key_of(i)));
         assert!(iter.is_valid());
-        assert_eq!(iter.key().raw_ref(), key_of(i), "seek to an existing key");
-        assert_eq!(iter.value(), value_of(i));
+        assert_eq!(
+            bytes_of(iter.key().raw_ref()),
+            bytes_of(key_of(i)),
+            "seek to an existing key"
+        );
+        assert_eq!(bytes_of(iter.value()), bytes_of(value_of(i)));
         // Keys are key_000, key_005, ...: key_{5i+1} falls between entry i and i + 1.
         let between = format!("key_{:03}", i * 5 + 1).into_bytes();
         iter.seek_to_key(KeySlice::from_slice(&between));
         if i + 1 < n {
-            assert_eq!(iter.key().raw_ref(), key_of(i + 1), "seek between entries");
+            assert_eq!(
+                bytes_of(iter.key().raw_ref()),
+                bytes_of(key_of(i + 1)),
+                "seek between entries"
+            );
             iter.next();
             if i + 2 < n {
-                assert_eq!(iter.key().raw_ref(), key_of(i + 2), "next after a seek");
+                assert_eq!(
+                    bytes_of(iter.key().raw_ref()),
+                    bytes_of(key_of(i + 2)),
+                    "next after a seek"
+                );
             } else {
                 assert!(!iter.is_valid());
             }
@@ -225,9 +252,13 @@ fn test_task2_block_seek_to_key() {
         }
     }
     iter.seek_to_key(KeySlice::from_slice(b"key_"));
-    assert_eq!(iter.key().raw_ref(), key_of(0), "seek before the first key");
+    assert_eq!(
+        bytes_of(iter.key().raw_ref()),
+        bytes_of(key_of(0)),
+        "seek before the first key"
+    );
     iter.seek_to_key(KeySlice::from_slice(b"zzz"));
     assert!(!iter.is_valid(), "seek after the last key");
     let iter = BlockIterator::create_and_seek_to_key(block, KeySlice::from_slice(&key_of(n - 1)));
-    assert_eq!(iter.key().raw_ref(), key_of(n - 1));
+    assert_eq!(bytes_of(iter.key().raw_ref()), bytes_of(key_of(n - 1)));
 }

@@ -12,7 +12,9 @@ use crate::iterators::StorageIterator;
 use crate::key::KeySlice;
 use crate::table::{BlockMeta, FileObject, SsTable, SsTableBuilder, SsTableIterator};
 
-use super::harness::{assert_entries, collect_internal, flip_sweep, truncation_sweep, SstLayout};
+use super::harness::{
+    assert_entries, bytes_of, collect_internal, flip_sweep, truncation_sweep, SstLayout,
+};
 
 fn key_of(i: usize) -> Vec<u8> {
     format!("key_{:05}", i * 5).into_bytes()
@@ -65,8 +67,8 @@ fn test_task1_sst_build_block_meta() {
     let dir = tempfile::tempdir().unwrap();
     let table = build(dir.path(), 1, 200, 128, None);
     assert!(table.num_of_blocks() > 10, "200 entries in 128-byte blocks");
-    assert_eq!(table.first_key().raw_ref(), key_of(0));
-    assert_eq!(table.last_key().raw_ref(), key_of(199));
+    assert_eq!(bytes_of(table.first_key().raw_ref()), bytes_of(key_of(0)));
+    assert_eq!(bytes_of(table.last_key().raw_ref()), bytes_of(key_of(199)));
     assert_eq!(
         std::fs::metadata(dir.path().join("1.sst")).unwrap().len(),
         table.table_size()
@@ -84,13 +86,13 @@ fn test_task1_sst_build_block_meta() {
         let block = block_entries(&table, idx);
         assert!(!block.is_empty());
         assert_eq!(
-            meta.first_key.raw_ref(),
-            &block[0].0[..],
+            bytes_of(meta.first_key.raw_ref()),
+            bytes_of(&block[0].0),
             "block {idx} first key"
         );
         assert_eq!(
-            meta.last_key.raw_ref(),
-            &block[block.len() - 1].0[..],
+            bytes_of(meta.last_key.raw_ref()),
+            bytes_of(&block[block.len() - 1].0),
             "block {idx} last key"
         );
         all.extend(block);
@@ -222,7 +224,11 @@ fn test_task3_sst_iterate() {
     assert_entries(&collect_internal(&mut iter).unwrap(), &entries(200));
     assert!(!iter.is_valid());
     iter.seek_to_first().unwrap();
-    assert_eq!(iter.key().raw_ref(), key_of(0), "seek_to_first starts over");
+    assert_eq!(
+        bytes_of(iter.key().raw_ref()),
+        bytes_of(key_of(0)),
+        "seek_to_first starts over"
+    );
     assert_entries(&collect_internal(&mut iter).unwrap(), &entries(200));
 }
 
@@ -235,18 +241,26 @@ fn test_task3_sst_seek_to_key() {
     let all = entries(n);
     let mut iter =
         SsTableIterator::create_and_seek_to_key(table.clone(), KeySlice::from_slice(b"a")).unwrap();
-    assert_eq!(iter.key().raw_ref(), key_of(0), "seek before the first key");
+    assert_eq!(
+        bytes_of(iter.key().raw_ref()),
+        bytes_of(key_of(0)),
+        "seek before the first key"
+    );
     for i in 0..n {
         iter.seek_to_key(KeySlice::from_slice(&key_of(i))).unwrap();
-        assert_eq!(iter.key().raw_ref(), key_of(i), "seek to key {i}");
-        assert_eq!(iter.value(), value_of(i));
+        assert_eq!(
+            bytes_of(iter.key().raw_ref()),
+            bytes_of(key_of(i)),
+            "seek to key {i}"
+        );
+        assert_eq!(bytes_of(iter.value()), bytes_of(value_of(i)));
         let between = format!("key_{:05}", i * 5 + 1).into_bytes();
         iter.seek_to_key(KeySlice::from_slice(&between)).unwrap();
         if i + 1 < n {
             assert!(iter.is_valid(), "seek just after key {i}");
             assert_eq!(
-                iter.key().raw_ref(),
-                key_of(i + 1),
+                bytes_of(iter.key().raw_ref()),
+                bytes_of(key_of(i + 1)),
                 "seek just after key {i}"
             );
         } else {
@@ -289,5 +303,5 @@ fn test_task3_sst_entries_larger_than_blocks() {
     assert_entries(&collect_internal(&mut iter).unwrap(), &expected);
     let iter =
         SsTableIterator::create_and_seek_to_key(table, KeySlice::from_slice(&key_of(6))).unwrap();
-    assert_eq!(iter.value(), value(6));
+    assert_eq!(bytes_of(iter.value()), bytes_of(value(6)));
 }

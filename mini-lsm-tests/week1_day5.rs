@@ -10,8 +10,8 @@ use crate::lsm_storage::{LsmStorageInner, LsmStorageOptions};
 use crate::table::sst_path;
 
 use super::harness::{
-    check_internal_iter, check_iter_result, freeze_and_install, open_engine, randomized_model_test,
-    MockIterator, OpMix,
+    bytes_of, check_internal_iter, check_iter_result, freeze_and_install, open_engine,
+    randomized_model_test, MockIterator, OpMix,
 };
 
 /// `TwoMergeIterator` yields `a`'s entry on equal keys. Catches: a merge keeping the oldest value.
@@ -108,20 +108,16 @@ fn layered_engine() -> (tempfile::TempDir, LsmStorageInner) {
 fn test_task2_get_reads_l0_newest_first() {
     let (_dir, storage) = layered_engine();
     let get = |key: &[u8]| storage.get(key).unwrap();
-    assert_eq!(
-        get(b"a").as_deref(),
-        Some(&b"a1"[..]),
-        "only in the oldest SST"
-    );
-    assert_eq!(get(b"b").as_deref(), Some(&b"b2"[..]), "the newer SST wins");
+    assert_eq!(get(b"a"), Some(bytes_of(b"a1")), "only in the oldest SST");
+    assert_eq!(get(b"b"), Some(bytes_of(b"b2")), "the newer SST wins");
     assert_eq!(
         get(b"c"),
         None,
         "a tombstone in the newer SST hides the older value"
     );
     assert_eq!(
-        get(b"d").as_deref(),
-        Some(&b"d3"[..]),
+        get(b"d"),
+        Some(bytes_of(b"d3")),
         "the memtable wins over a tombstone"
     );
     assert_eq!(
@@ -129,9 +125,9 @@ fn test_task2_get_reads_l0_newest_first() {
         None,
         "a tombstone in the memtable hides an SST value"
     );
-    assert_eq!(get(b"f").as_deref(), Some(&b"f1"[..]));
-    assert_eq!(get(b"g").as_deref(), Some(&b"g2"[..]));
-    assert_eq!(get(b"h").as_deref(), Some(&b"h3"[..]));
+    assert_eq!(get(b"f"), Some(bytes_of(b"f1")));
+    assert_eq!(get(b"g"), Some(bytes_of(b"g2")));
+    assert_eq!(get(b"h"), Some(bytes_of(b"h3")));
     assert_eq!(get(b"0"), None, "before every key");
     assert_eq!(get(b"cc"), None, "between keys");
     assert_eq!(get(b"z"), None, "after every key");

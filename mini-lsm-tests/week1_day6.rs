@@ -13,8 +13,9 @@ use crate::lsm_storage::{LsmStorageInner, LsmStorageOptions, MiniLsm};
 use crate::table::{sst_path, FileObject, SsTable, SsTableIterator};
 
 use super::harness::{
-    assert_entries, check_iter_result, collect_internal, collect_user, flush_thread_test_guard,
-    flush_threads, freeze, open_engine, poll_until, randomized_model_test, test_seed, OpMix, Rng,
+    assert_entries, bytes_of, check_iter_result, collect_internal, collect_user,
+    flush_thread_test_guard, flush_threads, freeze, open_engine, poll_until, randomized_model_test,
+    show, show_bound, test_seed, OpMix, Rng,
 };
 
 fn imm_ids(storage: &LsmStorageInner) -> Vec<usize> {
@@ -82,7 +83,7 @@ fn test_task1_flush_earliest_imm_to_l0_front() {
         vec![f2, f1],
         "newest SST first"
     );
-    assert_eq!(storage.get(b"key").unwrap().as_deref(), Some(&b"3"[..]));
+    assert_eq!(storage.get(b"key").unwrap(), Some(bytes_of(b"3")));
     storage.force_flush_next_imm_memtable().unwrap();
     assert_eq!(
         storage.snapshot().l0_sstables,
@@ -91,8 +92,8 @@ fn test_task1_flush_earliest_imm_to_l0_front() {
     );
     assert!(imm_ids(&storage).is_empty());
     assert_eq!(
-        storage.get(b"key").unwrap().as_deref(),
-        Some(&b"3"[..]),
+        storage.get(b"key").unwrap(),
+        Some(bytes_of(b"3")),
         "newest wins"
     );
     check_iter_result(
@@ -120,7 +121,7 @@ fn test_task1_newer_flush_wins() {
     storage.force_flush_next_imm_memtable().unwrap();
     assert_eq!(storage.snapshot().l0_sstables.len(), 2);
     assert!(storage.snapshot().memtable.is_empty());
-    assert_eq!(storage.get(b"a").unwrap().as_deref(), Some(&b"new"[..]));
+    assert_eq!(storage.get(b"a").unwrap(), Some(bytes_of(b"new")));
     assert_eq!(
         storage.get(b"b").unwrap(),
         None,
@@ -143,7 +144,7 @@ fn test_task1_flush_without_imm_is_noop() {
     assert_eq!(snapshot.memtable.id(), before);
     assert!(snapshot.imm_memtables.is_empty());
     assert!(snapshot.l0_sstables.is_empty() && snapshot.sstables.is_empty());
-    assert_eq!(storage.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(storage.get(b"a").unwrap(), Some(bytes_of(b"1")));
 }
 
 /// `open` creates a missing nested directory, and SSTs land in it at `sst_path(dir, id)`.
@@ -255,7 +256,7 @@ fn test_task2_flush_thread_lifecycle() {
         lsm.dump()
     );
     assert_eq!(lsm.inner.snapshot().imm_memtables.len(), 1);
-    assert_eq!(lsm.get(b"key0").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(lsm.get(b"key0").unwrap(), Some(bytes_of(b"v")));
     lsm.close().unwrap();
     assert!(
         poll_until(Duration::from_secs(2), || flush_threads() == 0),
@@ -274,8 +275,8 @@ fn check_progress(last: &mut HashMap<Vec<u8>, u64>, key: &[u8], value: &[u8]) {
     let text = std::str::from_utf8(value).expect("values are text");
     let (value_key, counter) = text.rsplit_once(':').expect("value is key:counter");
     assert_eq!(
-        value_key.as_bytes(),
-        key,
+        bytes_of(value_key),
+        bytes_of(key),
         "a value of another key was returned"
     );
     let counter: u64 = counter.parse().unwrap();
@@ -365,8 +366,8 @@ fn test_task2_stress_concurrent_readers_writers() {
         for i in 0..KEYS {
             let key = stress_key(w, i);
             assert_eq!(
-                lsm.get(&key).unwrap().as_deref(),
-                model.get(&key).map(|v| &v[..]),
+                lsm.get(&key).unwrap(),
+                model.get(&key).map(bytes_of),
                 "{}",
                 String::from_utf8_lossy(&key)
             );
@@ -455,7 +456,7 @@ fn test_task3_get_skips_ssts_out_of_range() {
         match holder {
             Some(_) => {
                 let expected = format!("v{}", name[1..].parse::<usize>().unwrap());
-                assert_eq!(value.as_deref(), Some(expected.as_bytes()), "get {name}");
+                assert_eq!(value, Some(bytes_of(&expected)), "get {name}");
             }
             None => assert_eq!(value, None, "get {name}"),
         }
@@ -512,7 +513,9 @@ fn test_task3_scan_skips_ssts_out_of_range() {
         assert_eq!(
             iter.num_active_iterators(),
             *active,
-            "scan({lower:?}, {upper:?}) opened the wrong number of SST iterators:\n{}",
+            "scan({}, {}) opened the wrong number of SST iterators:\n{}",
+            show_bound(*lower),
+            show_bound(*upper),
             storage.dump()
         );
         let entries = collect_user(&mut iter).unwrap();
@@ -525,8 +528,11 @@ fn test_task3_scan_skips_ssts_out_of_range() {
         for (s, overlaps) in overlapping(*lower, *upper).into_iter().enumerate() {
             if !overlaps {
                 assert_eq!(
-                    after[s], before[s],
-                    "scan({lower:?}, {upper:?}) read a block of SST k{s}00..=k{s}99"
+                    after[s],
+                    before[s],
+                    "scan({}, {}) read a block of SST k{s}00..=k{s}99",
+                    show_bound(*lower),
+                    show_bound(*upper)
                 );
             }
         }
@@ -581,11 +587,11 @@ fn test_task4_write_stall_times_out() {
         "a timed-out put wrote its key"
     );
     assert!(storage.delete(b"key0").is_err(), "deletes stall too");
-    assert_eq!(storage.get(b"key0").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(storage.get(b"key0").unwrap(), Some(bytes_of(b"v")));
 
     storage.trigger_flush().unwrap();
     storage.put(b"stalled", b"v").unwrap();
-    assert_eq!(storage.get(b"stalled").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(storage.get(b"stalled").unwrap(), Some(bytes_of(b"v")));
 }
 
 /// A stalled writer gets the failed flush's error at once, not a timeout, and so does `close`.
@@ -692,7 +698,8 @@ fn test_task5_scan_prefix_exact() {
         let actual = collect_user(&mut storage.scan_prefix(prefix).unwrap()).unwrap();
         assert!(
             actual == expected,
-            "scan_prefix({prefix:?})\n  got      {actual:?}\n  expected {expected:?}"
+            "scan_prefix({})\n  got      {actual:?}\n  expected {expected:?}",
+            show(prefix)
         );
     }
 }
@@ -715,7 +722,8 @@ fn test_task5_scan_prefix_skips_ssts() {
         assert_eq!(
             iter.num_active_iterators(),
             active,
-            "scan_prefix({prefix:?}) opened the wrong number of SST iterators"
+            "scan_prefix({}) opened the wrong number of SST iterators",
+            show(prefix)
         );
         let entries = collect_user(&mut iter).unwrap();
         let expected: Vec<(Bytes, Bytes)> = (0..1000)
@@ -731,8 +739,10 @@ fn test_task5_scan_prefix_skips_ssts() {
         for s in 0..10 {
             if !holders.contains(&s) {
                 assert_eq!(
-                    after[s], before[s],
-                    "scan_prefix({prefix:?}) read SST k{s}xx"
+                    after[s],
+                    before[s],
+                    "scan_prefix({}) read SST k{s}xx",
+                    show(prefix)
                 );
             }
         }

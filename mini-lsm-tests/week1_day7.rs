@@ -9,7 +9,9 @@ use crate::lsm_storage::LsmStorageOptions;
 use crate::table::bloom::{key_hash, Bloom};
 use crate::table::{FileObject, SsTable, SsTableBuilder};
 
-use super::harness::{flip_sweep, freeze, open_engine, truncation_sweep, SstLayout};
+use super::harness::{
+    bytes_of, flip_sweep, freeze, open_engine, show, truncation_sweep, SstLayout,
+};
 
 /// The share of `absent` keys that `bloom` may contain.
 fn false_positive_rate(bloom: &Bloom, absent: impl Iterator<Item = Vec<u8>>) -> f64 {
@@ -32,7 +34,8 @@ fn test_task1_bloom_no_false_negatives_low_fp() {
     for key in &keys {
         assert!(
             bloom.may_contain(key_hash(key)),
-            "false negative for {key:?}"
+            "false negative for {}",
+            show(key)
         );
     }
     let rate = false_positive_rate(
@@ -138,10 +141,7 @@ fn test_task2_get_absent_key_reads_no_block() {
         passed_filter <= 20,
         "{passed_filter} of 1000 absent keys passed the filter"
     );
-    assert_eq!(
-        storage.get(b"key_01000").unwrap().as_deref(),
-        Some(&b"value"[..])
-    );
+    assert_eq!(storage.get(b"key_01000").unwrap(), Some(bytes_of(b"value")));
 }
 
 /// A small SST with a bloom filter, and its layout.
@@ -221,7 +221,10 @@ fn test_task3_prefix_compression_shrinks_block() {
     let block = Block::decode(&encoded).unwrap();
     let mut iter = BlockIterator::create_and_seek_to_first(Arc::new(block));
     for (k, v) in &entries {
-        assert_eq!((iter.key().raw_ref(), iter.value()), (&k[..], &v[..]));
+        assert_eq!(
+            (bytes_of(iter.key().raw_ref()), bytes_of(iter.value())),
+            (bytes_of(k), bytes_of(v))
+        );
         iter.next();
     }
     assert!(!iter.is_valid());
@@ -258,23 +261,32 @@ fn test_task3_compressed_block_round_trip() {
         let mut iter = BlockIterator::create_and_seek_to_first(block.clone());
         for (k, v) in entries {
             assert!(iter.is_valid());
-            assert_eq!((iter.key().raw_ref(), iter.value()), (*k, *v));
+            assert_eq!(
+                (bytes_of(iter.key().raw_ref()), bytes_of(iter.value())),
+                (bytes_of(k), bytes_of(v))
+            );
             iter.next();
         }
         assert!(!iter.is_valid());
         for (idx, (k, v)) in entries.iter().enumerate() {
             iter.seek_to_key(KeySlice::from_slice(k));
             assert_eq!(
-                (iter.key().raw_ref(), iter.value()),
-                (*k, *v),
-                "seek to {k:?}"
+                (bytes_of(iter.key().raw_ref()), bytes_of(iter.value())),
+                (bytes_of(k), bytes_of(v)),
+                "seek to {}",
+                show(k)
             );
             let mut after = k.to_vec();
             after.push(0);
             iter.seek_to_key(KeySlice::from_slice(&after));
             match entries.get(idx + 1) {
                 // The next key is the first `>= k ++ [0]`, even when it is exactly that.
-                Some((next, _)) => assert_eq!(iter.key().raw_ref(), *next, "seek after {k:?}"),
+                Some((next, _)) => assert_eq!(
+                    bytes_of(iter.key().raw_ref()),
+                    bytes_of(next),
+                    "seek after {}",
+                    show(k)
+                ),
                 None => assert!(!iter.is_valid(), "seek after the last key"),
             }
         }

@@ -12,7 +12,9 @@ use super::harness::compaction::{
     every_table, flush_all, key, level_task, meets, move_l1_to_l2, randomized_against_model,
     run_entries, tables, OpMix,
 };
-use super::harness::{collect_internal, collect_user, model_scan, open_engine, scan_all, Model};
+use super::harness::{
+    bytes_of, collect_internal, collect_user, model_scan, open_engine, scan_all, show_bound, Model,
+};
 use crate::compact::{
     apply_level_compaction, CompactionOptions, CompactionTask, LsmShape, SstInfo,
 };
@@ -133,7 +135,7 @@ fn test_task1_concat_iterator_seeks_every_boundary() {
     for _ in 31..39 {
         iter.next().unwrap();
     }
-    assert_eq!(iter.key().raw_ref(), b"k039");
+    assert_eq!(bytes_of(iter.key().raw_ref()), bytes_of(b"k039"));
     let delta: Vec<u64> = reads(&ssts)
         .iter()
         .zip(&before)
@@ -144,7 +146,7 @@ fn test_task1_concat_iterator_seeks_every_boundary() {
         "block reads per SST: {delta:?}"
     );
     iter.next().unwrap();
-    assert_eq!(iter.key().raw_ref(), b"k050");
+    assert_eq!(bytes_of(iter.key().raw_ref()), bytes_of(b"k050"));
     assert!(
         reads(&ssts)[2] > before[2],
         "the third SST is opened once reached"
@@ -229,8 +231,8 @@ fn test_task2_full_compaction_merges_splits_and_drops_tombstones() {
     }
     for i in 0..300 {
         assert_eq!(
-            storage.get(&key(i)).unwrap().as_deref(),
-            model.get(&key(i)[..]).map(|v| &v[..])
+            storage.get(&key(i)).unwrap(),
+            model.get(&key(i)[..]).map(bytes_of)
         );
     }
     assert_eq!(
@@ -275,16 +277,12 @@ fn test_task2_tombstones_kept_above_the_bottom() {
         .collect();
     assert_eq!(run_entries(&storage, &snapshot.levels[0].1), expected);
     for i in 0..100 {
-        let expected: Option<&[u8]> = match (i % 5, i % 3) {
-            (0, _) => Some(b"v2"),
+        let expected = match (i % 5, i % 3) {
+            (0, _) => Some(bytes_of(b"v2")),
             (_, 0) => None,
-            _ => Some(b"v1"),
+            _ => Some(bytes_of(b"v1")),
         };
-        assert_eq!(
-            storage.get(&key(i)).unwrap().as_deref(),
-            expected,
-            "key {i}"
-        );
+        assert_eq!(storage.get(&key(i)).unwrap(), expected, "key {i}");
     }
 }
 
@@ -416,7 +414,7 @@ fn test_task4_obsolete_files_deleted_after_the_last_reader() {
     let path = |id: usize| sst_path(dir.path(), id);
     assert!(old.iter().all(|id| path(*id).exists()));
     let mut scan = storage.scan(Included(&key(0)), Included(&key(50))).unwrap();
-    assert_eq!(scan.key(), &key(0)[..]);
+    assert_eq!(bytes_of(scan.key()), bytes_of(key(0)));
     storage.force_full_compaction().unwrap();
     let holder = old[1]; // The older SST holds keys 0..100.
     assert!(path(holder).exists(), "deleted while a scan still reads it");
@@ -437,10 +435,7 @@ fn test_task4_obsolete_files_deleted_after_the_last_reader() {
     for id in &storage.snapshot().levels[0].1 {
         assert!(path(*id).exists(), "output SST {id} has no file");
     }
-    assert_eq!(
-        storage.get(&key(150)).unwrap().as_deref(),
-        Some(&b"v150"[..])
-    );
+    assert_eq!(storage.get(&key(150)).unwrap(), Some(bytes_of(b"v150")));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -499,12 +494,8 @@ fn test_task5_get_finds_the_newest_version_across_levels() {
         model.remove(&key(i)[..]);
     }
     for i in 0..=400 {
-        let expected = model.get(&key(i)[..]).map(|v| &v[..]);
-        assert_eq!(
-            storage.get(&key(i)).unwrap().as_deref(),
-            expected,
-            "key {i}"
-        );
+        let expected = model.get(&key(i)[..]).cloned();
+        assert_eq!(storage.get(&key(i)).unwrap(), expected, "key {i}");
     }
     assert_eq!(
         scan_all(&storage, Unbounded, Unbounded),
@@ -528,7 +519,7 @@ fn test_task5_get_skips_ssts_out_of_range() {
     for probe in probes {
         let before = reads(&all);
         let value = storage.get(&probe).unwrap();
-        assert_eq!(value.as_deref(), model.get(&probe[..]).map(|v| &v[..]));
+        assert_eq!(value, model.get(&probe[..]).map(bytes_of));
         for (table, was) in all.iter().zip(before) {
             let holds = table.first_key().raw_ref() <= &probe[..]
                 && &probe[..] <= table.last_key().raw_ref();
@@ -580,16 +571,26 @@ fn test_task5_scan_skips_ssts_out_of_range() {
         assert_eq!(
             iter.num_active_iterators(),
             expected_active,
-            "scan({lower:?}, {upper:?}): iterators over L0 SSTs and levels\n{}",
+            "scan({}, {}): iterators over L0 SSTs and levels\n{}",
+            show_bound(lower),
+            show_bound(upper),
             storage.dump()
         );
         let entries = collect_user(&mut iter).unwrap();
         let expected = model_scan(&model, lower, upper);
-        assert_eq!(entries, expected, "scan({lower:?}, {upper:?})");
+        assert_eq!(
+            entries,
+            expected,
+            "scan({}, {})",
+            show_bound(lower),
+            show_bound(upper)
+        );
         for (table, was) in all.iter().zip(before) {
             assert!(
                 meets(lower, upper, table) || table.block_reads() == was,
-                "scan({lower:?}, {upper:?}) read a block of SST {}, out of its range",
+                "scan({}, {}) read a block of SST {}, out of its range",
+                show_bound(lower),
+                show_bound(upper),
                 table.sst_id()
             );
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::harness::{poll_until, threads_named};
+use super::harness::{bytes_of, poll_until, threads_named};
 use crate::compact::simulator::Simulator;
 use crate::compact::{
     CompactionOptions, CompactionTask, LevelCompactionTask, LsmShape,
@@ -239,7 +239,7 @@ fn test_task2_trigger_compaction_runs_one_step_per_call() {
             }
         }
         for (k, v) in &expected {
-            assert_eq!(storage.get(k).unwrap().as_deref(), Some(v.as_bytes()));
+            assert_eq!(storage.get(k).unwrap(), Some(bytes_of(v)));
         }
     };
     step(&[1, 0, 0], 0, 0..100);
@@ -280,7 +280,7 @@ fn test_task2_compaction_thread_compacts_and_reports_errors() {
         snapshot.l0_sstables.is_empty() && snapshot.levels.iter().any(|(_, ids)| !ids.is_empty())
     });
     assert!(compacted, "the thread never compacted L0:\n{}", lsm.dump());
-    assert_eq!(lsm.get(&key(7)).unwrap().as_deref(), Some(&b"round1"[..]));
+    assert_eq!(lsm.get(&key(7)).unwrap(), Some(bytes_of(b"round1")));
     lsm.close().unwrap();
     assert_eq!(
         compaction_threads(),

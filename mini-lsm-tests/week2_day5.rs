@@ -12,9 +12,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use super::harness::bytes_of;
 use super::harness::persist::{
-    crash_sweep, crash_sweep_with, db, file_names, freeze, key, mem_options, open_mem, read_state,
-    run_steps, shape, Model, Step,
+    assert_state_eq, crash_sweep, crash_sweep_with, db, file_names, freeze, key, mem_options,
+    open_mem, read_state, run_steps, shape, Model, Step,
 };
 use crate::compact::{
     CompactionOptions, LeveledCompactionOptions, SimpleLeveledCompactionOptions,
@@ -253,7 +254,7 @@ fn test_task2_reopen_rebuilds_exact_state() {
         after.memtable,
         before.ids()
     );
-    assert_eq!(read_state(&inner, &probe_keys()).unwrap(), model);
+    assert_state_eq(&read_state(&inner, &probe_keys()).unwrap(), &model, "");
     assert!(
         inner.recovery_report().is_empty(),
         "a clean reopen has nothing to report: {:?}",
@@ -281,7 +282,7 @@ fn test_task2_crash_rebuilds_flushed_state() {
         "the new memtable's id {} reuses one of {ids:?}",
         after.memtable
     );
-    assert_eq!(read_state(&inner, &probe_keys()).unwrap(), model);
+    assert_state_eq(&read_state(&inner, &probe_keys()).unwrap(), &model, "");
 }
 
 /// Engine files the manifest does not list are removed and reported; other files are kept.
@@ -340,7 +341,7 @@ fn test_task2_stray_files_removed_and_reported() {
         assert!(fs.exists(&sst_path(&dir, *id)), "listed SST {id} removed");
     }
     assert_eq!(shape(&inner).l0, before.l0);
-    assert_eq!(read_state(&inner, &probe_keys()).unwrap(), model);
+    assert_state_eq(&read_state(&inner, &probe_keys()).unwrap(), &model, "");
 }
 
 /// A manifest whose last record is cut short loses that record only, and `open` reports it.
@@ -379,10 +380,10 @@ fn test_task2_torn_manifest_tail_dropped_and_reported() {
             !image.exists(&sst_path(&db(), flushed)),
             "the unlisted SST is left"
         );
-        assert_eq!(
-            read_state(&inner, &probe_keys()).unwrap(),
-            model,
-            "cut at {cut}"
+        assert_state_eq(
+            &read_state(&inner, &probe_keys()).unwrap(),
+            &model,
+            format_args!("cut at {cut}"),
         );
     }
     // Cut at the end of a record: a shorter, valid manifest, with nothing to report about it.
@@ -402,7 +403,7 @@ fn test_task2_torn_manifest_tail_dropped_and_reported() {
     let inner = open_mem(&fs.crash_now(false), false).unwrap();
     model.insert(key(7), b"last".to_vec());
     assert_eq!(shape(&inner).l0[0], flushed);
-    assert_eq!(read_state(&inner, &probe_keys()).unwrap(), model);
+    assert_state_eq(&read_state(&inner, &probe_keys()).unwrap(), &model, "");
 }
 
 /// A damaged record before the last one is an error naming the manifest, not a silent repair.
@@ -458,8 +459,8 @@ fn test_task2_new_writes_shadow_old_after_reopen() {
         if round > 1 {
             let expected = format!("v{}", round - 1);
             assert_eq!(
-                inner.get(b"k").unwrap().as_deref(),
-                Some(expected.as_bytes()),
+                inner.get(b"k").unwrap(),
+                Some(bytes_of(&expected)),
                 "round {round}: the newest write must win\n{}",
                 inner.dump()
             );
@@ -471,7 +472,7 @@ fn test_task2_new_writes_shadow_old_after_reopen() {
         seen.extend(shape(&inner).ids());
     }
     let inner = LsmStorageInner::open(dir.path(), options).unwrap();
-    assert_eq!(inner.get(b"k").unwrap().as_deref(), Some(&b"v4"[..]));
+    assert_eq!(inner.get(b"k").unwrap(), Some(bytes_of(b"v4")));
     for round in 1..=4 {
         assert!(inner
             .get(format!("only{round}").as_bytes())
@@ -612,6 +613,6 @@ fn test_task4_close_flushes_memtables_without_wal() {
     drop(lsm);
     let image = fs.crash_now(false);
     let inner = open_mem(&image, false).unwrap();
-    assert_eq!(read_state(&inner, &probe_keys()).unwrap(), model);
+    assert_state_eq(&read_state(&inner, &probe_keys()).unwrap(), &model, "");
     assert!(!inner.snapshot().l0_sstables.is_empty());
 }

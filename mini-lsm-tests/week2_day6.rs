@@ -8,9 +8,10 @@
 
 use std::time::{Duration, Instant};
 
+use super::harness::bytes_of;
 use super::harness::persist::{
-    crash_sweep, db, file_names, freeze, full_sweep, key, mem_options, open_mem, read_state,
-    run_steps, shape, show_model, test_seed, Model, Rng, Step,
+    assert_state_eq, crash_sweep, db, file_names, freeze, full_sweep, key, mem_options, open_mem,
+    read_state, run_steps, shape, show_model, test_seed, Model, Rng, Step,
 };
 use crate::fs::{Fault, FileSystem, MemFs};
 use crate::lsm_storage::{LsmStorageInner, MiniLsm};
@@ -75,7 +76,7 @@ fn test_task1_wal_replays_synced_batches() {
             fs.crash_now(false)
         };
         let (entries, replay) = replay_log(&image, &path);
-        assert_eq!(entries, expected);
+        assert_state_eq(&entries, &expected, "");
         assert_eq!(replay.batches, 3, "batches replayed");
         assert_eq!(replay.torn_tail_at, None, "nothing torn");
     }
@@ -122,11 +123,13 @@ fn test_task1_torn_wal_tail_dropped_and_reported() {
         image.overwrite(&path, whole[..cut].to_vec());
         let inner = open_wal(&image);
         let whole_records = boundaries.iter().filter(|&&b| b <= cut).count() - 1;
-        assert_eq!(
-            read_state(&inner, &probe_keys()).unwrap(),
-            models[whole_records],
-            "cut at {cut} of {} (record ends {boundaries:?})",
-            whole.len()
+        assert_state_eq(
+            &read_state(&inner, &probe_keys()).unwrap(),
+            &models[whole_records],
+            format_args!(
+                "cut at {cut} of {} (record ends {boundaries:?})",
+                whole.len()
+            ),
         );
         let reported = inner.recovery_report().iter().any(|l| l.contains(&name));
         assert_eq!(
@@ -215,10 +218,10 @@ fn test_task2_refused_write_never_reappears() {
     let image = fs.crash_now(false);
     drop(inner);
     let inner = open_wal(&image);
-    assert_eq!(
-        read_state(&inner, &probe_keys()).unwrap(),
-        model,
-        "after a reopen"
+    assert_state_eq(
+        &read_state(&inner, &probe_keys()).unwrap(),
+        &model,
+        format_args!("after a reopen"),
     );
 }
 
@@ -251,10 +254,10 @@ fn test_task3_wal_outlives_the_flush() {
         );
         drop(inner);
         let inner = open_wal(&fs.crash_now(true));
-        assert_eq!(
-            read_state(&inner, &probe_keys()).unwrap(),
-            model,
-            "sync before the flush: {sync_before_flush}"
+        assert_state_eq(
+            &read_state(&inner, &probe_keys()).unwrap(),
+            &model,
+            format_args!("sync before the flush: {sync_before_flush}"),
         );
     }
 }
@@ -291,11 +294,7 @@ fn test_task3_crash_during_flush_loses_nothing() {
             }));
             assert!(inner.force_flush_next_imm_memtable().is_err());
             let inner = open_wal(&fs.crash_image().unwrap());
-            assert_eq!(
-                read_state(&inner, &probe_keys()).unwrap(),
-                model,
-                "crash at operation {op} of the flush ({start}..{end}, tear: {tear_last_write})"
-            );
+            assert_state_eq(&read_state(&inner, &probe_keys()).unwrap(), &model, format_args!("crash at operation {op} of the flush ({start}..{end}, tear: {tear_last_write})"));
         }
     }
 }
@@ -326,13 +325,17 @@ fn test_task3_failed_flush_keeps_the_log() {
         let flushed = inner.force_flush_next_imm_memtable();
         let case = format!("operation {op} of the flush ({start}..{end}) failed: {flushed:?}");
         assert!(flushed.is_err(), "{case}: the flush must report it");
-        assert_eq!(read_state(&inner, &probe_keys()).unwrap(), model, "{case}");
+        assert_state_eq(
+            &read_state(&inner, &probe_keys()).unwrap(),
+            &model,
+            format_args!("{case}"),
+        );
         freeze(&inner).unwrap();
         let inner = open_wal(&fs.crash_now(false));
-        assert_eq!(
-            read_state(&inner, &probe_keys()).unwrap(),
-            model,
-            "{case}, then a freeze and a crash"
+        assert_state_eq(
+            &read_state(&inner, &probe_keys()).unwrap(),
+            &model,
+            format_args!("{case}, then a freeze and a crash"),
         );
     }
 }
@@ -419,7 +422,7 @@ fn test_task3_failed_flush_is_sticky() {
     assert_eq!(after.imm.len(), 2);
     drop(lsm);
     let inner = open_wal(&fs.crash_now(false));
-    assert_eq!(read_state(&inner, &probe_keys()).unwrap(), model);
+    assert_state_eq(&read_state(&inner, &probe_keys()).unwrap(), &model, "");
 }
 
 /// `sync` makes every acknowledged write durable, those in frozen memtables included.
@@ -440,7 +443,7 @@ fn test_task4_sync_covers_frozen_memtables() {
     assert_eq!(shape(&inner).imm.len(), 3);
     inner.sync().unwrap();
     let inner = open_wal(&fs.crash_now(true));
-    assert_eq!(read_state(&inner, &probe_keys()).unwrap(), model);
+    assert_state_eq(&read_state(&inner, &probe_keys()).unwrap(), &model, "");
 }
 
 /// A crash in the middle of `sync` keeps older writes rather than newer ones: a prefix.
@@ -508,7 +511,7 @@ fn test_task4_close_then_reopen_keeps_everything() {
     drop(lsm);
     let image = fs.crash_now(false);
     let lsm = MiniLsm::open(db(), mem_options(&image, true)).unwrap();
-    assert_eq!(read_state(&lsm.inner, &probe_keys()).unwrap(), model);
+    assert_state_eq(&read_state(&lsm.inner, &probe_keys()).unwrap(), &model, "");
     // The memtables come back from their logs with their ids, newest first, and the new one's
     // id is above them all.
     let after = shape(&lsm.inner);
@@ -530,7 +533,7 @@ fn test_task4_close_then_reopen_keeps_everything() {
     let again = image.crash_now(true);
     drop(lsm);
     let inner = open_wal(&again);
-    assert_eq!(read_state(&inner, &probe_keys()).unwrap(), model);
+    assert_state_eq(&read_state(&inner, &probe_keys()).unwrap(), &model, "");
     assert!(
         file_names(&again, &db())
             .iter()
@@ -557,8 +560,8 @@ fn test_task3_new_log_waits_for_the_frozen_one() {
     let newer_survived = (0..3).any(|i| recovered.get(&key(i)).unwrap().is_some());
     if newer_survived {
         assert_eq!(
-            recovered.get(b"a").unwrap().as_deref(),
-            Some(&b"older"[..]),
+            recovered.get(b"a").unwrap(),
+            Some(bytes_of(b"older")),
             "newer writes survived the crash without the older one: not a prefix"
         );
     }

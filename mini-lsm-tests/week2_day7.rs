@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::harness::bytes_of;
 use super::harness::persist::{
-    crash_sweep, db, file_names, freeze, full_sweep, key, mem_options, open_mem, panic_message,
-    read_state, shape, show_model, Model, Step,
+    assert_state_eq, crash_sweep, db, file_names, freeze, full_sweep, key, mem_options, open_mem,
+    panic_message, read_state, shape, show_model, Model, Step,
 };
 use crate::fs::{Fault, FileSystem, MemFs, RealFs};
 use crate::iterators::StorageIterator;
@@ -113,7 +114,7 @@ fn test_task2_write_batch_applies_in_order() {
     model.insert(key(2), b"bb".to_vec());
     model.insert(key(3), b"c".to_vec());
     model.insert(key(9), b"again".to_vec());
-    assert_eq!(read_state(&inner, &probe_keys()).unwrap(), model);
+    assert_state_eq(&read_state(&inner, &probe_keys()).unwrap(), &model, "");
     inner
         .write_batch::<Vec<u8>>(&[])
         .expect("an empty batch is fine");
@@ -126,16 +127,16 @@ fn test_task2_write_batch_applies_in_order() {
     ];
     for batch in &invalid {
         assert!(inner.write_batch(batch).is_err(), "an invalid batch");
-        assert_eq!(
-            read_state(&inner, &probe_keys()).unwrap(),
-            model,
-            "an invalid batch wrote something"
+        assert_state_eq(
+            &read_state(&inner, &probe_keys()).unwrap(),
+            &model,
+            format_args!("an invalid batch wrote something"),
         );
     }
     inner.sync().unwrap();
     drop(inner);
     let inner = open_mem(&fs.crash_now(false), true).unwrap();
-    assert_eq!(read_state(&inner, &probe_keys()).unwrap(), model);
+    assert_state_eq(&read_state(&inner, &probe_keys()).unwrap(), &model, "");
 }
 
 /// A crash at any operation inside a large batch recovers all of it or none; all once synced.
@@ -508,14 +509,14 @@ fn test_task3_flush_thread_ssts_are_checksummed_and_readable() {
             read.insert(iter.key().raw_ref().to_vec(), iter.value().to_vec());
             iter.next().unwrap();
         }
-        assert_eq!(&read, model, "SST {id} read back");
+        assert_state_eq(&read, model, format_args!("SST {id} read back"));
     }
     lsm.close().unwrap();
     drop(lsm);
     let lsm = MiniLsm::open(dir.path(), options).unwrap();
-    assert_eq!(read_state(&lsm.inner, &[]).unwrap(), all);
+    assert_state_eq(&read_state(&lsm.inner, &[]).unwrap(), &all, "");
     for (k, v) in &all {
-        assert_eq!(lsm.get(k).unwrap().as_deref(), Some(&v[..]));
+        assert_eq!(lsm.get(k).unwrap(), Some(bytes_of(v)));
     }
     lsm.close().unwrap();
 }
