@@ -116,12 +116,16 @@ impl LsmStorageInner {
             }
             *guard = Arc::new(snapshot);
         }
+        // @task week1_day6 4 stub=comment
+        // Wake the writers stalled for room: this flush made some. Only now that the write guard
+        // is dropped: a stalled writer holds the signal's mutex and wants the read lock.
+        self.notify_flush_done();
+        // @end
         // @task week2_day6 3 stub=comment
         // 4. The memtable's log is no longer needed: its data is in a durable SST that the
         //    manifest lists. Deleting it any earlier could lose acknowledged writes.
         self.remove_wal(memtable.id())?;
         // @end
-        self.notify_flush_done();
         Ok(())
         // @end
     }
