@@ -86,9 +86,9 @@ impl LsmStorageInner {
         }
         // @end
 
-        // 3. Install, under the write lock for the pointer swap only. Reads that started before
-        //    still see the memtable in their snapshot; reads after see the SST. Either way every
-        //    key is found exactly once.
+        // 3. Install, under the write lock: a clone of the state, an edit and a store, no I/O.
+        //    Reads that started before still see the memtable in their snapshot; reads after see
+        //    the SST. Either way every key is found exactly once.
         {
             // @task week2_day5 3 stub=comment
             // Recorded before the SST becomes visible. An empty memtable has no SST, and stays
