@@ -61,9 +61,9 @@ impl LsmStorageInner {
             return Ok(());
         };
 
-        // 2. Build the SST holding no lock on the state: this is the slow part (encoding, writing,
-        //    fsync), and readers and writers carry on meanwhile. The memtable is immutable, so
-        //    there is nothing to race with.
+        // 2. Build the SST holding `state_lock` but no lock on `state`: this is the slow part
+        //    (encoding, writing, fsync), and readers and writers carry on meanwhile. The memtable
+        //    is immutable, so there is nothing to race with.
         let table = if memtable.is_empty() {
             None // A memtable frozen empty needs no SST.
         } else {
