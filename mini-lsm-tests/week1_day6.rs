@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound::{self, Excluded, Included, Unbounded};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -592,6 +593,58 @@ fn test_task4_write_stall_times_out() {
     storage.trigger_flush().unwrap();
     storage.put(b"stalled", b"v").unwrap();
     assert_eq!(storage.get(b"stalled").unwrap(), Some(bytes_of(b"v")));
+}
+
+/// A flush that makes room wakes a stalled writer at once, not at the end of its stall timeout.
+#[test]
+fn test_task4_flush_wakes_stalled_writer() {
+    let mut options = LsmStorageOptions::default_for_week1_day6_test();
+    options.num_memtable_limit = 2;
+    options.write_stall_margin = 1;
+    options.write_stall_timeout = Duration::from_secs(60);
+    let (_dir, storage) = open_engine(options);
+    for i in 0..3 {
+        storage.put(format!("key{i}").as_bytes(), b"v").unwrap();
+        freeze(&storage);
+    }
+    let storage = Arc::new(storage);
+    // Not a scoped thread: if the wake-up is missing, the test fails at its deadline instead of
+    // waiting out the writer's 60 s stall.
+    let writer = std::thread::spawn({
+        let storage = Arc::clone(&storage);
+        move || storage.put(b"woken", b"v")
+    });
+    let counted = poll_until(Duration::from_secs(10), || {
+        writer.is_finished() || storage.stalled_writers() == 1
+    });
+    if writer.is_finished() {
+        let outcome = match writer.join() {
+            Ok(Ok(())) => "it succeeded".to_string(),
+            Ok(Err(error)) => format!("it failed: {error:#}"),
+            Err(_) => "it panicked".to_string(),
+        };
+        panic!(
+            "a put with 4 memtables (limit 2 + margin 1) returned before any flush ({outcome}); \
+             it must stall in wait_for_room"
+        );
+    }
+    assert!(
+        counted,
+        "the stalled put never waited on flush_done (stalled_writers() stayed 0): wait_for_room \
+         must sleep in self.flush_done.wait_until"
+    );
+    // The writer is counted only while it holds the signal's mutex or sleeps, and a flush must
+    // take that mutex to notify: the notification cannot come before the wait.
+    storage.force_flush_next_imm_memtable().unwrap();
+    assert!(
+        poll_until(Duration::from_secs(10), || writer.is_finished()),
+        "no stalled writer was woken by the flush: does the flush call notify_flush_done()?"
+    );
+    writer
+        .join()
+        .expect("the writer panicked")
+        .expect("the woken put succeeds: the flush made room");
+    assert_eq!(storage.get(b"woken").unwrap().as_deref(), Some(&b"v"[..]));
 }
 
 /// A stalled writer gets the failed flush's error at once, not a timeout, and so does `close`.

@@ -64,9 +64,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, ensure, Result};
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard};
 
 pub use mini_lsm::MiniLsm;
+use write::FlushSignal;
 pub use write::WriteBatchRecord;
 
 use crate::block_cache::BlockCache;
@@ -227,9 +228,8 @@ pub struct LsmStorageInner {
     pub(crate) block_cache: Arc<BlockCache>,
     next_sst_id: AtomicUsize,
     pub(crate) options: Arc<LsmStorageOptions>,
-    /// Stalled writers wait on the condvar; every flush notifies it. The mutex guards no data: it
-    /// closes the gap between a writer's check and its wait, so a notification cannot be missed.
-    flush_done: (Mutex<()>, Condvar),
+    /// Where stalled writers wait for room; every flush notifies it (see [`FlushSignal`]).
+    pub(crate) flush_done: FlushSignal,
     /// Set once a background flush or compaction has failed; the fast check on the write path.
     has_bg_error: AtomicBool,
     /// The first background error, kept forever: every later write and `close` return it.
@@ -266,7 +266,7 @@ impl LsmStorageInner {
             path,
             next_sst_id: AtomicUsize::new(recovered.next_sst_id),
             options: Arc::new(options),
-            flush_done: (Mutex::new(()), Condvar::new()),
+            flush_done: FlushSignal::default(),
             has_bg_error: AtomicBool::new(false),
             bg_error: Mutex::new(None),
             manifest: recovered.manifest,
@@ -366,7 +366,6 @@ impl LsmStorageInner {
 
     /// Wakes every writer stalled in `wait_for_room`.
     pub(crate) fn notify_flush_done(&self) {
-        let _guard = self.flush_done.0.lock();
-        self.flush_done.1.notify_all();
+        self.flush_done.notify_all();
     }
 }

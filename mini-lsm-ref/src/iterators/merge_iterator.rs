@@ -91,6 +91,32 @@ impl<I: StorageIterator> MergeIterator<I> {
     // ANCHOR_END: merge_create
 }
 
+/// Steps every source in `heap` that is at `key` past it: the current source holds a newer
+/// version of that key. A source that runs dry or fails leaves the heap; a failure is returned.
+fn step_past<I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>>(
+    heap: &mut BinaryHeap<HeapWrapper<I>>,
+    key: KeySlice,
+) -> Result<()> {
+    // @task week1_day2 2
+    while let Some(mut top) = heap.peek_mut() {
+        if top.1.key() != key {
+            break;
+        }
+        match top.1.next() {
+            // Dropping `top` re-sifts it to its new place in the heap.
+            Ok(()) if top.1.is_valid() => {}
+            // Popped before the error leaves: the heap never compares an exhausted or failed
+            // source.
+            stepped => {
+                PeekMut::pop(top);
+                stepped?;
+            }
+        }
+    }
+    Ok(())
+    // @end
+}
+
 impl<I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>> StorageIterator
     for MergeIterator<I>
 {
@@ -120,27 +146,14 @@ impl<I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>> StorageIt
         let Some(current) = self.current.as_mut() else {
             return Ok(());
         };
-        // Every other source positioned at the current key holds an older version: skip it.
-        while let Some(mut top) = self.iters.peek_mut() {
-            if top.1.key() != current.1.key() {
-                break;
-            }
-            if let Err(e) = top.1.next() {
-                PeekMut::pop(top);
-                return Err(e);
-            }
-            if !top.1.is_valid() {
-                PeekMut::pop(top);
-            }
-        }
+        step_past(&mut self.iters, current.1.key())?;
         current.1.next()?;
         if !current.1.is_valid() {
             self.current = self.iters.pop();
-            return Ok(());
-        }
-        // If another source now has a smaller key (or the same key and is newer), it goes first.
-        if let Some(mut top) = self.iters.peek_mut() {
-            if *current < *top {
+        } else if let Some(mut top) = self.iters.peek_mut() {
+            // `current` keeps its place unless a source in the heap now goes first: a smaller
+            // key, or the same key from a newer source. (The order is reversed: first is greatest.)
+            if *top > *current {
                 std::mem::swap(&mut *top, current);
             }
         }
@@ -152,15 +165,11 @@ impl<I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>> StorageIt
     // ANCHOR: merge_num_active
     fn num_active_iterators(&self) -> usize {
         // @task week1_day6 3
-        self.iters
+        self.current
             .iter()
-            .map(|x| x.1.num_active_iterators())
-            .sum::<usize>()
-            + self
-                .current
-                .as_ref()
-                .map(|x| x.1.num_active_iterators())
-                .unwrap_or(0)
+            .chain(self.iters.iter())
+            .map(|source| source.1.num_active_iterators())
+            .sum()
         // @end
     }
     // ANCHOR_END: merge_num_active

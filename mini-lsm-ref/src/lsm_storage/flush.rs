@@ -61,9 +61,9 @@ impl LsmStorageInner {
             return Ok(());
         };
 
-        // 2. Build the SST holding no lock on the state: this is the slow part (encoding, writing,
-        //    fsync), and readers and writers carry on meanwhile. The memtable is immutable, so
-        //    there is nothing to race with.
+        // 2. Build the SST holding `state_lock` but no lock on `state`: this is the slow part
+        //    (encoding, writing, fsync), and readers and writers carry on meanwhile. The memtable
+        //    is immutable, so there is nothing to race with.
         let table = if memtable.is_empty() {
             None // A memtable frozen empty needs no SST.
         } else {
@@ -86,9 +86,9 @@ impl LsmStorageInner {
         }
         // @end
 
-        // 3. Install, under the write lock for the pointer swap only. Reads that started before
-        //    still see the memtable in their snapshot; reads after see the SST. Either way every
-        //    key is found exactly once.
+        // 3. Install, under the write lock: a clone of the state, an edit and a store, no I/O.
+        //    Reads that started before still see the memtable in their snapshot; reads after see
+        //    the SST. Either way every key is found exactly once.
         {
             // @task week2_day5 3 stub=comment
             // Recorded before the SST becomes visible. An empty memtable has no SST, and stays
@@ -116,12 +116,16 @@ impl LsmStorageInner {
             }
             *guard = Arc::new(snapshot);
         }
+        // @task week1_day6 4 stub=comment
+        // Wake the writers stalled for room: this flush made some. Only now that the write guard
+        // is dropped: a stalled writer holds the signal's mutex and wants the read lock.
+        self.notify_flush_done();
+        // @end
         // @task week2_day6 3 stub=comment
         // 4. The memtable's log is no longer needed: its data is in a durable SST that the
         //    manifest lists. Deleting it any earlier could lose acknowledged writes.
         self.remove_wal(memtable.id())?;
         // @end
-        self.notify_flush_done();
         Ok(())
         // @end
     }

@@ -61,24 +61,43 @@ fn range_overlap(
 // ANCHOR_END: range_filter
 
 // ANCHOR: seek_table
+/// An iterator over `source` positioned at the first key within the lower bound `lower`.
+///
+/// One helper for every iterator over SSTs: `to_first` and `to_key` are the iterator's two
+/// constructors (`create_and_seek_to_first`, `create_and_seek_to_key`), for one SST
+/// ([`seek_table`]) or, from week 2, a sorted run of them ([`seek_run`]).
+fn seek_lower<S, I>(
+    source: S,
+    lower: Bound<&[u8]>,
+    to_first: impl FnOnce(S) -> Result<I>,
+    to_key: impl FnOnce(S, KeySlice) -> Result<I>,
+) -> Result<I>
+where
+    I: for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>,
+{
+    // @task week1_day5 3
+    let (key, exclusive) = match lower {
+        Bound::Unbounded => return to_first(source),
+        Bound::Included(key) => (key, false),
+        Bound::Excluded(key) => (key, true),
+    };
+    // The seek lands on the first key `>= key`; an excluded bound also rules out `key` itself.
+    let mut iter = to_key(source, KeySlice::from_slice(key))?;
+    if exclusive && iter.is_valid() && iter.key().raw_ref() == key {
+        iter.next()?;
+    }
+    Ok(iter)
+    // @end
+}
+
 /// An iterator over `table` positioned at the first key within `lower`.
 fn seek_table(table: Arc<SsTable>, lower: Bound<&[u8]>) -> Result<SsTableIterator> {
-    // @task week1_day5 3
-    Ok(match lower {
-        Bound::Included(key) => {
-            SsTableIterator::create_and_seek_to_key(table, KeySlice::from_slice(key))?
-        }
-        Bound::Excluded(key) => {
-            let mut iter =
-                SsTableIterator::create_and_seek_to_key(table, KeySlice::from_slice(key))?;
-            if iter.is_valid() && iter.key().raw_ref() == key {
-                iter.next()?;
-            }
-            iter
-        }
-        Bound::Unbounded => SsTableIterator::create_and_seek_to_first(table)?,
-    })
-    // @end
+    seek_lower(
+        table,
+        lower,
+        SsTableIterator::create_and_seek_to_first,
+        SsTableIterator::create_and_seek_to_key,
+    )
 }
 // ANCHOR_END: seek_table
 
@@ -86,20 +105,13 @@ fn seek_table(table: Arc<SsTable>, lower: Bound<&[u8]>) -> Result<SsTableIterato
 /// A concat iterator over a sorted run of `tables`, positioned at the first key within `lower`.
 fn seek_run(tables: Vec<Arc<SsTable>>, lower: Bound<&[u8]>) -> Result<SstConcatIterator> {
     // @task week2_day1 5
-    Ok(match lower {
-        Bound::Included(key) => {
-            SstConcatIterator::create_and_seek_to_key(tables, KeySlice::from_slice(key))?
-        }
-        Bound::Excluded(key) => {
-            let mut iter =
-                SstConcatIterator::create_and_seek_to_key(tables, KeySlice::from_slice(key))?;
-            if iter.is_valid() && iter.key().raw_ref() == key {
-                iter.next()?;
-            }
-            iter
-        }
-        Bound::Unbounded => SstConcatIterator::create_and_seek_to_first(tables)?,
-    })
+    // The seek of day 5, given the concat iterator's constructors.
+    seek_lower(
+        tables,
+        lower,
+        SstConcatIterator::create_and_seek_to_first,
+        SstConcatIterator::create_and_seek_to_key,
+    )
     // @end
 }
 

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 //! The write path: put and delete into the memtable, freezing, and the write stall.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Result};
-use parking_lot::MutexGuard;
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::new_memtable;
 use super::LsmStorageInner;
@@ -19,6 +20,45 @@ pub enum WriteBatchRecord<T: AsRef<[u8]>> {
     /// Delete a key.
     Del(T),
 }
+
+// ANCHOR: flush_signal
+/// Where writers stalled in [`LsmStorageInner::wait_for_room`] sleep until a flush makes room.
+///
+/// The mutex guards no data. A writer holds it from its check of the memtable count until the
+/// wait releases it, and [`Self::notify_all`] takes it too, so a flush cannot finish in the gap
+/// between the check and the wait unseen (the lost wakeup).
+#[derive(Default)]
+pub(crate) struct FlushSignal {
+    gap: Mutex<()>,
+    flushed: Condvar,
+    /// How many writers are inside [`Self::wait_until`]: [`LsmStorageInner::stalled_writers`].
+    waiting: AtomicUsize,
+}
+
+impl FlushSignal {
+    /// Locks the mutex that closes the gap between a writer's check and its wait.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ()> {
+        self.gap.lock()
+    }
+
+    /// Sleeps until a notification (or a spurious wakeup) or until `deadline`, with `guard`
+    /// released while asleep and held again on return. Returns whether the deadline passed.
+    pub(crate) fn wait_until(&self, guard: &mut MutexGuard<'_, ()>, deadline: Instant) -> bool {
+        // Counted while `guard` is held: whoever sees the count and then notifies (which needs
+        // the mutex) reaches a writer that is already asleep.
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let timed_out = self.flushed.wait_until(guard, deadline).timed_out();
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        timed_out
+    }
+
+    /// Wakes every waiting writer.
+    pub(crate) fn notify_all(&self) {
+        let _gap = self.gap.lock();
+        self.flushed.notify_all();
+    }
+}
+// ANCHOR_END: flush_signal
 
 /// Checks the 16-bit length limits of the on-disk formats.
 fn check_entry_size(key: &[u8], value: &[u8]) -> Result<()> {
@@ -196,21 +236,16 @@ impl LsmStorageInner {
             return Ok(()); // The fast path: no lock but the brief read lock.
         }
         let deadline = Instant::now() + self.options.write_stall_timeout;
-        // Holding `flush_done.0` from the check to the wait means a flush that finishes in
+        // Holding the signal's mutex from the check to the wait means a flush that finishes in
         // between cannot notify before we wait: it must take the same mutex to notify.
-        let mut guard = self.flush_done.0.lock();
+        let mut guard = self.flush_done.lock();
         loop {
             self.check_bg_error()?;
             let memtables = count(self);
             if memtables <= limit {
                 return Ok(());
             }
-            if self
-                .flush_done
-                .1
-                .wait_until(&mut guard, deadline)
-                .timed_out()
-            {
+            if self.flush_done.wait_until(&mut guard, deadline) {
                 self.check_bg_error()?;
                 bail!(
                     "write stalled for {:?} with {memtables} memtables waiting to be flushed \
@@ -225,4 +260,9 @@ impl LsmStorageInner {
         // @end
     }
     // ANCHOR_END: write_stall
+
+    /// How many writers are stalled right now, waiting for a flush to make room.
+    pub fn stalled_writers(&self) -> usize {
+        self.flush_done.waiting.load(Ordering::SeqCst)
+    }
 }

@@ -67,6 +67,15 @@ impl<I: StorageIterator> MergeIterator<I> {
     }
 }
 
+/// Steps every source in `heap` that is at `key` past it: the current source holds a newer
+/// version of that key. A source that runs dry or fails leaves the heap; a failure is returned.
+fn step_past<I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>>(
+    heap: &mut BinaryHeap<HeapWrapper<I>>,
+    key: KeySlice,
+) -> Result<()> {
+    todo!("week 1 day 2, task 2: merge n iterators so that the newest source wins (book: week1-02-merge-iterator)")
+}
+
 impl<I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>> StorageIterator
     for MergeIterator<I>
 {

@@ -43,9 +43,31 @@ fn range_overlap(
     todo!("week 1 day 6, task 3: skip SSTs whose key range cannot match, and count active iterators (book: week1-06-write-path)")
 }
 
+/// An iterator over `source` positioned at the first key within the lower bound `lower`.
+///
+/// One helper for every iterator over SSTs: `to_first` and `to_key` are the iterator's two
+/// constructors (`create_and_seek_to_first`, `create_and_seek_to_key`), for one SST
+/// ([`seek_table`]) or, from week 2, a sorted run of them ([`seek_run`]).
+fn seek_lower<S, I>(
+    source: S,
+    lower: Bound<&[u8]>,
+    to_first: impl FnOnce(S) -> Result<I>,
+    to_key: impl FnOnce(S, KeySlice) -> Result<I>,
+) -> Result<I>
+where
+    I: for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>,
+{
+    todo!("week 1 day 5, task 3: scan the L0 SSTs together with the memtables (book: week1-05-read-path)")
+}
+
 /// An iterator over `table` positioned at the first key within `lower`.
 fn seek_table(table: Arc<SsTable>, lower: Bound<&[u8]>) -> Result<SsTableIterator> {
-    todo!("week 1 day 5, task 3: scan the L0 SSTs together with the memtables (book: week1-05-read-path)")
+    seek_lower(
+        table,
+        lower,
+        SsTableIterator::create_and_seek_to_first,
+        SsTableIterator::create_and_seek_to_key,
+    )
 }
 
 /// A concat iterator over a sorted run of `tables`, positioned at the first key within `lower`.

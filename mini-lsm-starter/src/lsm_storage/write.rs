@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 //! The write path: put and delete into the memtable, freezing, and the write stall.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Result};
-use parking_lot::MutexGuard;
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::new_memtable;
 use super::LsmStorageInner;
@@ -18,6 +19,43 @@ pub enum WriteBatchRecord<T: AsRef<[u8]>> {
     Put(T, T),
     /// Delete a key.
     Del(T),
+}
+
+/// Where writers stalled in [`LsmStorageInner::wait_for_room`] sleep until a flush makes room.
+///
+/// The mutex guards no data. A writer holds it from its check of the memtable count until the
+/// wait releases it, and [`Self::notify_all`] takes it too, so a flush cannot finish in the gap
+/// between the check and the wait unseen (the lost wakeup).
+#[derive(Default)]
+pub(crate) struct FlushSignal {
+    gap: Mutex<()>,
+    flushed: Condvar,
+    /// How many writers are inside [`Self::wait_until`]: [`LsmStorageInner::stalled_writers`].
+    waiting: AtomicUsize,
+}
+
+impl FlushSignal {
+    /// Locks the mutex that closes the gap between a writer's check and its wait.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ()> {
+        self.gap.lock()
+    }
+
+    /// Sleeps until a notification (or a spurious wakeup) or until `deadline`, with `guard`
+    /// released while asleep and held again on return. Returns whether the deadline passed.
+    pub(crate) fn wait_until(&self, guard: &mut MutexGuard<'_, ()>, deadline: Instant) -> bool {
+        // Counted while `guard` is held: whoever sees the count and then notifies (which needs
+        // the mutex) reaches a writer that is already asleep.
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let timed_out = self.flushed.wait_until(guard, deadline).timed_out();
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        timed_out
+    }
+
+    /// Wakes every waiting writer.
+    pub(crate) fn notify_all(&self) {
+        let _gap = self.gap.lock();
+        self.flushed.notify_all();
+    }
 }
 
 /// Checks the 16-bit length limits of the on-disk formats.
@@ -68,7 +106,7 @@ impl LsmStorageInner {
     fn write_entry(&self, key: &[u8], value: &[u8]) -> Result<()> {
         check_entry_size(key, value)?;
         self.check_bg_error()?;
-        // TODO(week 1 day 6, task 4: stall writers while too many memtables wait to be flushed (book: week1-06-write-path))
+        // TODO(week 1 day 6, task 4: stall writers while too many memtables wait, and wake them when a flush makes room (book: week1-06-write-path))
         todo!("week 1 day 1, task 2: write puts and deletes through the engine into the memtable (book: week1-01-memtable)")
     }
 
@@ -102,6 +140,11 @@ impl LsmStorageInner {
     /// # Errors
     /// The background error if the flush thread fails while we wait; a timeout error otherwise.
     fn wait_for_room(&self) -> Result<()> {
-        todo!("week 1 day 6, task 4: stall writers while too many memtables wait to be flushed (book: week1-06-write-path)")
+        todo!("week 1 day 6, task 4: stall writers while too many memtables wait, and wake them when a flush makes room (book: week1-06-write-path)")
+    }
+
+    /// How many writers are stalled right now, waiting for a flush to make room.
+    pub fn stalled_writers(&self) -> usize {
+        self.flush_done.waiting.load(Ordering::SeqCst)
     }
 }
