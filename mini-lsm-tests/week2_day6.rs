@@ -464,7 +464,9 @@ fn test_task4_crash_during_sync_keeps_a_prefix() {
     let start = fs.ops();
     inner.sync().unwrap();
     let end = fs.ops();
-    assert!(end >= start + 8, "four logs to write and sync");
+    // The frozen memtables' logs were synced when they were sealed at their freeze; the mutable
+    // one's is written and synced now.
+    assert!(end >= start + 2, "the mutable memtable's log to write and sync");
     for op in start..end {
         for tear_last_write in [false, true] {
             let fs = MemFs::new();

@@ -58,6 +58,9 @@ struct WalInner {
     /// nothing of this log may reach the disk before all of that one is durable, or a crash could
     /// keep newer writes and lose older ones.
     predecessor: Option<Arc<Wal>>,
+    /// Bytes handed to the file so far (by `write_out`): after a sync, the log's durable length,
+    /// which the manifest records when the memtable is frozen (see [`Wal::seal`]).
+    written: u64,
 }
 
 /// What replaying a log found besides its entries.
@@ -82,6 +85,7 @@ impl Wal {
                 buffer: Vec::new(),
                 payload: Vec::new(),
                 predecessor: None,
+                written: 0,
             }),
             path: path.to_path_buf(),
         })
@@ -174,6 +178,24 @@ impl Wal {
     }
     // ANCHOR_END: wal_follow
 
+    // ANCHOR: wal_seal
+    /// Writes out the buffer, syncs the file, and returns its length: every byte up to it is
+    /// durable. Called when the memtable is frozen (it takes no more writes, so the length is
+    /// final and the manifest can vouch for it) and by `close`.
+    ///
+    /// # Errors
+    /// If the write or the sync fails.
+    pub fn seal(&self) -> Result<u64> {
+        let mut inner = self.inner.lock();
+        inner.write_out()?;
+        inner
+            .file
+            .sync()
+            .with_context(|| format!("syncing {}", self.path.display()))?;
+        Ok(inner.written)
+    }
+    // ANCHOR_END: wal_seal
+
     /// The log's path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -189,6 +211,7 @@ impl WalInner {
         }
         if !self.buffer.is_empty() {
             self.file.append(&self.buffer)?;
+            self.written += self.buffer.len() as u64;
             self.buffer.clear();
         }
         Ok(())
