@@ -14,8 +14,7 @@ use parking_lot::Mutex;
 
 use super::harness::persist::{
     crash_sweep, crash_sweep_with, db, dir_image, file_names, freeze, key, mem_options,
-    open_fails_unchanged, open_mem, read_state, show_model,
-    run_steps, shape, Model, Step,
+    open_fails_unchanged, open_mem, read_state, run_steps, shape, show_model, Model, Step,
 };
 use crate::compact::{
     CompactionOptions, LeveledCompactionOptions, SimpleLeveledCompactionOptions,
@@ -243,9 +242,10 @@ fn test_task1_manifest_replace_is_atomic() {
             // The crash may leave `MANIFEST.tmp`: the next `create` replaces it, as files are
             // created exclusively.
             let records = &[ManifestRecord::NewMemtable(9)];
-            drop(Manifest::create(&image, &dir, records).unwrap_or_else(|e| {
-                panic!("create after a crash at operation {op}: {e:#}")
-            }));
+            drop(
+                Manifest::create(&image, &dir, records)
+                    .unwrap_or_else(|e| panic!("create after a crash at operation {op}: {e:#}")),
+            );
             assert_eq!(
                 Manifest::recover(&image, &dir).unwrap().unwrap().records,
                 records
@@ -547,7 +547,10 @@ fn test_task2_strict_mode_refuses_a_torn_manifest() {
         assert_eq!(file_names(&image, &db()), before, "cut at {cut}");
         // The default mode drops it and says so.
         let inner = open_mem(&image, false).unwrap();
-        assert!(inner.recovery_report().iter().any(|l| l.contains(MANIFEST_NAME)));
+        assert!(inner
+            .recovery_report()
+            .iter()
+            .any(|l| l.contains(MANIFEST_NAME)));
     }
 }
 
@@ -589,7 +592,10 @@ fn test_task2_manifest_cut_at_any_record_is_never_silent() {
         let case = format!("cut after record {i} of {} (byte {cut})", tags.len());
         match open_mem(&image, false) {
             Err(_) => {
-                assert!(before == dir_image(&image, &db()), "{case}: a failed open changed files");
+                assert!(
+                    before == dir_image(&image, &db()),
+                    "{case}: a failed open changed files"
+                );
                 outcomes[0] += 1;
             }
             Ok(inner) => {

@@ -56,6 +56,7 @@ mod mini_lsm;
 mod options;
 mod read;
 mod recovery;
+pub mod repair;
 mod state_cell;
 mod write;
 
@@ -68,6 +69,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 pub use mini_lsm::MiniLsm;
 pub use options::{LsmStorageOptions, RecoveryMode};
+pub use repair::RepairReport;
 pub use write::WriteBatchRecord;
 
 use crate::block_cache::BlockCache;

@@ -47,7 +47,7 @@ use bytes::{Buf, BufMut};
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::fs::{FileSystem, WritableFile};
-use crate::record::{decode_records, encode_record};
+use crate::record::{decode_records, encode_record, salvage_records};
 
 /// The manifest's file name in the database directory.
 pub const MANIFEST_NAME: &str = "MANIFEST";
@@ -125,7 +125,11 @@ impl ManifestRecord {
             }
             ManifestRecord::LogSealed { id, len } | ManifestRecord::LogSynced { id, len } => {
                 let sealed = matches!(self, ManifestRecord::LogSealed { .. });
-                buf.put_u8(if sealed { TAG_LOG_SEALED } else { TAG_LOG_SYNCED });
+                buf.put_u8(if sealed {
+                    TAG_LOG_SEALED
+                } else {
+                    TAG_LOG_SYNCED
+                });
                 buf.put_u64(*id as u64);
                 buf.put_u64(*len);
             }
@@ -255,6 +259,45 @@ impl Manifest {
         // @end
     }
     // ANCHOR_END: manifest_recover
+
+    // ANCHOR: manifest_salvage
+    /// Reads what a repair can keep of the manifest in `dir`: its records up to the first that
+    /// is cut, damaged or does not decode, and a description of what was dropped (`None` when
+    /// nothing was). `Ok(None)` when there is no manifest.
+    ///
+    /// # Errors
+    /// If the file exists and cannot be read.
+    pub fn salvage(
+        fs: &dyn FileSystem,
+        dir: &Path,
+    ) -> Result<Option<(Vec<ManifestRecord>, Option<String>)>> {
+        let path = dir.join(MANIFEST_NAME);
+        if !fs.exists(&path) {
+            return Ok(None);
+        }
+        let data = fs.read_all(&path)?;
+        let salvaged = salvage_records(&path, &data);
+        let records: Vec<ManifestRecord> = salvaged
+            .payloads
+            .iter()
+            .map_while(|p| ManifestRecord::decode(p).ok())
+            .collect();
+        let end = salvaged
+            .starts
+            .get(records.len())
+            .copied()
+            .unwrap_or(salvaged.end);
+        let dropped = (end < data.len()).then(|| {
+            format!(
+                "kept its first {} records ({end} bytes); dropped the {} bytes from offset {end} \
+                 on, which are cut, damaged or do not decode",
+                records.len(),
+                data.len() - end
+            )
+        });
+        Ok(Some((records, dropped)))
+    }
+    // ANCHOR_END: manifest_salvage
 
     // ANCHOR: manifest_create
     /// Writes a new manifest in `dir` holding `records`, replacing any old one atomically: the

@@ -31,7 +31,7 @@ use bytes::{Buf, BufMut};
 use parking_lot::Mutex;
 
 use crate::fs::{FileSystem, WritableFile};
-use crate::record::{decode_records, encode_record};
+use crate::record::{decode_records, encode_record, salvage_records};
 
 /// Appends reach the file once this many bytes are buffered.
 const BUFFER_LIMIT: usize = 64 << 10;
@@ -201,6 +201,45 @@ impl Wal {
         &self.path
     }
 }
+
+// ANCHOR: wal_salvage
+/// What a repair can keep of a log: its bytes, and how many of them (and how many batches) lie
+/// before the first record that is cut, damaged or does not parse as a batch.
+#[derive(Debug)]
+pub struct WalSalvage {
+    /// The whole file.
+    pub data: Vec<u8>,
+    /// The length of the prefix worth keeping.
+    pub keep: usize,
+    /// The batches in that prefix.
+    pub batches: usize,
+}
+
+impl Wal {
+    /// Reads the log at `path` and finds what of it a repair can keep (see [`WalSalvage`]).
+    ///
+    /// # Errors
+    /// If the file cannot be read.
+    pub fn salvage(fs: &dyn FileSystem, path: &Path) -> Result<WalSalvage> {
+        let data = fs.read_all(path)?;
+        let salvaged = salvage_records(path, &data);
+        let batches = salvaged
+            .payloads
+            .iter()
+            .take_while(|p| decode_batch(p).is_ok())
+            .count();
+        let keep = match salvaged.starts.get(batches) {
+            Some(&start) => start,
+            None => salvaged.end,
+        };
+        Ok(WalSalvage {
+            data,
+            keep,
+            batches,
+        })
+    }
+}
+// ANCHOR_END: wal_salvage
 
 // ANCHOR: write_out
 impl WalInner {

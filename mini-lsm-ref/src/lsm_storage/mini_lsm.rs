@@ -11,7 +11,7 @@ use bytes::Bytes;
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
-use super::{LsmStorageInner, LsmStorageOptions, WriteBatchRecord};
+use super::{LsmStorageInner, LsmStorageOptions, RepairReport, WriteBatchRecord};
 use crate::compact::CompactionOptions;
 use crate::lsm_iterator::{FusedIterator, LsmIterator};
 
@@ -105,6 +105,15 @@ impl MiniLsm {
     }
     // ANCHOR_END: close
     // ANCHOR_END: open
+
+    /// Rebuilds the manifest of the database in `path` from the files that verify, moving the
+    /// others into `path/quarantine/`; see [`super::repair`]. The database must not be open.
+    ///
+    /// # Errors
+    /// As [`super::repair::repair`].
+    pub fn repair(path: impl AsRef<Path>, options: LsmStorageOptions) -> Result<RepairReport> {
+        super::repair::repair(path.as_ref(), &options, false)
+    }
 
     /// See [`LsmStorageInner::get`].
     ///

@@ -142,7 +142,8 @@ impl LsmStorageOptions {
             self.write_stall_margin
         );
         ensure!(
-            (Duration::from_millis(1)..=MAX_WRITE_STALL_TIMEOUT).contains(&self.write_stall_timeout),
+            (Duration::from_millis(1)..=MAX_WRITE_STALL_TIMEOUT)
+                .contains(&self.write_stall_timeout),
             "write_stall_timeout is {:?}; it must be from 1 ms to 24 h: 0 fails every write that \
              has to wait for a flush, and a stall longer than a day is a hang",
             self.write_stall_timeout

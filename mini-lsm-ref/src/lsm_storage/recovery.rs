@@ -35,11 +35,11 @@ use super::{new_memtable, LsmStorageOptions, LsmStorageState};
 use crate::block_cache::BlockCache;
 use crate::compact::CompactionController;
 use crate::id_hash::IdMap;
-use crate::manifest::{Manifest, ManifestRecord};
+use crate::manifest::{Manifest, ManifestRecord, MANIFEST_NAME};
 use crate::mem_table::MemTable;
 use crate::table::{sst_path, FileObject, SsTable};
 use crate::wal::wal_path;
-pub(crate) use ledger::{read_manifest, repair_hint, EngineFile, EngineFiles, FileKind, Ledger};
+pub(crate) use ledger::{read_manifest, EngineFile, EngineFiles, Fate, FileKind, Ledger};
 
 /// What recovery hands to `open`.
 pub(crate) struct Recovered {
@@ -64,19 +64,19 @@ impl Recovered {
 
 // ANCHOR: shape
 /// The shape the manifest describes, before any file is opened.
-struct Shape {
-    l0: Vec<usize>,
-    levels: Vec<(usize, Vec<usize>)>,
+pub(super) struct Shape {
+    pub l0: Vec<usize>,
+    pub levels: Vec<(usize, Vec<usize>)>,
     /// Memtables created and not flushed, by id (which is also their age).
-    live_memtables: BTreeSet<usize>,
+    pub live_memtables: BTreeSet<usize>,
     /// Where the compaction strategy puts flushed SSTs (see `place_flushed`).
-    flush_to_l0: bool,
+    pub flush_to_l0: bool,
 }
 // ANCHOR_END: shape
 
 impl Shape {
     // ANCHOR: replay
-    fn apply(&mut self, record: ManifestRecord) {
+    pub(super) fn apply(&mut self, record: ManifestRecord) {
         // @task week2_day5 2
         match record {
             ManifestRecord::NewMemtable(id) => {
@@ -101,7 +101,7 @@ impl Shape {
     // ANCHOR_END: replay
 
     /// Every SST the shape lists: L0, then each level.
-    fn listed(&self) -> impl Iterator<Item = usize> + '_ {
+    pub(super) fn listed(&self) -> impl Iterator<Item = usize> + '_ {
         self.l0
             .iter()
             .chain(self.levels.iter().flat_map(|(_, ids)| ids))
@@ -139,8 +139,12 @@ pub(crate) fn recover(
     let mut sstables = IdMap::default();
     for id in shape.listed() {
         let path = sst_path(dir, id);
-        let file = FileObject::open_in(fs, &path)
-            .with_context(|| format!("SST {id} is listed in the manifest"))?;
+        let file = FileObject::open_in(fs, &path).with_context(|| {
+            format!(
+                "SST {id} is listed in {}",
+                dir.join(MANIFEST_NAME).display()
+            )
+        })?;
         sstables.insert(
             id,
             Arc::new(SsTable::open(id, Some(block_cache.clone()), file)?),
@@ -154,7 +158,8 @@ pub(crate) fn recover(
         for &id in &shape.live_memtables {
             let path = wal_path(dir, id);
             let (memtable, replay) = MemTable::recover_from_wal(id, fs, &path)?;
-            let len = ledger.check_log(fs, &path, id, &replay, options.recovery_mode, &mut report)?;
+            let len =
+                ledger.check_log(fs, &path, id, &replay, options.recovery_mode, &mut report)?;
             replayed.insert(id);
             if !memtable.is_empty() {
                 sealed.push(ManifestRecord::LogSealed { id, len });

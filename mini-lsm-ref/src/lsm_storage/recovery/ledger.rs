@@ -312,8 +312,13 @@ impl Ledger {
         self.max_id = ids.into_iter().chain(self.max_id).max();
     }
 
+    /// How many bytes of memtable `id`'s log the manifest vouches for, if any.
+    pub(crate) fn vouched_len(&self, id: usize) -> Option<u64> {
+        self.logs.get(&id).map(|v| v.len)
+    }
+
     /// Whether memtable `id` was created and not flushed.
-    fn is_live(&self, id: usize) -> bool {
+    pub(crate) fn is_live(&self, id: usize) -> bool {
         self.created.contains(&id) && !self.flushed.contains(&id)
     }
 
@@ -411,12 +416,30 @@ impl Ledger {
     }
     // ANCHOR_END: check_log
 
+    // ANCHOR: fate
+    /// What the manifest says about `file`, an engine file that the new state neither lists
+    /// (an SST) nor keeps (a log of a live memtable).
+    pub fn fate(&self, file: &EngineFile) -> Fate {
+        let id = file.id;
+        match file.kind {
+            _ if file.len == 0 => Fate::Empty,
+            FileKind::Sst if self.placed.contains(&id) => Fate::Replaced,
+            FileKind::Sst if self.is_live(id) => Fate::UncommittedFlush(id),
+            FileKind::Sst if self.reserved.contains(&id) => Fate::UncommittedCompaction,
+            FileKind::Wal if self.flushed.contains(&id) => Fate::Flushed(id),
+            FileKind::Wal if self.is_live(id) => Fate::LiveLog(id),
+            _ if id < self.floor => Fate::BelowFloor(self.floor),
+            _ => Fate::Unknown,
+        }
+    }
+    // ANCHOR_END: fate
+
     // ANCHOR: plan_cleanup
     /// Judges every engine file that the new state does not keep: obsolete (removed once the new
     /// manifest is durable), or unexplained (an error, before anything is changed).
     ///
-    /// `listed` are the SSTs of the shape, `live` its live memtables, `replayed` the live
-    /// memtables whose logs were checked, and `kept` those that hold data and stay.
+    /// `listed` are the SSTs of the shape, `replayed` the live memtables whose logs were
+    /// checked, and `kept` those that hold data and stay.
     ///
     /// # Errors
     /// Every file the manifest cannot explain, in one message.
@@ -433,10 +456,14 @@ impl Ledger {
         let mut unexplained = Vec::new();
         for file in files.iter() {
             let id = file.id;
-            let why = match file.kind {
+            match file.kind {
                 FileKind::Sst if listed.contains(&id) => continue,
                 FileKind::Wal if kept.contains(&id) => continue,
-                FileKind::Wal if self.is_live(id) => {
+                _ => {}
+            }
+            match self.fate(file) {
+                Fate::Unknown => unexplained.push(file),
+                Fate::LiveLog(id) => {
                     if !wal && file.len > 0 {
                         bail!(
                             "{} holds {} bytes of memtable {id}, which was never flushed, but the \
@@ -452,32 +479,17 @@ impl Ledger {
                             file.path.display()
                         );
                     }
-                    // Empty, or only a torn record (already reported): no longer needed.
+                    // Only a torn record (already reported): no longer needed.
                     cleanup.remove.push((file.path.clone(), None));
-                    continue;
                 }
-                _ if file.len == 0 => "empty".to_string(),
-                _ if id < self.floor => {
-                    format!("left over from before the last open (below its floor {})", self.floor)
+                // The empty log of a live memtable needs no word either.
+                Fate::Empty if file.kind == FileKind::Wal && self.is_live(id) => {
+                    cleanup.remove.push((file.path.clone(), None));
                 }
-                FileKind::Sst if self.placed.contains(&id) => {
-                    "compacted away; its deletion had not happened".to_string()
-                }
-                FileKind::Sst if self.is_live(id) => {
-                    format!("the flush of memtable {id} did not commit")
-                }
-                FileKind::Sst if self.reserved.contains(&id) => {
-                    "the output of a compaction that did not commit".to_string()
-                }
-                FileKind::Wal if self.flushed.contains(&id) => {
-                    format!("memtable {id} was flushed")
-                }
-                _ => {
-                    unexplained.push(file);
-                    continue;
-                }
-            };
-            cleanup.remove.push((file.path.clone(), Some(why)));
+                fate => cleanup
+                    .remove
+                    .push((file.path.clone(), Some(fate.to_string()))),
+            }
         }
         if !unexplained.is_empty() {
             let mut message = format!(
@@ -505,6 +517,47 @@ impl Ledger {
         Ok(cleanup)
     }
     // ANCHOR_END: plan_cleanup
+}
+
+/// What the manifest says about a file outside the state (see [`Ledger::fate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// It holds no byte.
+    Empty,
+    /// Its id is below the floor of the open that wrote the manifest.
+    BelowFloor(usize),
+    /// An SST once placed, since compacted away.
+    Replaced,
+    /// The SST of live memtable `id`: a flush that did not reach its record.
+    UncommittedFlush(usize),
+    /// A compaction output announced, never installed.
+    UncommittedCompaction,
+    /// The log of memtable `id`, which was flushed.
+    Flushed(usize),
+    /// The log of live memtable `id`.
+    LiveLog(usize),
+    /// No record names its id.
+    Unknown,
+}
+
+impl std::fmt::Display for Fate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fate::Empty => write!(f, "empty"),
+            Fate::BelowFloor(floor) => write!(
+                f,
+                "left over from before the last open (below its floor {floor})"
+            ),
+            Fate::Replaced => write!(f, "compacted away; its deletion had not happened"),
+            Fate::UncommittedFlush(id) => write!(f, "the flush of memtable {id} did not commit"),
+            Fate::UncommittedCompaction => {
+                write!(f, "the output of a compaction that did not commit")
+            }
+            Fate::Flushed(id) => write!(f, "memtable {id} was flushed"),
+            Fate::LiveLog(id) => write!(f, "the log of live memtable {id}"),
+            Fate::Unknown => write!(f, "no record of the manifest names its id"),
+        }
+    }
 }
 
 /// The files recovery removes once the new manifest is durable, each with the reason to report
