@@ -353,19 +353,26 @@ impl Ledger {
         report: &mut Vec<String>,
     ) -> Result<u64> {
         let vouch = self.logs.get(&id).copied();
+        let dir = path.parent().unwrap_or(Path::new(""));
         if !fs.exists(path) {
+            let manifest = dir.join(MANIFEST_NAME);
             return match vouch {
                 Some(v) if v.len == 0 => Ok(0),
                 Some(v) => bail!(
-                    "{} is missing: memtable {id} was never flushed, and the manifest vouches for \
-                     {} bytes of its log",
+                    "{} is missing: {} says memtable {id} was never flushed and vouches for {} \
+                     bytes of its log; {}",
                     path.display(),
-                    v.len
+                    manifest.display(),
+                    v.len,
+                    repair_hint(dir)
                 ),
                 None => bail!(
-                    "{} is missing: memtable {id} was never flushed, and a crash never removes the \
-                     log of a live memtable",
-                    path.display()
+                    "{} is missing: {} says memtable {id} was never flushed, and a crash never \
+                     removes the log of a live memtable (the manifest may have lost the record \
+                     of its flush); {}",
+                    path.display(),
+                    manifest.display(),
+                    repair_hint(dir)
                 ),
             };
         }
