@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 //! Week 2 day 5: the manifest. Its records round-trip; `open` rebuilds the exact state from it
-//! after a close or a crash; files it does not list are removed and reported; a torn tail is
-//! dropped and reported, a corrupt middle record is an error; ids never restart; and a crash at
-//! any file operation of a workload of flushes leaves a state that `open` recovers.
+//! after a close or a crash; files it proves obsolete are removed and reported, and files it
+//! cannot explain (or a missing, empty or cut manifest beside data) are an error that changes
+//! nothing; a torn tail is dropped and reported (an error in strict mode), a corrupt middle record
+//! is an error; ids never restart; and a crash at any file operation of a workload of flushes or
+//! compactions leaves a state that `open` recovers.
 //!
 //! Every test here runs without the write-ahead log (day 6) and without record checksums (day 7).
 //! The helpers of the persistence chapters are in the harness (`harness_persist.rs`).

@@ -3,8 +3,9 @@
 //! tail, saying so; a synced write survives a crash, and an unsynced one may be lost but only as
 //! a suffix of the history; `sync` covers the frozen memtables too; a log outlives its memtable
 //! until the flushed SST is recorded; a crash at any file operation recovers, even during the
-//! recovery; a failed background flush is sticky; and a write refused by the stall never
-//! reappears. Every test runs without record checksums and batches (day 7).
+//! recovery; a failed background flush is sticky; a write refused by the stall never reappears;
+//! and a log the manifest sealed (or saw synced at close) that is cut or missing is an error, never
+//! a shorter history. Every test runs without record checksums and batches (day 7).
 
 use std::time::{Duration, Instant};
 

@@ -174,7 +174,7 @@ enum Cmd {
         num: Option<u64>,
     },
     /// Rebuild a damaged database's manifest from the files that verify, moving the others into
-    /// <path>/quarantine/ (never deleting). Runs the reference engine's repair, which reads the
+    /// `<path>/quarantine/` (never deleting). Runs the reference engine's repair, which reads the
     /// files of your engine too once it has week 2 day 7's checksums; --starter runs yours.
     Repair {
         /// The database directory.

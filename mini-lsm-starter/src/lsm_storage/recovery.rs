@@ -7,12 +7,12 @@
 //! 3. Replay each live memtable's log into an immutable memtable (with logs enabled), checking it
 //!    against what the manifest vouches for (see `recovery/ledger.rs`).
 //! 4. Judge every other file: obsolete (to be removed), or unexplained (an error: the manifest
-//!    lost records, and the file may hold the only copy of some data).
-//! 5. Start a new memtable, with a fresh id above every id named or on disk, so that no new file
-//!    can collide with an old one and every new write is newer than every recovered one.
-//! 6. Write a new manifest holding just this state, then remove the obsolete files.
+//!    lost records, and the file may hold the only copy of some data). Then start a new
+//!    memtable, with a fresh id above every id named or on disk, so that no new file can collide
+//!    with an old one and every new write is newer than every recovered one.
+//! 5. Write a new manifest holding just this state, then remove the obsolete files.
 //!
-//! Nothing is changed before step 5, so an error leaves every file as it was. A crash during
+//! Nothing is changed before the new memtable of step 4, so an error leaves every file as it was. A crash during
 //! recovery is safe: nothing is deleted before the new manifest is durable, and the new manifest
 //! describes the same state as the old one.
 //!
