@@ -20,6 +20,7 @@
 //! record a crash in the middle of an append leaves in a log or the manifest: dropped and
 //! reported (the default), or an error.
 
+mod files;
 mod ledger;
 
 use std::collections::BTreeSet;
