@@ -64,8 +64,9 @@ const MAX_WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 /// The most bloom bits per key: at most 30 bits are probed, so beyond about 43 bits per key the
 /// false-positive rate no longer falls.
 const MAX_BLOOM_BITS_PER_KEY: usize = 64;
-/// The most memtables `num_memtable_limit` and `write_stall_margin` may each allow.
-const MAX_MEMTABLES: usize = 1 << 16;
+/// The most memtables `num_memtable_limit + write_stall_margin` may allow: far beyond any memory,
+/// and far from an overflow.
+const MAX_STALL_LIMIT: usize = 1 << 32;
 /// The most levels below L0.
 const MAX_LEVELS: usize = 32;
 /// The largest count of SSTs or tiers a compaction setting may name (triggers, widths).
@@ -128,15 +129,17 @@ impl LsmStorageOptions {
             self.target_sst_size
         );
         ensure!(
-            (1..=MAX_MEMTABLES).contains(&self.num_memtable_limit),
-            "num_memtable_limit is {}; it must be 1..={MAX_MEMTABLES} (1: only the mutable \
-             memtable)",
-            self.num_memtable_limit
+            self.num_memtable_limit >= 1,
+            "num_memtable_limit is 0; it must be at least 1 (the mutable memtable)"
         );
         ensure!(
-            self.write_stall_margin <= MAX_MEMTABLES,
-            "write_stall_margin is {}; it must be 0..={MAX_MEMTABLES}",
             self.write_stall_margin
+                <= MAX_STALL_LIMIT - self.num_memtable_limit.min(MAX_STALL_LIMIT),
+            "write_stall_margin is {} and num_memtable_limit {}; their sum, the memtable count at \
+             which writers stall, must be at most {MAX_STALL_LIMIT} (a larger margin never stalls \
+             either)",
+            self.write_stall_margin,
+            self.num_memtable_limit
         );
         ensure!(
             (Duration::from_millis(1)..=MAX_WRITE_STALL_TIMEOUT)
