@@ -69,6 +69,38 @@ pub(crate) fn file_names(fs: &dyn FileSystem, dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Every file directly in `dir` on `fs`, by name, with its bytes: to check that an `open`
+/// that failed changed nothing.
+pub(crate) fn dir_image(fs: &MemFs, dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fs.list(dir)
+        .expect("list the directory")
+        .into_iter()
+        .map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let bytes = fs.read_all(&path).expect("read a file");
+            (name, bytes)
+        })
+        .collect()
+}
+
+/// Opens the engine on `fs` expecting an error; returns the error's text, and checks that the
+/// failed `open` left every file of [`db`] exactly as it was.
+pub(crate) fn open_fails_unchanged(fs: &MemFs, wal: bool, case: &str) -> String {
+    let before = dir_image(fs, &db());
+    let error = match open_mem(fs, wal) {
+        Ok(_) => panic!("{case}: open succeeded"),
+        Err(error) => format!("{error:#}"),
+    };
+    let after = dir_image(fs, &db());
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "{case}: the failed open changed the directory ({error})"
+    );
+    assert!(before == after, "{case}: the failed open changed a file");
+    error
+}
+
 // -----------------------------------------------------------------------------------------
 // The model
 

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 //! Week 2 day 5: the manifest. Its records round-trip; `open` rebuilds the exact state from it
-//! after a close or a crash; files it does not list are removed and reported; a torn tail is
-//! dropped and reported, a corrupt middle record is an error; ids never restart; and a crash at
-//! any file operation of a workload of flushes leaves a state that `open` recovers.
+//! after a close or a crash; files it proves obsolete are removed and reported, and files it
+//! cannot explain (or a missing, empty or cut manifest beside data) are an error that changes
+//! nothing; a torn tail is dropped and reported (an error in strict mode), a corrupt middle record
+//! is an error; ids never restart; and a crash at any file operation of a workload of flushes or
+//! compactions leaves a state that `open` recovers.
 //!
 //! Every test here runs without the write-ahead log (day 6) and without record checksums (day 7).
 //! The helpers of the persistence chapters are in the harness (`harness_persist.rs`).
@@ -14,15 +16,16 @@ use parking_lot::Mutex;
 
 use super::harness::bytes_of;
 use super::harness::persist::{
-    assert_state_eq, crash_sweep, crash_sweep_with, db, file_names, freeze, key, mem_options,
-    open_mem, read_state, run_steps, shape, Model, Step,
+    assert_state_eq, crash_sweep, crash_sweep_with, db, dir_image, file_names, freeze, key,
+    mem_options, open_fails_unchanged, open_mem, read_state, run_steps, shape, show_model, Model,
+    Step,
 };
 use crate::compact::{
     CompactionOptions, LeveledCompactionOptions, SimpleLeveledCompactionOptions,
     TieredCompactionOptions,
 };
 use crate::fs::{Fault, FileSystem, MemFs, RealFs};
-use crate::lsm_storage::{LsmStorageInner, LsmStorageOptions, MiniLsm};
+use crate::lsm_storage::{LsmStorageInner, LsmStorageOptions, MiniLsm, RecoveryMode};
 use crate::manifest::{Manifest, ManifestRecord, MANIFEST_NAME};
 use crate::table::sst_path;
 use crate::wal::wal_path;
@@ -63,7 +66,7 @@ fn record_tags(log: &[u8]) -> Vec<usize> {
         let mut pos = 0;
         while pos < log.len() {
             let len = u32::from_be_bytes(log.get(pos..pos + 4)?.try_into().ok()?) as usize;
-            if !(1..=3).contains(log.get(pos + header)?) {
+            if !(1..=8).contains(log.get(pos + header)?) {
                 return None;
             }
             tags.push(pos + header);
@@ -97,6 +100,14 @@ fn test_task1_record_codec_round_trip() {
             l0: vec![9, 3, 1],
             levels: vec![(1, vec![2, 4, 8]), (2, vec![]), (3, vec![5])],
         },
+        ManifestRecord::LogSealed { id: 7, len: 0 },
+        ManifestRecord::LogSealed {
+            id: 8,
+            len: u64::MAX,
+        },
+        ManifestRecord::LogSynced { id: 9, len: 4096 },
+        ManifestRecord::Reserved(u32::MAX as usize + 1),
+        ManifestRecord::Floor(13),
     ];
     for record in &records {
         let mut payload = Vec::new();
@@ -232,6 +243,17 @@ fn test_task1_manifest_replace_is_atomic() {
                 found.records
             );
             assert_eq!(found.torn_tail_at, None, "crash at operation {op}");
+            // The crash may leave `MANIFEST.tmp`: the next `create` replaces it, as files are
+            // created exclusively.
+            let records = &[ManifestRecord::NewMemtable(9)];
+            drop(
+                Manifest::create(&image, &dir, records)
+                    .unwrap_or_else(|e| panic!("create after a crash at operation {op}: {e:#}")),
+            );
+            assert_eq!(
+                Manifest::recover(&image, &dir).unwrap().unwrap().records,
+                records
+            );
         }
     }
 }
@@ -285,20 +307,31 @@ fn test_task2_crash_rebuilds_flushed_state() {
     assert_state_eq(&read_state(&inner, &probe_keys()).unwrap(), &model, "");
 }
 
-/// Engine files the manifest does not list are removed and reported; other files are kept.
+/// Files the manifest proves obsolete are removed and reported: an SST below the floor of the
+/// last open, the SST of a flush that did not commit, an empty log; other files are kept.
 #[test]
-fn test_task2_stray_files_removed_and_reported() {
+fn test_task2_obsolete_files_removed_and_reported() {
     let fs = MemFs::new();
     let (inner, model) = three_ssts(&fs);
     let before = shape(&inner);
     drop(inner);
+    // A reopen writes a new manifest whose floor is above every id so far; then a freeze.
+    let inner = open_mem(&fs, false).unwrap();
+    let live = shape(&inner).memtable;
+    freeze(&inner).unwrap();
+    drop(inner);
     let dir = db();
-    let stray_sst = sst_path(&dir, 90);
-    let stray_wal = wal_path(&dir, 91);
-    // An SST of a flush that crashed before its manifest record: a valid copy of a listed one.
     let copy = fs.read_all(&sst_path(&dir, before.l0[0])).unwrap();
-    fs.overwrite(&stray_sst, copy);
-    fs.overwrite(&stray_wal, b"a log the manifest never mentioned".to_vec());
+    // Memtable 2 was frozen empty and flushed to nothing: id 2 is below the floor, unlisted.
+    let below_floor = sst_path(&dir, 2);
+    assert!(!before.ssts.contains(&2), "{before:?}");
+    fs.overwrite(&below_floor, copy.clone());
+    // The memtable of the reopen is live: its SST is a flush that crashed before its record.
+    let uncommitted = sst_path(&dir, live);
+    fs.overwrite(&uncommitted, copy);
+    // An empty log, as a freeze that crashed before its record leaves it.
+    let empty_log = wal_path(&dir, 90);
+    fs.overwrite(&empty_log, Vec::new());
     let foreign = [
         "NOTES.txt",
         "backup.sst.old",
@@ -310,7 +343,7 @@ fn test_task2_stray_files_removed_and_reported() {
         fs.overwrite(&dir.join(name), b"not the engine's".to_vec());
     }
     let inner = open_mem(&fs, false).unwrap();
-    for stray in [&stray_sst, &stray_wal] {
+    for stray in [&below_floor, &uncommitted, &empty_log] {
         assert!(!fs.exists(stray), "{} was not removed", stray.display());
         let name = stray.file_name().unwrap().to_str().unwrap();
         assert!(
@@ -342,6 +375,94 @@ fn test_task2_stray_files_removed_and_reported() {
     }
     assert_eq!(shape(&inner).l0, before.l0);
     assert_state_eq(&read_state(&inner, &probe_keys()).unwrap(), &model, "");
+}
+
+/// An engine file whose id no record names (written after the manifest's end, so the manifest
+/// lost records) makes `open` fail, naming the manifest and the file, and change nothing.
+#[test]
+fn test_task2_unexplained_files_are_an_error() {
+    let fs = MemFs::new();
+    let (inner, _) = three_ssts(&fs);
+    let before = shape(&inner);
+    drop(inner);
+    let dir = db();
+    let copy = fs.read_all(&sst_path(&dir, before.l0[0])).unwrap();
+    let unknown_sst = sst_path(&dir, 90);
+    let unknown_wal = wal_path(&dir, 91);
+    for (path, bytes) in [
+        (&unknown_sst, copy),
+        (&unknown_wal, b"a log the manifest never mentioned".to_vec()),
+    ] {
+        let image = fs.crash_now(false);
+        image.overwrite(path, bytes);
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let error = open_fails_unchanged(&image, false, name);
+        assert!(
+            error.contains(MANIFEST_NAME) && error.contains(name),
+            "the error must name the manifest and {name}: {error}"
+        );
+    }
+}
+
+/// A missing, empty or cut manifest beside data files makes `open` fail, naming the manifest
+/// and the data files it found, and delete nothing (it once started empty and deleted them all).
+#[test]
+fn test_task2_lost_manifest_is_an_error() {
+    let fs = MemFs::new();
+    let (inner, _) = three_ssts(&fs);
+    drop(inner);
+    let manifest = db().join(MANIFEST_NAME);
+    let whole = fs.read_all(&manifest).unwrap();
+    // Record 0 starts at 0 and its tag follows the header; record 1 starts a header before its tag.
+    let tags = record_tags(&whole);
+    let first_record_end = tags[1] - tags[0];
+    let mut cases: Vec<(String, Option<Vec<u8>>)> = vec![("removed".to_string(), None)];
+    // Cut anywhere inside the first record: no whole record is left.
+    for cut in 0..first_record_end {
+        cases.push((format!("cut to {cut} bytes"), Some(whole[..cut].to_vec())));
+    }
+    for (case, bytes) in cases {
+        let image = fs.crash_now(false);
+        match bytes {
+            Some(bytes) => image.overwrite(&manifest, bytes),
+            None => image.remove(&manifest).unwrap(),
+        }
+        let error = open_fails_unchanged(&image, false, &case);
+        assert!(
+            error.contains(MANIFEST_NAME) && error.contains("3 data files"),
+            "{case}: the error must name the manifest and count the 3 SSTs: {error}"
+        );
+    }
+}
+
+/// A directory whose very first `open` crashed (an empty log, a `MANIFEST.tmp`, no manifest)
+/// holds no data: `open` starts afresh and clears the leftovers.
+#[test]
+fn test_task2_crashed_first_open_starts_afresh() {
+    let fs = MemFs::new();
+    fs.create_dir_all(&db()).unwrap();
+    fs.overwrite(&wal_path(&db(), 0), Vec::new());
+    fs.overwrite(&db().join("MANIFEST.tmp"), b"half a manifest".to_vec());
+    let inner = open_mem(&fs, false).unwrap();
+    assert!(read_state(&inner, &probe_keys()).unwrap().is_empty());
+    assert_eq!(file_names(&fs, &db()), vec![MANIFEST_NAME.to_string()]);
+}
+
+/// An SST the manifest lists and the directory lacks makes `open` fail, naming it.
+#[test]
+fn test_task2_missing_listed_sst_is_an_error() {
+    let fs = MemFs::new();
+    let (inner, _) = three_ssts(&fs);
+    let before = shape(&inner);
+    drop(inner);
+    for id in &before.l0 {
+        let image = fs.crash_now(false);
+        let path = sst_path(&db(), *id);
+        image.remove(&path).unwrap();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let error = open_fails_unchanged(&image, false, name);
+        assert!(error.contains(name), "the error must name {name}: {error}");
+    }
 }
 
 /// A manifest whose last record is cut short loses that record only, and `open` reports it.
@@ -404,6 +525,109 @@ fn test_task2_torn_manifest_tail_dropped_and_reported() {
     model.insert(key(7), b"last".to_vec());
     assert_eq!(shape(&inner).l0[0], flushed);
     assert_state_eq(&read_state(&inner, &probe_keys()).unwrap(), &model, "");
+}
+
+/// In `RecoveryMode::Strict` a torn last record of the manifest is an error naming it, and
+/// `open` changes nothing.
+#[test]
+fn test_task2_strict_mode_refuses_a_torn_manifest() {
+    let fs = MemFs::new();
+    let (inner, _) = three_ssts(&fs);
+    drop(inner);
+    let manifest = db().join(MANIFEST_NAME);
+    let whole = fs.read_all(&manifest).unwrap();
+    let last = *record_tags(&whole).last().unwrap();
+    for cut in [last, whole.len() - 1] {
+        let image = fs.crash_now(false);
+        image.overwrite(&manifest, whole[..cut].to_vec());
+        let mut options = mem_options(&image, false);
+        options.recovery_mode = RecoveryMode::Strict;
+        let before = file_names(&image, &db());
+        let error = match LsmStorageInner::open(db(), options) {
+            Ok(_) => panic!("cut at {cut}: a torn manifest opened in strict mode"),
+            Err(error) => format!("{error:#}"),
+        };
+        assert!(error.contains(MANIFEST_NAME), "{error}");
+        assert_eq!(file_names(&image, &db()), before, "cut at {cut}");
+        // The default mode drops it and says so.
+        let inner = open_mem(&image, false).unwrap();
+        assert!(inner
+            .recovery_report()
+            .iter()
+            .any(|l| l.contains(MANIFEST_NAME)));
+    }
+}
+
+/// A manifest cut at any record boundary (a shorter manifest that decodes cleanly) never reads
+/// as a silently different history: `open` fails naming a file and changes nothing, or returns
+/// every key, or drops exactly one flush that a crash could have interrupted, and reports the
+/// removal of its SST.
+#[test]
+fn test_task2_manifest_cut_at_any_record_is_never_silent() {
+    let fs = MemFs::new();
+    let inner = open_mem(&fs, false).unwrap();
+    let mut models = vec![Model::new()];
+    for round in 0..6 {
+        let mut model = models.last().unwrap().clone();
+        for i in [round, round + 3, 9] {
+            let value = format!("r{round}");
+            inner.put(&key(i), value.as_bytes()).unwrap();
+            model.insert(key(i), value.into_bytes());
+        }
+        freeze(&inner).unwrap();
+        inner.force_flush_next_imm_memtable().unwrap();
+        models.push(model);
+        if round % 3 == 1 {
+            inner.force_full_compaction().unwrap();
+        }
+    }
+    let expected = models.last().unwrap().clone();
+    drop(inner);
+    let manifest = db().join(MANIFEST_NAME);
+    let whole = fs.read_all(&manifest).unwrap();
+    let tags = record_tags(&whole);
+    let header = tags[0];
+    let mut outcomes = [0; 3];
+    for (i, &tag) in tags.iter().enumerate().skip(1) {
+        let cut = tag - header;
+        let image = fs.crash_now(false);
+        image.overwrite(&manifest, whole[..cut].to_vec());
+        let before = dir_image(&image, &db());
+        let case = format!("cut after record {i} of {} (byte {cut})", tags.len());
+        match open_mem(&image, false) {
+            Err(_) => {
+                assert!(
+                    before == dir_image(&image, &db()),
+                    "{case}: a failed open changed files"
+                );
+                outcomes[0] += 1;
+            }
+            Ok(inner) => {
+                let state = read_state(&inner, &probe_keys()).unwrap();
+                if state == expected {
+                    outcomes[1] += 1;
+                    continue;
+                }
+                let report = inner.recovery_report().join("\n");
+                assert!(
+                    state == models[models.len() - 2] && report.contains("did not commit"),
+                    "{case}: recovered {} keys silently: {}\nreport: {report}",
+                    state.len(),
+                    show_model(&state)
+                );
+                outcomes[2] += 1;
+            }
+        }
+    }
+    println!(
+        "manifest cut at {} record boundaries: {} errors, {} intact, {} last flush dropped and \
+         reported",
+        tags.len() - 1,
+        outcomes[0],
+        outcomes[1],
+        outcomes[2]
+    );
+    assert!(outcomes[0] > 0, "some cuts lose records that files prove");
 }
 
 /// A damaged record before the last one is an error naming the manifest, not a silent repair.

@@ -3,18 +3,20 @@
 //! tail, saying so; a synced write survives a crash, and an unsynced one may be lost but only as
 //! a suffix of the history; `sync` covers the frozen memtables too; a log outlives its memtable
 //! until the flushed SST is recorded; a crash at any file operation recovers, even during the
-//! recovery; a failed background flush is sticky; and a write refused by the stall never
-//! reappears. Every test runs without record checksums and batches (day 7).
+//! recovery; a failed background flush is sticky; a write refused by the stall never reappears;
+//! and a log the manifest sealed (or saw synced at close) that is cut or missing is an error, never
+//! a shorter history. Every test runs without record checksums and batches (day 7).
 
 use std::time::{Duration, Instant};
 
 use super::harness::bytes_of;
 use super::harness::persist::{
-    assert_state_eq, crash_sweep, db, file_names, freeze, full_sweep, key, mem_options, open_mem,
-    read_state, run_steps, shape, show_model, test_seed, Model, Rng, Step,
+    assert_state_eq, crash_sweep, db, file_names, freeze, full_sweep, key, mem_options,
+    open_fails_unchanged, open_mem, read_state, run_steps, shape, show_model, test_seed, Model, Rng,
+    Step,
 };
 use crate::fs::{Fault, FileSystem, MemFs};
-use crate::lsm_storage::{LsmStorageInner, MiniLsm};
+use crate::lsm_storage::{LsmStorageInner, MiniLsm, RecoveryMode};
 use crate::wal::{wal_path, Wal, WalReplay};
 
 /// The keys `key000..key039`, to probe with `get`.
@@ -140,6 +142,173 @@ fn test_task1_torn_wal_tail_dropped_and_reported() {
             inner.recovery_report()
         );
     }
+}
+
+/// Writes six synced records into the memtable's log; returns the engine, the log's path and
+/// the offset where each record ends.
+fn six_records(fs: &MemFs) -> (LsmStorageInner, std::path::PathBuf, Vec<usize>) {
+    let inner = open_wal(fs);
+    let path = wal_path(&db(), shape(&inner).memtable);
+    let mut ends = Vec::new();
+    for i in 0..6 {
+        inner.put(&key(i), format!("value {i}").as_bytes()).unwrap();
+        inner.sync().unwrap();
+        ends.push(fs.read_all(&path).unwrap().len());
+    }
+    (inner, path, ends)
+}
+
+/// The log of a frozen memtable is sealed in the manifest: cut at any offset (a record
+/// boundary included), or deleted, it makes `open` fail naming it, and change nothing.
+#[test]
+fn test_task3_sealed_log_cut_or_deleted_is_an_error() {
+    let fs = MemFs::new();
+    let (inner, path, ends) = six_records(&fs);
+    freeze(&inner).unwrap();
+    inner.put(&key(9), b"in the next log").unwrap();
+    inner.sync().unwrap();
+    drop(inner);
+    let whole = fs.read_all(&path).unwrap();
+    assert_eq!(whole.len(), ends[5], "the freeze wrote nothing more");
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let mut cases: Vec<(String, Option<Vec<u8>>)> = vec![("deleted".to_string(), None)];
+    for cut in 0..whole.len() {
+        cases.push((format!("cut to {cut} bytes"), Some(whole[..cut].to_vec())));
+    }
+    for (case, bytes) in cases {
+        let image = fs.crash_now(false);
+        match bytes {
+            Some(bytes) => image.overwrite(&path, bytes),
+            None => image.remove(&path).unwrap(),
+        }
+        let error = open_fails_unchanged(&image, true, &case);
+        assert!(
+            error.contains(name),
+            "{case}: the error must name {name}: {error}"
+        );
+    }
+    // Intact, it replays in full.
+    let inner = open_wal(&fs.crash_now(false));
+    assert_eq!(read_state(&inner, &probe_keys()).unwrap().len(), 7);
+}
+
+/// `close` vouches for the last log's length: after a clean close, that log cut at a record
+/// boundary is an error naming it, not a shorter history.
+#[test]
+fn test_task4_close_vouches_for_the_last_log() {
+    let fs = MemFs::new();
+    let lsm = MiniLsm::open(db(), mem_options(&fs, true)).unwrap();
+    let path = wal_path(&db(), shape(&lsm.inner).memtable);
+    let mut ends = vec![0];
+    for i in 0..5 {
+        lsm.put(&key(i), b"value").unwrap();
+        lsm.sync().unwrap();
+        ends.push(fs.read_all(&path).unwrap().len());
+    }
+    lsm.close().unwrap();
+    drop(lsm);
+    let name = path.file_name().unwrap().to_str().unwrap();
+    for &cut in &ends[..ends.len() - 1] {
+        let image = fs.crash_now(false);
+        let whole = image.read_all(&path).unwrap();
+        image.overwrite(&path, whole[..cut].to_vec());
+        let error = open_fails_unchanged(&image, true, &format!("cut to {cut}"));
+        assert!(error.contains(name), "cut to {cut}: {error}");
+    }
+    let inner = open_wal(&fs.crash_now(false));
+    assert_eq!(read_state(&inner, &probe_keys()).unwrap().len(), 5);
+}
+
+/// A torn tail of the live log is an error in `RecoveryMode::Strict`; the default drops it and
+/// reports the exact bytes dropped and the records kept.
+#[test]
+fn test_task3_torn_log_tail_in_each_recovery_mode() {
+    let fs = MemFs::new();
+    let (inner, path, ends) = six_records(&fs);
+    drop(inner);
+    let whole = fs.read_all(&path).unwrap();
+    let cut = ends[3] + 5;
+    let image = fs.crash_now(false);
+    image.overwrite(&path, whole[..cut].to_vec());
+    let mut options = mem_options(&image, true);
+    options.recovery_mode = RecoveryMode::Strict;
+    let error = match LsmStorageInner::open(db(), options) {
+        Ok(_) => panic!("a torn log opened in strict mode"),
+        Err(error) => format!("{error:#}"),
+    };
+    let name = path.file_name().unwrap().to_str().unwrap();
+    assert!(error.contains(name), "{error}");
+    let inner = open_wal(&image);
+    let report = inner.recovery_report().join("\n");
+    let expected = format!(
+        "at offset {}: its 5 bytes; kept the 4 whole records",
+        ends[3]
+    );
+    assert!(
+        report.contains(name) && report.contains(&expected),
+        "the report must say what was dropped ({expected}): {report}"
+    );
+    assert_eq!(read_state(&inner, &probe_keys()).unwrap().len(), 4);
+}
+
+/// The log of a live memtable that is missing (not only cut) makes `open` fail, naming it.
+#[test]
+fn test_task3_missing_live_log_is_an_error() {
+    let fs = MemFs::new();
+    let (inner, path, _) = six_records(&fs);
+    drop(inner);
+    let image = fs.crash_now(false);
+    image.remove(&path).unwrap();
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let error = open_fails_unchanged(&image, true, "deleted");
+    assert!(error.contains(name), "{error}");
+}
+
+/// A manifest cut before its last `NewMemtable` never makes `open` reuse that id and truncate
+/// the log it names: the log, unknown to the cut manifest, is an error, and every byte stays.
+#[test]
+fn test_task3_cut_manifest_never_truncates_a_log() {
+    let fs = MemFs::new();
+    let inner = open_wal(&fs);
+    inner.put(&key(1), b"old").unwrap();
+    let manifest = db().join(crate::manifest::MANIFEST_NAME);
+    let before_freeze = fs.read_all(&manifest).unwrap().len();
+    freeze(&inner).unwrap();
+    let path = wal_path(&db(), shape(&inner).memtable);
+    inner.put(&key(2), b"synced into the new log").unwrap();
+    inner.sync().unwrap();
+    drop(inner);
+    let image = fs.crash_now(false);
+    let whole = image.read_all(&manifest).unwrap();
+    image.overwrite(&manifest, whole[..before_freeze].to_vec());
+    let error = open_fails_unchanged(&image, true, "manifest cut before NewMemtable");
+    let name = path.file_name().unwrap().to_str().unwrap();
+    assert!(error.contains(name), "{error}");
+}
+
+/// Turning the log on after a crash of a session without it opens cleanly (those memtables had
+/// no log to find); turning it off over logs that hold data is an error, not their deletion.
+#[test]
+fn test_task3_switching_the_log_on_and_off() {
+    let fs = MemFs::new();
+    let inner = open_mem(&fs, false).unwrap();
+    inner.put(&key(1), b"flushed").unwrap();
+    freeze(&inner).unwrap();
+    inner.force_flush_next_imm_memtable().unwrap();
+    inner.put(&key(2), b"lost with the memtable").unwrap();
+    freeze(&inner).unwrap();
+    let image = fs.crash_now(false);
+    drop(inner);
+    let inner = open_wal(&image);
+    let mut model = Model::new();
+    model.insert(key(1), b"flushed".to_vec());
+    assert_eq!(read_state(&inner, &probe_keys()).unwrap(), model);
+    inner.put(&key(3), b"logged").unwrap();
+    inner.sync().unwrap();
+    let image = image.crash_now(false);
+    drop(inner);
+    let error = open_fails_unchanged(&image, false, "the log turned off");
+    assert!(error.contains("enable_wal"), "{error}");
 }
 
 /// A crash keeps every synced write and a prefix of the rest (random workloads, torn or not).
@@ -467,7 +636,12 @@ fn test_task4_crash_during_sync_keeps_a_prefix() {
     let start = fs.ops();
     inner.sync().unwrap();
     let end = fs.ops();
-    assert!(end >= start + 8, "four logs to write and sync");
+    // The frozen memtables' logs were synced when they were sealed at their freeze; the mutable
+    // one's is written and synced now.
+    assert!(
+        end >= start + 2,
+        "the mutable memtable's log to write and sync"
+    );
     for op in start..end {
         for tear_last_write in [false, true] {
             let fs = MemFs::new();

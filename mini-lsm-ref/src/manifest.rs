@@ -21,9 +21,24 @@
 //! tag 2  Flush        body := id:u64                 memtable `id` became SST `id`
 //! tag 3  Levels       body := n:u32 id:u64{n}        the whole SST structure: L0 (newest first),
 //!                             m:u32 (level:u32 k:u32 id:u64{k}){m}     then each level in order
+//! tag 5  LogSealed    body := id:u64 len:u64         memtable `id` was frozen: its log's records
+//!                                                    end exactly at byte `len` (0: it has no log)
+//! tag 6  LogSynced    body := id:u64 len:u64         the first `len` bytes of memtable `id`'s log
+//!                                                    are durable (written by `close`)
+//! tag 7  Reserved     body := id:u64                 a compaction is about to write SST `id`
+//! tag 8  Floor        body := id:u64                 every engine file with an id below `id` that
+//!                                                    the manifest does not list is obsolete
 //! ```
 //!
 //! Tags are never renumbered; a new kind of record gets a new tag.
+//!
+//! # What the manifest vouches for
+//!
+//! Records 5 to 8 do not change the shape; they let `open` tell damage from a crash (see
+//! `lsm_storage/recovery.rs`). A log the manifest sealed or saw synced must hold at least that
+//! many bytes of whole records; every id is written down before a file with that id is created,
+//! so a file whose id the manifest never mentions was made after the manifest's end: the manifest
+//! lost records, and `open` refuses rather than delete the file.
 
 use std::path::{Path, PathBuf};
 
@@ -32,7 +47,7 @@ use bytes::{Buf, BufMut};
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::fs::{FileSystem, WritableFile};
-use crate::record::{decode_records, encode_record};
+use crate::record::{decode_records, encode_record, salvage_records};
 
 /// The manifest's file name in the database directory.
 pub const MANIFEST_NAME: &str = "MANIFEST";
@@ -53,11 +68,37 @@ pub enum ManifestRecord {
         /// The levels below L0 as `(level, SST ids)`.
         levels: Vec<(usize, Vec<usize>)>,
     },
+    /// Memtable `id` was frozen (or recovered, and so will not be written again): its log's
+    /// records end exactly at byte `len`. A memtable without a log is sealed at 0 when created.
+    LogSealed {
+        /// The memtable.
+        id: usize,
+        /// The length of its log, in bytes of whole records.
+        len: u64,
+    },
+    /// At least the first `len` bytes of memtable `id`'s log are durable: `close` writes one for
+    /// the memtable still taking writes, so that a log cut short after a clean close is an error.
+    LogSynced {
+        /// The memtable.
+        id: usize,
+        /// How many bytes of its log were synced.
+        len: u64,
+    },
+    /// A compaction is about to write SST `id`. Written before the file is created, so that a
+    /// file a crash leaves behind always has an id the manifest knows.
+    Reserved(usize),
+    /// Every engine file with an id below this that the manifest does not list is obsolete. The
+    /// first record of each manifest `open` writes.
+    Floor(usize),
 }
 
 const TAG_NEW_MEMTABLE: u8 = 1;
 const TAG_FLUSH: u8 = 2;
 const TAG_LEVELS: u8 = 3;
+const TAG_LOG_SEALED: u8 = 5;
+const TAG_LOG_SYNCED: u8 = 6;
+const TAG_RESERVED: u8 = 7;
+const TAG_FLOOR: u8 = 8;
 
 impl ManifestRecord {
     // ANCHOR: manifest_codec
@@ -81,6 +122,24 @@ impl ManifestRecord {
                     buf.put_u32(*level as u32);
                     put_ids(buf, ids);
                 }
+            }
+            ManifestRecord::LogSealed { id, len } | ManifestRecord::LogSynced { id, len } => {
+                let sealed = matches!(self, ManifestRecord::LogSealed { .. });
+                buf.put_u8(if sealed {
+                    TAG_LOG_SEALED
+                } else {
+                    TAG_LOG_SYNCED
+                });
+                buf.put_u64(*id as u64);
+                buf.put_u64(*len);
+            }
+            ManifestRecord::Reserved(id) => {
+                buf.put_u8(TAG_RESERVED);
+                buf.put_u64(*id as u64);
+            }
+            ManifestRecord::Floor(id) => {
+                buf.put_u8(TAG_FLOOR);
+                buf.put_u64(*id as u64);
             }
         }
         // @end
@@ -106,6 +165,16 @@ impl ManifestRecord {
                 }
                 ManifestRecord::Levels { l0, levels }
             }
+            TAG_LOG_SEALED => ManifestRecord::LogSealed {
+                id: take_u64(buf)? as usize,
+                len: take_u64(buf)?,
+            },
+            TAG_LOG_SYNCED => ManifestRecord::LogSynced {
+                id: take_u64(buf)? as usize,
+                len: take_u64(buf)?,
+            },
+            TAG_RESERVED => ManifestRecord::Reserved(take_u64(buf)? as usize),
+            TAG_FLOOR => ManifestRecord::Floor(take_u64(buf)? as usize),
             tag => bail!("unknown record tag {tag}"),
         };
         ensure!(buf.is_empty(), "{} stray bytes after a record", buf.len());
@@ -148,7 +217,8 @@ fn take_ids(buf: &mut &[u8]) -> Result<Vec<usize>> {
 
 /// The open manifest, appended to under the engine's state lock.
 pub struct Manifest {
-    /// Guarded by its mutex, and in practice only touched under the engine's `state_lock`.
+    /// Guarded by its mutex, which keeps each record whole. State changes are appended under the
+    /// engine's `state_lock` as well (so that they are in order); reservations are not.
     file: Mutex<Box<dyn WritableFile>>,
     path: PathBuf,
 }
@@ -190,6 +260,45 @@ impl Manifest {
     }
     // ANCHOR_END: manifest_recover
 
+    // ANCHOR: manifest_salvage
+    /// Reads what a repair can keep of the manifest in `dir`: its records up to the first that
+    /// is cut, damaged or does not decode, and a description of what was dropped (`None` when
+    /// nothing was). `Ok(None)` when there is no manifest.
+    ///
+    /// # Errors
+    /// If the file exists and cannot be read.
+    pub fn salvage(
+        fs: &dyn FileSystem,
+        dir: &Path,
+    ) -> Result<Option<(Vec<ManifestRecord>, Option<String>)>> {
+        let path = dir.join(MANIFEST_NAME);
+        if !fs.exists(&path) {
+            return Ok(None);
+        }
+        let data = fs.read_all(&path)?;
+        let salvaged = salvage_records(&path, &data);
+        let records: Vec<ManifestRecord> = salvaged
+            .payloads
+            .iter()
+            .map_while(|p| ManifestRecord::decode(p).ok())
+            .collect();
+        let end = salvaged
+            .starts
+            .get(records.len())
+            .copied()
+            .unwrap_or(salvaged.end);
+        let dropped = (end < data.len()).then(|| {
+            format!(
+                "kept its first {} records ({end} bytes); dropped the {} bytes from offset {end} \
+                 on, which are cut, damaged or do not decode",
+                records.len(),
+                data.len() - end
+            )
+        });
+        Ok(Some((records, dropped)))
+    }
+    // ANCHOR_END: manifest_salvage
+
     // ANCHOR: manifest_create
     /// Writes a new manifest in `dir` holding `records`, replacing any old one atomically: the
     /// records go to a temporary file, which is synced and then renamed over the old manifest.
@@ -199,6 +308,11 @@ impl Manifest {
     pub fn create(fs: &dyn FileSystem, dir: &Path, records: &[ManifestRecord]) -> Result<Self> {
         // @task week2_day5 1
         let (tmp, path) = (dir.join(MANIFEST_TMP_NAME), dir.join(MANIFEST_NAME));
+        // A crash during an earlier `create` can leave the temporary file; it was never the
+        // manifest (the rename is the commit), and files are created exclusively.
+        if fs.exists(&tmp) {
+            fs.remove(&tmp)?;
+        }
         let mut file = fs.create(&tmp)?;
         let mut buf = Vec::new();
         for record in records {
@@ -242,4 +356,24 @@ impl Manifest {
         // @end
     }
     // ANCHOR_END: manifest_add
+
+    // ANCHOR: manifest_reserve
+    /// Appends and syncs a `Reserved(id)` record: a compaction calls it before it creates SST
+    /// `id`. It needs no state lock: it changes no state, so its order among the other records
+    /// does not matter, and a compaction does not wait for a flush to finish to write it.
+    ///
+    /// # Errors
+    /// If the write or sync fails; the file must then not be created.
+    pub fn reserve(&self, id: usize) -> Result<()> {
+        let record = ManifestRecord::Reserved(id);
+        let mut payload = Vec::new();
+        record.encode(&mut payload);
+        let mut buf = Vec::new();
+        encode_record(&mut buf, &payload);
+        let mut file = self.file.lock();
+        file.append(&buf)
+            .and_then(|()| file.sync())
+            .with_context(|| format!("{}: appending {record:?}", self.path.display()))
+    }
+    // ANCHOR_END: manifest_reserve
 }

@@ -147,6 +147,16 @@ impl MemTable {
     }
     // ANCHOR_END: memtable_wal
 
+    /// Whether the memtable's writes go to a log.
+    pub fn has_log(&self) -> bool {
+        self.wal.is_some()
+    }
+
+    /// The memtable's log, if it has one.
+    pub(crate) fn wal(&self) -> Option<&Wal> {
+        self.wal.as_deref()
+    }
+
     // ANCHOR: get_put
     /// Returns the value stored for `key`: `Some(empty)` for a tombstone, `None` when the memtable
     /// has never seen the key.

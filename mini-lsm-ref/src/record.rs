@@ -120,3 +120,54 @@ pub fn decode_records<'a>(path: &Path, data: &'a [u8]) -> Result<Records<'a>> {
     Ok(records)
 }
 // ANCHOR_END: decode_records
+
+// ANCHOR: salvage_records
+/// The longest prefix of a damaged log that [`decode_records`] accepts, with its records and
+/// the offset where each of them starts: what a repair can keep. (Any prefix of an accepted
+/// log is accepted too, so a binary search over the length finds it.)
+pub fn salvage_records<'a>(path: &Path, data: &'a [u8]) -> Salvaged<'a> {
+    let accepts = |len: usize| decode_records(path, &data[..len]).is_ok();
+    let (mut good, mut bad) = (0, data.len() + 1);
+    if accepts(data.len()) {
+        good = data.len();
+    } else {
+        // Invariant: a prefix of `good` bytes is accepted, one of `bad` bytes is not.
+        while bad - good > 1 {
+            let mid = good + (bad - good) / 2;
+            if accepts(mid) {
+                good = mid;
+            } else {
+                bad = mid;
+            }
+        }
+    }
+    let records = decode_records(path, &data[..good]).unwrap_or_default();
+    // Every record's header is as long as the first one's, which starts at offset 0.
+    let header = records
+        .payloads
+        .first()
+        .map_or(0, |p| p.as_ptr() as usize - data.as_ptr() as usize);
+    let starts = records
+        .payloads
+        .iter()
+        .map(|p| p.as_ptr() as usize - data.as_ptr() as usize - header)
+        .collect();
+    let end = records.torn_tail_at.unwrap_or(good);
+    Salvaged {
+        payloads: records.payloads,
+        starts,
+        end,
+    }
+}
+// ANCHOR_END: salvage_records
+
+/// What [`salvage_records`] kept of a log.
+#[derive(Debug, Default)]
+pub struct Salvaged<'a> {
+    /// The payloads of the whole records it kept, in order.
+    pub payloads: Vec<&'a [u8]>,
+    /// The offset where each kept record starts.
+    pub starts: Vec<usize>,
+    /// The offset where the kept records end: every byte from here on is dropped.
+    pub end: usize,
+}

@@ -31,7 +31,7 @@ use bytes::{Buf, BufMut};
 use parking_lot::Mutex;
 
 use crate::fs::{FileSystem, WritableFile};
-use crate::record::{decode_records, encode_record};
+use crate::record::{decode_records, encode_record, salvage_records};
 
 /// Appends reach the file once this many bytes are buffered.
 const BUFFER_LIMIT: usize = 64 << 10;
@@ -58,6 +58,9 @@ struct WalInner {
     /// nothing of this log may reach the disk before all of that one is durable, or a crash could
     /// keep newer writes and lose older ones.
     predecessor: Option<Arc<Wal>>,
+    /// Bytes handed to the file so far (by `write_out`): after a sync, the log's durable length,
+    /// which the manifest records when the memtable is frozen (see [`Wal::seal`]).
+    written: u64,
 }
 
 /// What replaying a log found besides its entries.
@@ -82,6 +85,7 @@ impl Wal {
                 buffer: Vec::new(),
                 payload: Vec::new(),
                 predecessor: None,
+                written: 0,
             }),
             path: path.to_path_buf(),
         })
@@ -174,11 +178,68 @@ impl Wal {
     }
     // ANCHOR_END: wal_follow
 
+    // ANCHOR: wal_seal
+    /// Writes out the buffer, syncs the file, and returns its length: every byte up to it is
+    /// durable. Called when the memtable is frozen (it takes no more writes, so the length is
+    /// final and the manifest can vouch for it) and by `close`.
+    ///
+    /// # Errors
+    /// If the write or the sync fails.
+    pub fn seal(&self) -> Result<u64> {
+        let mut inner = self.inner.lock();
+        inner.write_out()?;
+        inner
+            .file
+            .sync()
+            .with_context(|| format!("syncing {}", self.path.display()))?;
+        Ok(inner.written)
+    }
+    // ANCHOR_END: wal_seal
+
     /// The log's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
 }
+
+// ANCHOR: wal_salvage
+/// What a repair can keep of a log: its bytes, and how many of them (and how many batches) lie
+/// before the first record that is cut, damaged or does not parse as a batch.
+#[derive(Debug)]
+pub struct WalSalvage {
+    /// The whole file.
+    pub data: Vec<u8>,
+    /// The length of the prefix worth keeping.
+    pub keep: usize,
+    /// The batches in that prefix.
+    pub batches: usize,
+}
+
+impl Wal {
+    /// Reads the log at `path` and finds what of it a repair can keep (see [`WalSalvage`]).
+    ///
+    /// # Errors
+    /// If the file cannot be read.
+    pub fn salvage(fs: &dyn FileSystem, path: &Path) -> Result<WalSalvage> {
+        let data = fs.read_all(path)?;
+        let salvaged = salvage_records(path, &data);
+        let batches = salvaged
+            .payloads
+            .iter()
+            .take_while(|p| decode_batch(p).is_ok())
+            .count();
+        let keep = match salvaged.starts.get(batches) {
+            Some(&start) => start,
+            None => salvaged.end,
+        };
+        Ok(WalSalvage {
+            data,
+            keep,
+            batches,
+        })
+    }
+}
+// ANCHOR_END: wal_salvage
 
 // ANCHOR: write_out
 impl WalInner {
@@ -189,6 +250,7 @@ impl WalInner {
         }
         if !self.buffer.is_empty() {
             self.file.append(&self.buffer)?;
+            self.written += self.buffer.len() as u64;
             self.buffer.clear();
         }
         Ok(())

@@ -11,6 +11,8 @@
 //! - Bytes appended to a file are durable only once the file is `sync`ed.
 //! - A new file's *name* is durable only once its directory is `sync_dir`ed; so is a removal.
 //! - Files are written by appending only; an SST is written once, a log is appended to.
+//! - A file is created only where none exists: `create` never truncates. An id that collides with
+//!   a file left by an earlier session is an error, never the silent loss of that file.
 //!
 //! ```text
 //!   append ──▶ [ data ...... | unsynced tail ]   sync ──▶ tail becomes durable
@@ -69,10 +71,11 @@ pub trait FileSystem: Send + Sync + Debug {
     /// If it cannot be created.
     fn create_dir_all(&self, dir: &Path) -> Result<()>;
 
-    /// Creates (or truncates) a file for appending.
+    /// Creates a new, empty file for appending. It never truncates: a file already at `path` is an
+    /// error, so that a bug or a damaged manifest that reuses a name cannot destroy a file.
     ///
     /// # Errors
-    /// If it cannot be created.
+    /// If a file already exists at `path`, or it cannot be created.
     fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>>;
 
     /// Opens an existing file for appending at its end.

@@ -53,27 +53,29 @@
 mod compact;
 mod flush;
 mod mini_lsm;
+mod options;
 mod read;
 mod recovery;
+pub mod repair;
 mod state_cell;
 mod write;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{anyhow, ensure, Result};
+use anyhow::{anyhow, Context, Result};
 use parking_lot::{Mutex, MutexGuard};
 
 pub use mini_lsm::MiniLsm;
+pub use options::{LsmStorageOptions, RecoveryMode};
+pub use repair::RepairReport;
 use write::FlushSignal;
 pub use write::WriteBatchRecord;
 
 use crate::block_cache::BlockCache;
 use crate::compact::CompactionController;
 pub use crate::compact::CompactionOptions;
-use crate::fs::{FileSystem, RealFs};
 use crate::id_hash::IdMap;
 use crate::manifest::{Manifest, ManifestRecord};
 use crate::mem_table::MemTable;
@@ -116,88 +118,6 @@ impl LsmStorageState {
         self.sstables
             .get(&id)
             .ok_or_else(|| anyhow!("SST {id} is listed in the state but not open"))
-    }
-}
-
-/// The engine's settings. Build one with a `default_for_*` constructor and change fields, so that
-/// fields added by later chapters never break your code.
-#[derive(Debug, Clone)]
-pub struct LsmStorageOptions {
-    /// Target size of a data block, in bytes (at most 65535).
-    pub block_size: usize,
-    /// A memtable is frozen once it holds about this many bytes; also the target SST size.
-    pub target_sst_size: usize,
-    /// The flush thread flushes while there are more memtables than this (mutable included).
-    pub num_memtable_limit: usize,
-    /// Writers stall while there are more than `num_memtable_limit + write_stall_margin` memtables.
-    pub write_stall_margin: usize,
-    /// How long a stalled writer waits before it gives up with an error.
-    pub write_stall_timeout: Duration,
-    /// Bits per key of each SST's bloom filter.
-    pub bloom_bits_per_key: usize,
-    /// Capacity of the block cache, in bytes.
-    pub block_cache_bytes: usize,
-    /// The compaction strategy (week 2).
-    pub compaction_options: CompactionOptions,
-    /// Whether writes go to a write-ahead log first (week 2).
-    pub enable_wal: bool,
-    /// The file system every file goes through: the real one, or a `MemFs` in crash tests.
-    pub fs: Arc<dyn FileSystem>,
-}
-
-impl LsmStorageOptions {
-    /// Settings for week 1 tests: 4 KiB blocks, 2 MiB memtables, and a memtable limit so high
-    /// that the flush thread never flushes on its own.
-    pub fn default_for_week1_test() -> Self {
-        Self {
-            block_size: 4096,
-            target_sst_size: 2 << 20,
-            num_memtable_limit: 50,
-            write_stall_margin: 50,
-            write_stall_timeout: Duration::from_secs(30),
-            bloom_bits_per_key: 10,
-            block_cache_bytes: 16 << 20,
-            compaction_options: CompactionOptions::NoCompaction,
-            enable_wal: false,
-            fs: Arc::new(RealFs),
-        }
-    }
-
-    /// Settings for week 2 tests: 4 KiB blocks, 1 MiB memtables and SSTs, at most two memtables
-    /// before the flush thread acts, and the compaction strategy `compaction_options`.
-    pub fn default_for_week2_test(compaction_options: CompactionOptions) -> Self {
-        Self {
-            target_sst_size: 1 << 20,
-            num_memtable_limit: 2,
-            compaction_options,
-            ..Self::default_for_week1_test()
-        }
-    }
-
-    /// Settings for the write-path chapter: at most two memtables before the flush thread acts.
-    pub fn default_for_week1_day6_test() -> Self {
-        Self {
-            num_memtable_limit: 2,
-            ..Self::default_for_week1_test()
-        }
-    }
-
-    /// Checks that the settings make sense together.
-    ///
-    /// # Errors
-    /// Names the first field that is out of range and why.
-    pub fn validate(&self) -> Result<()> {
-        ensure!(
-            (1..=u16::MAX as usize).contains(&self.block_size),
-            "block_size is {}; it must be 1..=65535 because block offsets are 16-bit",
-            self.block_size
-        );
-        ensure!(self.target_sst_size > 0, "target_sst_size must be positive");
-        ensure!(
-            self.num_memtable_limit >= 1,
-            "num_memtable_limit must be at least 1 (the mutable memtable)"
-        );
-        self.compaction_options.validate()
     }
 }
 
@@ -309,6 +229,68 @@ impl LsmStorageInner {
     /// A fresh id for a memtable and the SST it becomes.
     pub(crate) fn next_sst_id(&self) -> usize {
         self.next_sst_id.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// A fresh id for a compaction output, written down in the manifest (if the engine keeps one)
+    /// before any file with it exists: a crash then never leaves a file whose id `open` does not
+    /// know.
+    ///
+    /// # Errors
+    /// If the manifest cannot be written; no file may then be created with the id.
+    pub(crate) fn reserve_sst_id(&self) -> Result<usize> {
+        let id = self.next_sst_id();
+        if let Some(manifest) = &self.manifest {
+            manifest.reserve(id)?;
+        }
+        Ok(id)
+    }
+
+    /// Syncs the log of the memtable taking writes and records in the manifest how long it is
+    /// (`LogSynced`): `close` calls it, so that after a clean close every log is vouched for, and
+    /// one cut short is an error at the next `open` rather than a shorter history. A no-op
+    /// without a log or a manifest.
+    ///
+    /// # Errors
+    /// If the log cannot be synced or the manifest written.
+    pub(crate) fn vouch_for_log(&self) -> Result<()> {
+        let state_lock = self.state_lock.lock();
+        let memtable = self.snapshot().memtable.clone();
+        if let (Some(wal), Some(_)) = (memtable.wal(), &self.manifest) {
+            let len = wal.seal()?;
+            let record = ManifestRecord::LogSynced {
+                id: memtable.id(),
+                len,
+            };
+            self.log_change(&state_lock, &record)?;
+        }
+        Ok(())
+    }
+
+    /// Records what the manifest vouches for a memtable's log: for `frozen`, which takes no more
+    /// writes, its log is synced and its final length sealed; for `new`, sealed at 0 if it has no
+    /// log, so that a later `open` with the log on does not look for one. Requires `state_lock`.
+    ///
+    /// # Errors
+    /// If the log cannot be synced or the manifest written.
+    pub(crate) fn seal_logs(
+        &self,
+        state_lock: &MutexGuard<'_, ()>,
+        frozen: &MemTable,
+        new: &MemTable,
+    ) -> Result<()> {
+        if self.manifest.is_none() {
+            return Ok(());
+        }
+        if let Some(wal) = frozen.wal() {
+            let len = wal.seal()?;
+            let id = frozen.id();
+            self.log_change(state_lock, &ManifestRecord::LogSealed { id, len })?;
+        }
+        if !new.has_log() {
+            let id = new.id();
+            self.log_change(state_lock, &ManifestRecord::LogSealed { id, len: 0 })?;
+        }
+        Ok(())
     }
 
     /// Where SST `id` lives.

@@ -125,6 +125,16 @@ impl MemTable {
         todo!("week 2 day 6, task 2: give each memtable its log (book: week2-06-wal)")
     }
 
+    /// Whether the memtable's writes go to a log.
+    pub fn has_log(&self) -> bool {
+        self.wal.is_some()
+    }
+
+    /// The memtable's log, if it has one.
+    pub(crate) fn wal(&self) -> Option<&Wal> {
+        self.wal.as_deref()
+    }
+
     /// Returns the value stored for `key`: `Some(empty)` for a tombstone, `None` when the memtable
     /// has never seen the key.
     pub fn get(&self, key: &[u8]) -> Option<Bytes> {

@@ -241,6 +241,52 @@ struct Row {
     ladder: String,
 }
 
+/// Runs the reference's corruption campaign (`mini-lsm-ref/tests/corruption.rs`) and returns
+/// the line with its counts.
+///
+/// # Errors
+/// If the campaign fails (its first failures are in the error) or prints no counts.
+fn corruption_campaign(root: &Path, full: bool) -> Result<String> {
+    let output = Command::new("cargo")
+        .args([
+            "nextest",
+            "run",
+            "-p",
+            "mini-lsm-ref",
+            "--test",
+            "corruption",
+        ])
+        .args([
+            "--success-output",
+            "immediate",
+            "--failure-output",
+            "immediate",
+        ])
+        .env("MINI_LSM_FULL", if full { "1" } else { "0" })
+        .env("RUST_BACKTRACE", "0")
+        .current_dir(root)
+        .output()
+        .context("running the corruption campaign")?;
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    let counts = text
+        .lines()
+        .find(|l| l.contains("corruption campaign ("))
+        .map(|l| l.trim().to_string());
+    match (output.status.success(), counts) {
+        (true, Some(counts)) => Ok(counts),
+        (_, counts) => bail!(
+            "{}\n{}",
+            counts.unwrap_or_else(|| "no counts printed".into()),
+            text.lines()
+                .filter(|l| l.contains(" db, ") || l.contains("panicked"))
+                .take(8)
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    }
+}
+
 /// `cargo x ci`: every check; prints a per-chapter summary. `full` runs verify longer and the
 /// sweeps in full.
 ///
@@ -286,6 +332,12 @@ pub fn ci(root: &Path, manifest: &Manifest, full: bool) -> Result<()> {
     problems.extend(eval_reference(manifest, &reference));
     for (i, run) in per_chapter(manifest, &reference.results).iter().enumerate() {
         rows[i].reference = format!("{}/{} pass", run.passed, run.total);
+    }
+
+    step("check 1: the corruption campaign prints its counts (--full: every cut and flip)");
+    match corruption_campaign(root, full) {
+        Ok(counts) => println!("{counts}"),
+        Err(e) => problems.push(format!("check 1: the corruption campaign: {e:#}")),
     }
 
     step("xtask's own tests");

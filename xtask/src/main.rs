@@ -10,6 +10,7 @@ mod learner_crate;
 mod manifest;
 mod markers;
 mod planted;
+mod repair;
 mod repl_check;
 mod scratch;
 mod sync;
@@ -183,6 +184,23 @@ enum Cmd {
         #[arg(long)]
         num: Option<u64>,
     },
+    /// Rebuild a damaged database's manifest from the files that verify, moving the others into
+    /// `<path>/quarantine/` (never deleting). Runs the reference engine's repair, which reads the
+    /// files of your engine too once it has week 2 day 7's checksums; --starter runs yours.
+    Repair {
+        /// The database directory.
+        #[arg(long)]
+        path: std::path::PathBuf,
+        /// The database's compaction strategy: none, simple, tiered or leveled.
+        #[arg(long, default_value = "none")]
+        compaction: String,
+        /// Report what would be done, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Run your engine's repair (`mini-lsm-repair`) rather than the reference's.
+        #[arg(long)]
+        starter: bool,
+    },
     /// Run the reference engine on a built-in demo.
     Demo {
         /// Keep the database here instead of a temporary directory.
@@ -282,6 +300,12 @@ fn run(cli: Cli) -> Result<()> {
             benchmarks,
             num,
         } => bench::bench(&root, &engine, benchmarks.as_deref(), num),
+        Cmd::Repair {
+            path,
+            compaction,
+            dry_run,
+            starter,
+        } => repair::repair(&root, &path, &compaction, dry_run, starter),
         Cmd::Demo { path } => demo::demo(&root, path),
     }
 }

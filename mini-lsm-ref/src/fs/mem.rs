@@ -294,6 +294,11 @@ impl FileSystem for MemFs {
             path.display(),
             parent.display()
         );
+        ensure!(
+            !state.names.contains_key(path),
+            "{}: create: the file exists (files are created exclusively, never truncated)",
+            path.display()
+        );
         state.tick("create", path)?;
         let inode: InodeRef = Arc::default();
         state.names.insert(path.to_path_buf(), inode.clone());
@@ -322,6 +327,13 @@ impl FileSystem for MemFs {
 
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
         let mut state = self.state.lock();
+        let parent = to.parent().unwrap_or(Path::new(""));
+        ensure!(
+            state.dirs.contains(parent),
+            "{}: rename: no such directory {}",
+            to.display(),
+            parent.display()
+        );
         state.tick("rename", from)?;
         let inode = state
             .names

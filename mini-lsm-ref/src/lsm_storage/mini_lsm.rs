@@ -11,7 +11,7 @@ use bytes::Bytes;
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
-use super::{LsmStorageInner, LsmStorageOptions, WriteBatchRecord};
+use super::{LsmStorageInner, LsmStorageOptions, RepairReport, WriteBatchRecord};
 use crate::compact::CompactionOptions;
 use crate::lsm_iterator::{FusedIterator, LsmIterator};
 
@@ -91,8 +91,10 @@ impl MiniLsm {
         self.inner.check_bg_error()?;
         // @task week2_day6 4 stub=comment
         if self.inner.options.enable_wal {
-            // Every memtable is in a log: making the logs durable is enough.
-            return self.inner.sync();
+            // Every memtable is in a log: making the logs durable is enough. The manifest then
+            // vouches for the last log's length too, so that no log can be cut unnoticed.
+            self.inner.sync()?;
+            return self.inner.vouch_for_log();
         }
         // @end
         // @task week2_day5 4 stub=comment
@@ -103,6 +105,15 @@ impl MiniLsm {
     }
     // ANCHOR_END: close
     // ANCHOR_END: open
+
+    /// Rebuilds the manifest of the database in `path` from the files that verify, moving the
+    /// others into `path/quarantine/`; see [`super::repair`]. The database must not be open.
+    ///
+    /// # Errors
+    /// As [`super::repair::repair`].
+    pub fn repair(path: impl AsRef<Path>, options: LsmStorageOptions) -> Result<RepairReport> {
+        super::repair::repair(path.as_ref(), &options, false)
+    }
 
     /// See [`LsmStorageInner::get`].
     ///

@@ -1,23 +1,35 @@
 // SPDX-License-Identifier: Apache-2.0
 //! Recovery: rebuilding the engine's state at `open` from the manifest, the SSTs and the logs.
 //!
-//! 1. Replay the manifest: which SSTs make up L0 and the levels, and which memtables were created
-//!    and not yet flushed ("live").
-//! 2. Open every SST it lists (each is checked; a corrupt one is an error naming the file).
-//! 3. Replay each live memtable's log into an immutable memtable (with logs enabled).
-//! 4. Start a new memtable, with a fresh id above every id seen, so that no new file can collide
+//! 1. Read the manifest (a missing one beside data files is an error) and replay it: which SSTs
+//!    make up L0 and the levels, and which memtables were created and not yet flushed ("live").
+//! 2. Open every SST it lists (each is checked; a missing or corrupt one is an error naming it).
+//! 3. Replay each live memtable's log into an immutable memtable (with logs enabled), checking it
+//!    against what the manifest vouches for (see `recovery/ledger.rs`).
+//! 4. Judge every other file: obsolete (to be removed), or unexplained (an error: the manifest
+//!    lost records, and the file may hold the only copy of some data). Then start a new
+//!    memtable, with a fresh id above every id named or on disk, so that no new file can collide
 //!    with an old one and every new write is newer than every recovered one.
-//! 5. Write a new manifest holding just this state, then delete the files it does not list:
-//!    leftovers of a flush or compaction that crashed before its manifest record.
+//! 5. Write a new manifest holding just this state, then remove the obsolete files.
 //!
-//! A crash during recovery is safe: nothing is deleted before the new manifest is durable, and
-//! the new manifest describes the same state as the old one.
+//! Nothing is changed before the new memtable of step 4, so an error leaves every file as it was. A crash during
+//! recovery is safe: nothing is deleted before the new manifest is durable, and the new manifest
+//! describes the same state as the old one.
+//!
+//! [`RecoveryMode`](super::RecoveryMode) decides what happens to a torn tail, the incomplete last
+//! record a crash in the middle of an append leaves in a log or the manifest: dropped and
+//! reported (the default), or an error.
+
+mod files;
+mod ledger;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
+
+use anyhow::Context;
 
 use super::flush::place_flushed;
 use super::{new_memtable, LsmStorageOptions, LsmStorageState};
@@ -28,6 +40,7 @@ use crate::manifest::{Manifest, ManifestRecord, MANIFEST_NAME};
 use crate::mem_table::MemTable;
 use crate::table::{sst_path, FileObject, SsTable};
 use crate::wal::wal_path;
+pub(crate) use ledger::{read_manifest, EngineFile, EngineFiles, Fate, FileKind, Ledger};
 
 /// What recovery hands to `open`.
 pub(crate) struct Recovered {
@@ -52,30 +65,20 @@ impl Recovered {
 
 // ANCHOR: shape
 /// The shape the manifest describes, before any file is opened.
-struct Shape {
-    l0: Vec<usize>,
-    levels: Vec<(usize, Vec<usize>)>,
+pub(super) struct Shape {
+    pub l0: Vec<usize>,
+    pub levels: Vec<(usize, Vec<usize>)>,
     /// Memtables created and not flushed, by id (which is also their age).
-    live_memtables: BTreeSet<usize>,
-    max_id: Option<usize>,
+    pub live_memtables: BTreeSet<usize>,
     /// Where the compaction strategy puts flushed SSTs (see `place_flushed`).
-    flush_to_l0: bool,
+    pub flush_to_l0: bool,
 }
 // ANCHOR_END: shape
 
 impl Shape {
     // ANCHOR: replay
-    fn apply(&mut self, record: ManifestRecord) {
+    pub(super) fn apply(&mut self, record: ManifestRecord) {
         // @task week2_day5 2
-        let ids: Vec<usize> = match &record {
-            ManifestRecord::NewMemtable(id) | ManifestRecord::Flush(id) => vec![*id],
-            ManifestRecord::Levels { l0, levels } => l0
-                .iter()
-                .chain(levels.iter().flat_map(|(_, ids)| ids))
-                .copied()
-                .collect(),
-        };
-        self.max_id = ids.into_iter().chain(self.max_id).max();
         match record {
             ManifestRecord::NewMemtable(id) => {
                 self.live_memtables.insert(id);
@@ -88,17 +91,31 @@ impl Shape {
                 self.l0 = l0;
                 self.levels = levels;
             }
+            // What the manifest vouches for about files: the `Ledger`'s business.
+            ManifestRecord::LogSealed { .. }
+            | ManifestRecord::LogSynced { .. }
+            | ManifestRecord::Reserved(_)
+            | ManifestRecord::Floor(_) => {}
         }
         // @end
     }
     // ANCHOR_END: replay
+
+    /// Every SST the shape lists: L0, then each level.
+    pub(super) fn listed(&self) -> impl Iterator<Item = usize> + '_ {
+        self.l0
+            .iter()
+            .chain(self.levels.iter().flat_map(|(_, ids)| ids))
+            .copied()
+    }
 }
 
 // ANCHOR: recover
 /// Rebuilds the engine's state in `dir` (see the module docs).
 ///
 /// # Errors
-/// A corrupt manifest, SST or log, or an I/O error; the error names the file.
+/// A missing, corrupt or cut manifest, SST or log, a file the manifest cannot explain, or an I/O
+/// error; the error names the file, and no file has been changed.
 pub(crate) fn recover(
     dir: &Path,
     options: &LsmStorageOptions,
@@ -108,82 +125,81 @@ pub(crate) fn recover(
     // @task week2_day5 2
     let fs = &*options.fs;
     let mut report = Vec::new();
+    let files = EngineFiles::list(fs, dir)?;
+    let records = read_manifest(fs, dir, &files, options.recovery_mode, &mut report)?;
     let mut shape = Shape {
         l0: Vec::new(),
         levels: controller.initial_levels(),
         live_memtables: BTreeSet::new(),
-        max_id: None,
         flush_to_l0: controller.flush_to_l0(),
     };
-    if let Some(log) = Manifest::recover(fs, dir)? {
-        if let Some(at) = log.torn_tail_at {
-            report.push(format!(
-                "{}: dropped an incomplete last record at offset {at}",
-                dir.join(MANIFEST_NAME).display()
-            ));
-        }
-        for record in log.records {
-            shape.apply(record);
-        }
+    for record in &records {
+        shape.apply(record.clone());
     }
+    let ledger = Ledger::new(&records);
     let mut sstables = IdMap::default();
-    let listed = shape
-        .l0
-        .iter()
-        .chain(shape.levels.iter().flat_map(|(_, ids)| ids));
-    for &id in listed {
-        let file = FileObject::open_in(fs, &sst_path(dir, id))?;
+    for id in shape.listed() {
+        let path = sst_path(dir, id);
+        let file = FileObject::open_in(fs, &path).with_context(|| {
+            format!(
+                "SST {id} is listed in {}",
+                dir.join(MANIFEST_NAME).display()
+            )
+        })?;
         sstables.insert(
             id,
             Arc::new(SsTable::open(id, Some(block_cache.clone()), file)?),
         );
     }
     let mut imm_memtables: Vec<Arc<MemTable>> = Vec::new();
+    let mut sealed = Vec::new();
+    let mut replayed = BTreeSet::new();
     // @task week2_day6 3 stub=comment
     if options.enable_wal {
         for &id in &shape.live_memtables {
             let path = wal_path(dir, id);
             let (memtable, replay) = MemTable::recover_from_wal(id, fs, &path)?;
-            if let Some(at) = replay.torn_tail_at {
-                report.push(format!(
-                    "{}: dropped an incomplete last record at offset {at}",
-                    path.display()
-                ));
-            }
+            let len =
+                ledger.check_log(fs, &path, id, &replay, options.recovery_mode, &mut report)?;
+            replayed.insert(id);
             if !memtable.is_empty() {
+                sealed.push(ManifestRecord::LogSealed { id, len });
                 imm_memtables.insert(0, Arc::new(memtable));
             }
         }
     }
     // @end
-    let next_id = shape.max_id.map_or(0, |id| id + 1);
+    let kept: BTreeSet<usize> = imm_memtables.iter().map(|m| m.id()).collect();
+    let listed: BTreeSet<usize> = sstables.keys().copied().collect();
+    let cleanup =
+        ledger.plan_cleanup(dir, &files, &listed, &replayed, &kept, options.enable_wal)?;
+    // Nothing has changed on disk so far: every check above leaves the files as they were.
+    let next_id = ledger.next_id(&files);
     let memtable = new_memtable(options, dir, next_id)?;
-    // The new manifest: the SST structure, the recovered memtables, and the new one.
-    let mut records = vec![ManifestRecord::Levels {
-        l0: shape.l0.clone(),
-        levels: shape.levels.clone(),
-    }];
-    records.extend(
-        imm_memtables
-            .iter()
-            .rev()
-            .map(|m| ManifestRecord::NewMemtable(m.id())),
-    );
+    // The new manifest: the floor, the SST structure, the recovered memtables (sealed: they take
+    // no more writes), and the new one.
+    let mut records = vec![
+        ManifestRecord::Floor(next_id),
+        ManifestRecord::Levels {
+            l0: shape.l0.clone(),
+            levels: shape.levels.clone(),
+        },
+    ];
+    for (memtable, seal) in imm_memtables.iter().rev().zip(sealed) {
+        records.push(ManifestRecord::NewMemtable(memtable.id()));
+        records.push(seal);
+    }
     records.push(ManifestRecord::NewMemtable(next_id));
+    // @task week2_day6 3 stub=comment
+    if !memtable.has_log() {
+        records.push(ManifestRecord::LogSealed {
+            id: next_id,
+            len: 0,
+        });
+    }
+    // @end
     let manifest = Manifest::create(fs, dir, &records)?;
-    let keep_wal: BTreeSet<usize> = imm_memtables
-        .iter()
-        .map(|m| m.id())
-        .chain([next_id])
-        .collect();
-    remove_stray_files(
-        fs,
-        dir,
-        &sstables,
-        &keep_wal,
-        &shape.live_memtables,
-        &mut report,
-    )?;
+    cleanup.run(fs, dir, &mut report)?;
     Ok(Recovered {
         state: LsmStorageState {
             memtable: Arc::new(memtable),
@@ -199,47 +215,3 @@ pub(crate) fn recover(
     // @end
 }
 // ANCHOR_END: recover
-
-// ANCHOR: stray_files
-/// Deletes the engine's files in `dir` that the new manifest does not need: SSTs it does not list
-/// and logs of memtables that are gone. Files whose names are not the engine's are left alone.
-/// Only the removal of a file the old manifest did not know is reported: an empty log of a live
-/// memtable is simply no longer needed.
-fn remove_stray_files(
-    fs: &dyn crate::fs::FileSystem,
-    dir: &Path,
-    sstables: &IdMap<usize, Arc<SsTable>>,
-    keep_wal: &BTreeSet<usize>,
-    live_memtables: &BTreeSet<usize>,
-    report: &mut Vec<String>,
-) -> Result<()> {
-    let mut removed = false;
-    for path in fs.list(dir)? {
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        let (stray, known) = match name
-            .rsplit_once('.')
-            .map(|(id, ext)| (id.parse::<usize>(), ext))
-        {
-            Some((Ok(id), "sst")) => (!sstables.contains_key(&id), false),
-            Some((Ok(id), "wal")) => (!keep_wal.contains(&id), live_memtables.contains(&id)),
-            _ => (false, false),
-        };
-        if stray {
-            fs.remove(&path)?;
-            if !known {
-                report.push(format!(
-                    "{}: removed, the manifest does not list it",
-                    path.display()
-                ));
-            }
-            removed = true;
-        }
-    }
-    if removed {
-        fs.sync_dir(dir)?;
-    }
-    Ok(())
-}
-// ANCHOR_END: stray_files

@@ -208,6 +208,13 @@ impl LsmStorageInner {
         let frozen = std::mem::replace(&mut snapshot.memtable, memtable);
         snapshot.imm_memtables.insert(0, frozen);
         *guard = Arc::new(snapshot);
+        // @task week2_day6 3 stub=comment
+        // Swapped out, the frozen memtable takes no more writes, so its log's length is final:
+        // sync it and have the manifest vouch for it (outside the write lock: it is a sync).
+        let (frozen, new) = (guard.imm_memtables[0].clone(), guard.memtable.clone());
+        drop(guard);
+        self.seal_logs(state_lock_observer, &frozen, &new)?;
+        // @end
         Ok(())
         // @end
     }

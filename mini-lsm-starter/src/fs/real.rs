@@ -68,7 +68,11 @@ impl FileSystem for RealFs {
     }
 
     fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
-        let file = File::create(path).with_context(|| format!("{}: create", path.display()))?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .with_context(|| format!("{}: create", path.display()))?;
         Ok(Box::new(RealWritable {
             file,
             path: path.to_path_buf(),

@@ -91,7 +91,7 @@ impl LsmStorageInner {
 
     /// A builder for a compaction output with a fresh id, streaming to its file.
     fn new_output(&self) -> Result<(usize, SsTableBuilder)> {
-        let id = self.next_sst_id();
+        let id = self.reserve_sst_id()?;
         let mut builder = SsTableBuilder::create_in(
             &*self.options.fs,
             &self.path_of_sst(id),

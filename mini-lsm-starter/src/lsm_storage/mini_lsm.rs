@@ -11,7 +11,7 @@ use bytes::Bytes;
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
-use super::{LsmStorageInner, LsmStorageOptions, WriteBatchRecord};
+use super::{LsmStorageInner, LsmStorageOptions, RepairReport, WriteBatchRecord};
 use crate::compact::CompactionOptions;
 use crate::lsm_iterator::{FusedIterator, LsmIterator};
 
@@ -65,6 +65,15 @@ impl MiniLsm {
         // TODO(week 2 day 6, task 4: sync every log on demand and at close (book: week2-06-wal))
         // TODO(week 2 day 5, task 4: flush the memtables at close when there is no log (book: week2-05-manifest))
         Ok(())
+    }
+
+    /// Rebuilds the manifest of the database in `path` from the files that verify, moving the
+    /// others into `path/quarantine/`; see [`super::repair`]. The database must not be open.
+    ///
+    /// # Errors
+    /// As [`super::repair::repair`].
+    pub fn repair(path: impl AsRef<Path>, options: LsmStorageOptions) -> Result<RepairReport> {
+        super::repair::repair(path.as_ref(), &options, false)
     }
 
     /// See [`LsmStorageInner::get`].

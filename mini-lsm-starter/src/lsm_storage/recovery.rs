@@ -1,23 +1,35 @@
 // SPDX-License-Identifier: Apache-2.0
 //! Recovery: rebuilding the engine's state at `open` from the manifest, the SSTs and the logs.
 //!
-//! 1. Replay the manifest: which SSTs make up L0 and the levels, and which memtables were created
-//!    and not yet flushed ("live").
-//! 2. Open every SST it lists (each is checked; a corrupt one is an error naming the file).
-//! 3. Replay each live memtable's log into an immutable memtable (with logs enabled).
-//! 4. Start a new memtable, with a fresh id above every id seen, so that no new file can collide
+//! 1. Read the manifest (a missing one beside data files is an error) and replay it: which SSTs
+//!    make up L0 and the levels, and which memtables were created and not yet flushed ("live").
+//! 2. Open every SST it lists (each is checked; a missing or corrupt one is an error naming it).
+//! 3. Replay each live memtable's log into an immutable memtable (with logs enabled), checking it
+//!    against what the manifest vouches for (see `recovery/ledger.rs`).
+//! 4. Judge every other file: obsolete (to be removed), or unexplained (an error: the manifest
+//!    lost records, and the file may hold the only copy of some data). Then start a new
+//!    memtable, with a fresh id above every id named or on disk, so that no new file can collide
 //!    with an old one and every new write is newer than every recovered one.
-//! 5. Write a new manifest holding just this state, then delete the files it does not list:
-//!    leftovers of a flush or compaction that crashed before its manifest record.
+//! 5. Write a new manifest holding just this state, then remove the obsolete files.
 //!
-//! A crash during recovery is safe: nothing is deleted before the new manifest is durable, and
-//! the new manifest describes the same state as the old one.
+//! Nothing is changed before the new memtable of step 4, so an error leaves every file as it was. A crash during
+//! recovery is safe: nothing is deleted before the new manifest is durable, and the new manifest
+//! describes the same state as the old one.
+//!
+//! [`RecoveryMode`](super::RecoveryMode) decides what happens to a torn tail, the incomplete last
+//! record a crash in the middle of an append leaves in a log or the manifest: dropped and
+//! reported (the default), or an error.
+
+mod files;
+mod ledger;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
+
+use anyhow::Context;
 
 use super::flush::place_flushed;
 use super::{new_memtable, LsmStorageOptions, LsmStorageState};
@@ -28,6 +40,7 @@ use crate::manifest::{Manifest, ManifestRecord, MANIFEST_NAME};
 use crate::mem_table::MemTable;
 use crate::table::{sst_path, FileObject, SsTable};
 use crate::wal::wal_path;
+pub(crate) use ledger::{read_manifest, EngineFile, EngineFiles, Fate, FileKind, Ledger};
 
 /// What recovery hands to `open`.
 pub(crate) struct Recovered {
@@ -51,26 +64,34 @@ impl Recovered {
 }
 
 /// The shape the manifest describes, before any file is opened.
-struct Shape {
-    l0: Vec<usize>,
-    levels: Vec<(usize, Vec<usize>)>,
+pub(super) struct Shape {
+    pub l0: Vec<usize>,
+    pub levels: Vec<(usize, Vec<usize>)>,
     /// Memtables created and not flushed, by id (which is also their age).
-    live_memtables: BTreeSet<usize>,
-    max_id: Option<usize>,
+    pub live_memtables: BTreeSet<usize>,
     /// Where the compaction strategy puts flushed SSTs (see `place_flushed`).
-    flush_to_l0: bool,
+    pub flush_to_l0: bool,
 }
 
 impl Shape {
-    fn apply(&mut self, record: ManifestRecord) {
+    pub(super) fn apply(&mut self, record: ManifestRecord) {
         todo!("week 2 day 5, task 2: rebuild the state at open from the manifest (book: week2-05-manifest)")
+    }
+
+    /// Every SST the shape lists: L0, then each level.
+    pub(super) fn listed(&self) -> impl Iterator<Item = usize> + '_ {
+        self.l0
+            .iter()
+            .chain(self.levels.iter().flat_map(|(_, ids)| ids))
+            .copied()
     }
 }
 
 /// Rebuilds the engine's state in `dir` (see the module docs).
 ///
 /// # Errors
-/// A corrupt manifest, SST or log, or an I/O error; the error names the file.
+/// A missing, corrupt or cut manifest, SST or log, a file the manifest cannot explain, or an I/O
+/// error; the error names the file, and no file has been changed.
 pub(crate) fn recover(
     dir: &Path,
     options: &LsmStorageOptions,
@@ -78,46 +99,4 @@ pub(crate) fn recover(
     controller: &CompactionController,
 ) -> Result<Recovered> {
     todo!("week 2 day 5, task 2: rebuild the state at open from the manifest (book: week2-05-manifest)")
-}
-
-/// Deletes the engine's files in `dir` that the new manifest does not need: SSTs it does not list
-/// and logs of memtables that are gone. Files whose names are not the engine's are left alone.
-/// Only the removal of a file the old manifest did not know is reported: an empty log of a live
-/// memtable is simply no longer needed.
-fn remove_stray_files(
-    fs: &dyn crate::fs::FileSystem,
-    dir: &Path,
-    sstables: &IdMap<usize, Arc<SsTable>>,
-    keep_wal: &BTreeSet<usize>,
-    live_memtables: &BTreeSet<usize>,
-    report: &mut Vec<String>,
-) -> Result<()> {
-    let mut removed = false;
-    for path in fs.list(dir)? {
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        let (stray, known) = match name
-            .rsplit_once('.')
-            .map(|(id, ext)| (id.parse::<usize>(), ext))
-        {
-            Some((Ok(id), "sst")) => (!sstables.contains_key(&id), false),
-            Some((Ok(id), "wal")) => (!keep_wal.contains(&id), live_memtables.contains(&id)),
-            _ => (false, false),
-        };
-        if stray {
-            fs.remove(&path)?;
-            if !known {
-                report.push(format!(
-                    "{}: removed, the manifest does not list it",
-                    path.display()
-                ));
-            }
-            removed = true;
-        }
-    }
-    if removed {
-        fs.sync_dir(dir)?;
-    }
-    Ok(())
 }
