@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use super::harness::bytes_of;
 use super::harness::persist::{
     assert_state_eq, crash_sweep, db, file_names, freeze, full_sweep, key, mem_options,
-    open_fails_unchanged, open_mem, read_state, run_steps, shape, show_model, test_seed, Model, Rng,
-    Step,
+    open_fails_unchanged, open_mem, read_state, run_steps, shape, show_model, test_seed, Model,
+    Rng, Step,
 };
 use crate::fs::{Fault, FileSystem, MemFs};
 use crate::lsm_storage::{LsmStorageInner, MiniLsm, RecoveryMode};
