@@ -153,11 +153,11 @@ fn test_task2_l0_goes_to_the_base_level_with_overlapping_ssts() {
     );
 }
 
-/// Below the L0 trigger, the level most over its target (above the bottom) moves its oldest SST
-/// down with the SSTs it overlaps below; ties go to the higher level; a level at exactly its
-/// target stays; a level above the base level that holds data goes first.
+/// Below the L0 trigger, the level most over its target (above the bottom) moves one SST down
+/// with the SSTs it overlaps below; ties go to the higher level; a level at exactly its target
+/// stays; a level above the base level that holds data goes first.
 #[test]
-fn test_task2_the_level_most_over_its_target_moves_its_oldest_sst() {
+fn test_task2_the_level_most_over_its_target_moves_one_sst() {
     let controller = LeveledCompactionController::new(leveled(4, 4, 3));
     // L3 holds 16 MiB: L2's target is 4 MiB, L1's 1 MiB (the base level).
     let l3: &[Sst] = &[(20, 8 * MIB, "a", "m"), (21, 8 * MIB, "n", "z")];
@@ -173,7 +173,9 @@ fn test_task2_the_level_most_over_its_target_moves_its_oldest_sst() {
         let tree = shape(&[(30, 1, "a", "z")], &[&l1(l1_size), &l2(l2_size), l3]);
         controller.generate_task(&tree)
     };
-    let l2_moves = level_task(Some(2), &[13], 3, &[20, 21], true);
+    // 14 meets 8 MiB below for its half of L2; 13 and 15, a quarter each, 16 and 8 MiB.
+    let l2_moves = level_task(Some(2), &[14], 3, &[21], true);
+    // 12 and 11 both meet as many bytes below as they hold: the smaller id goes.
     let l1_moves = level_task(Some(1), &[11], 2, &[14], false);
     assert_eq!(
         pick(3 * MIB / 2, 8 * MIB),
@@ -200,23 +202,103 @@ fn test_task2_the_level_most_over_its_target_moves_its_oldest_sst() {
     assert_eq!(controller.generate_task(&tree), Some(expected));
 }
 
-/// Flushes one SST at a time and compacts until the controller is done: the compactions and the
-/// shape after every flush are exactly those of leveled compaction with a base of 1 MiB, a
-/// multiplier of 2, an L0 trigger of 2 and 3 levels, as the base level climbs from L3 to L1.
+/// The SST that moves down is the one whose overlapping bytes below are the smallest relative
+/// to its own size (not the oldest, not the fewest bytes); an SST that overlaps nothing wins;
+/// on a tie, the smaller id.
+#[test]
+fn test_task2_the_sst_that_moves_overlaps_least_for_its_size() {
+    // Two levels: L2 is the bottom, and at 1 MiB L1 has no target, so any data in L1 moves.
+    let controller = LeveledCompactionController::new(leveled(4, 4, 2));
+    let pick = |l1: &[Sst], l2: &[Sst]| {
+        let task = controller.generate_task(&shape(&[], &[l1, l2])).unwrap();
+        assert_eq!((task.upper_level, task.lower_level), (Some(1), 2));
+        (task.upper_level_sst_ids, task.lower_level_sst_ids)
+    };
+    let l2: &[Sst] = &[
+        (10, 100, "a", "b"),
+        (11, 100, "c", "e"),
+        (12, 300, "f", "j"),
+        (13, 60, "n", "o"),
+        (14, 700, "q", "z"),
+    ];
+    // Bytes met below / own size: 5 meets 200/100, 3 (the oldest) 400/100, 4 60/50, 6 700/800.
+    let l1: &[Sst] = &[
+        (5, 100, "a", "c"),
+        (3, 100, "d", "k"),
+        (4, 50, "m", "p"),
+        (6, 800, "q", "z"),
+    ];
+    assert_eq!(
+        pick(l1, l2),
+        (vec![6], vec![14]),
+        "the most bytes below, but 0.875 of its size"
+    );
+    let l1: &[Sst] = &[
+        (5, 100, "a", "c"),
+        (3, 100, "d", "k"),
+        (4, 50, "m", "p"),
+        (6, 400, "q", "z"),
+    ];
+    assert_eq!(pick(l1, l2), (vec![4], vec![13]), "60/50 beats 700/400");
+    let l1: &[Sst] = &[(9, 100, "a", "c"), (7, 100, "m", "p")];
+    assert_eq!(
+        pick(l1, &[(13, 50, "n", "o")]),
+        (vec![9], vec![]),
+        "nothing below"
+    );
+    let below: &[Sst] = &[(10, 50, "a", "b"), (13, 50, "n", "o")];
+    assert_eq!(
+        pick(l1, below),
+        (vec![7], vec![13]),
+        "a tie: the smaller id"
+    );
+}
+
+/// Flushes one SST at a time and compacts until the controller is done: the compactions (with
+/// the number of SSTs each met below) and the shape after every flush are exactly those of
+/// leveled compaction with a base of 1 MiB, a multiplier of 2, an L0 trigger of 2 and 3 levels,
+/// as the base level climbs from L3 to L1 and moves pick the SST that overlaps least.
 #[test]
 fn test_task2_leveled_exact_shapes_after_flushes() {
     let mut sim = Simulator::new(&CompactionOptions::Leveled(leveled(2, 2, 3)), MIB / 2);
-    let expected: [(&[&str], &str); 10] = [
+    let expected: [(&[&str], &str); 16] = [
         (&[], "L0 1 | L1 0 | L2 0 | L3 0"),
-        (&["L0->L3"], "L0 0 | L1 0 | L2 0 | L3 2"),
+        (&["L0->L3 +0"], "L0 0 | L1 0 | L2 0 | L3 2"),
         (&[], "L0 1 | L1 0 | L2 0 | L3 2"),
-        (&["L0->L3"], "L0 0 | L1 0 | L2 0 | L3 4"),
+        (&["L0->L3 +2"], "L0 0 | L1 0 | L2 0 | L3 4"),
         (&[], "L0 1 | L1 0 | L2 0 | L3 4"),
-        (&["L0->L2"], "L0 0 | L1 0 | L2 2 | L3 4"),
+        (&["L0->L2 +0"], "L0 0 | L1 0 | L2 2 | L3 4"),
         (&[], "L0 1 | L1 0 | L2 2 | L3 4"),
-        (&["L0->L2", "L2->L3", "L2->L3"], "L0 0 | L1 0 | L2 2 | L3 6"),
+        (
+            &["L0->L2 +2", "L2->L3 +1", "L2->L3 +1"],
+            "L0 0 | L1 0 | L2 2 | L3 6",
+        ),
         (&[], "L0 1 | L1 0 | L2 2 | L3 6"),
-        (&["L0->L1", "L1->L2"], "L0 0 | L1 1 | L2 3 | L3 6"),
+        (&["L0->L1 +0", "L1->L2 +0"], "L0 0 | L1 1 | L2 3 | L3 6"),
+        (&[], "L0 1 | L1 1 | L2 3 | L3 6"),
+        (
+            &[
+                "L0->L1 +1",
+                "L1->L2 +1",
+                "L1->L2 +2",
+                "L2->L3 +1",
+                "L2->L3 +1",
+            ],
+            "L0 0 | L1 1 | L2 3 | L3 8",
+        ),
+        (&[], "L0 1 | L1 1 | L2 3 | L3 8"),
+        (&["L0->L1 +1", "L1->L2 +0"], "L0 0 | L1 2 | L2 4 | L3 8"),
+        (&[], "L0 1 | L1 2 | L2 4 | L3 8"),
+        (
+            &[
+                "L0->L1 +2",
+                "L1->L2 +1",
+                "L1->L2 +1",
+                "L2->L3 +1",
+                "L2->L3 +1",
+            ],
+            "L0 0 | L1 2 | L2 4 | L3 10",
+        ),
     ];
     for (flush, (tasks, line)) in expected.iter().enumerate() {
         sim.flush(MIB / 2, 0, u64::MAX);
@@ -225,9 +307,12 @@ fn test_task2_leveled_exact_shapes_after_flushes() {
             .unwrap()
             .iter()
             .map(|task| match task {
-                CompactionTask::Leveled(t) => {
-                    format!("L{}->L{}", t.upper_level.unwrap_or(0), t.lower_level)
-                }
+                CompactionTask::Leveled(t) => format!(
+                    "L{}->L{} +{}",
+                    t.upper_level.unwrap_or(0),
+                    t.lower_level,
+                    t.lower_level_sst_ids.len()
+                ),
                 other => panic!("not a leveled compaction: {other:?}"),
             })
             .collect();

@@ -98,8 +98,9 @@ impl CompactionOptions {
                     "tiered: min_merge_width must be at least 2: merging one tier changes nothing"
                 );
                 ensure!(
-                    o.max_merge_width.is_none_or(|w| w >= 2),
-                    "tiered: max_merge_width must be at least 2: merging one tier changes nothing"
+                    o.max_merge_width.is_none_or(|w| w >= o.min_merge_width),
+                    "tiered: max_merge_width must be at least min_merge_width: no merge could \
+                     satisfy both"
                 );
             }
             Self::Leveled(o) => {

@@ -62,8 +62,8 @@ fn test_simulator_simple_leveled() {
     assert!(line(&out, "space amplification").starts_with("space amplification: 1.00 "));
 }
 
-/// Tiered compaction, 9 flushes with `--quiet`: only the summary, ending in a single tier after
-/// the space amplification rule merged everything; 6 compactions rewrote 26 MiB.
+/// Tiered compaction, 9 flushes with `--quiet`: only the summary, ending in two tiers; 4
+/// compactions rewrote 14 MiB, meeting 10 SSTs of older tiers.
 #[test]
 fn test_simulator_tiered() {
     let (out, err, ok) = simulate(&[
@@ -78,15 +78,17 @@ fn test_simulator_tiered() {
     assert!(ok, "{err}");
     assert_eq!(
         out.lines().count(),
-        5,
+        6,
         "a header and the summary only:\n{out}"
     );
     assert_eq!(
         line(&out, "after"),
-        "after 9 flushes and 6 compactions: tiers 9"
+        "after 9 flushes and 4 compactions: tiers 2 7"
     );
-    assert!(line(&out, "write amplification").starts_with("write amplification: 3.89 (35 MiB"));
-    assert!(line(&out, "space amplification").starts_with("space amplification: 1.00 "));
+    assert!(line(&out, "write amplification").starts_with("write amplification: 2.56 (23 MiB"));
+    assert!(line(&out, "space amplification").starts_with("space amplification: 1.29 "));
+    assert!(line(&out, "SSTs met below")
+        .starts_with("SSTs met below: 2.5 on average, 6 at most, over 4 compactions "));
 }
 
 /// Leveled compaction: every step keeps L0 under its trigger once compacted, and the run ends

@@ -62,6 +62,53 @@ pub struct Simulator {
     /// Flushes and compaction outputs.
     written_bytes: u64,
     max_read_amplification: usize,
+    /// The SSTs of the level below each compaction met: compactions out of L0 (and tiered
+    /// ones), and moves from one level to the next.
+    met_from_l0: Overlap,
+    met_between_levels: Overlap,
+}
+
+/// How many SSTs below their input compactions met: the SSTs of the lower level of a level
+/// compaction, or of the merged tiers but the newest one of a tiered compaction (the data that
+/// is rewritten only because newer data lands on it).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Overlap {
+    /// Compactions counted.
+    pub compactions: usize,
+    /// SSTs met in all.
+    pub total: usize,
+    /// The most SSTs one compaction met.
+    pub max: usize,
+}
+
+impl Overlap {
+    fn add(&mut self, met: usize) {
+        self.compactions += 1;
+        self.total += met;
+        self.max = self.max.max(met);
+    }
+
+    /// SSTs met per compaction, on average (0 without compactions).
+    pub fn average(&self) -> f64 {
+        self.total as f64 / self.compactions.max(1) as f64
+    }
+
+    fn merged(self, other: Overlap) -> Overlap {
+        Overlap {
+            compactions: self.compactions + other.compactions,
+            total: self.total + other.total,
+            max: self.max.max(other.max),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{:.1} on average, {} at most, over {} compactions",
+            self.average(),
+            self.max,
+            self.compactions
+        )
+    }
 }
 
 impl Simulator {
@@ -83,6 +130,8 @@ impl Simulator {
             flushed_bytes: 0,
             written_bytes: 0,
             max_read_amplification: 0,
+            met_from_l0: Overlap::default(),
+            met_between_levels: Overlap::default(),
         }
     }
 
@@ -138,6 +187,18 @@ impl Simulator {
         }
         self.shape = self.controller.apply_result(&self.shape, &task, &outputs);
         self.compactions += 1;
+        match &task {
+            CompactionTask::Tiered(t) => {
+                let newest = t.tiers.first().map_or(0, |(_, ids)| ids.len());
+                self.met_from_l0.add(inputs.len() - newest);
+            }
+            CompactionTask::ForceFull(t)
+            | CompactionTask::Simple(t)
+            | CompactionTask::Leveled(t) => match t.upper_level {
+                None => self.met_from_l0.add(t.lower_level_sst_ids.len()),
+                Some(_) => self.met_between_levels.add(t.lower_level_sst_ids.len()),
+            },
+        }
         self.note_read_amplification();
         Some(task)
     }
@@ -173,6 +234,12 @@ impl Simulator {
 
     fn note_read_amplification(&mut self) {
         self.max_read_amplification = self.max_read_amplification.max(self.read_amplification());
+    }
+
+    /// SSTs of the level below met by compactions out of L0 (and by tiered compactions: the
+    /// SSTs of the merged tiers but the newest), and by moves from one level to the next.
+    pub fn overlap(&self) -> (Overlap, Overlap) {
+        (self.met_from_l0, self.met_between_levels)
     }
 
     /// Bytes written by flushes and compactions per byte flushed.
@@ -402,6 +469,22 @@ pub fn run(args: &Args, out: &mut impl Write) -> Result<()> {
         "space amplification: {:.2} (bytes stored per byte of the bottom run; the worst case, as if every byte above it overwrote one of it)",
         sim.space_amplification()
     )?;
+    let (from_l0, between) = sim.overlap();
+    if sim.tiered {
+        writeln!(
+            out,
+            "SSTs met below: {} (each merge's older tiers, which it rewrites with the newest)",
+            from_l0.describe()
+        )?;
+    } else {
+        writeln!(
+            out,
+            "SSTs met below: {} (of the level below, rewritten with the inputs)",
+            from_l0.merged(between).describe()
+        )?;
+        writeln!(out, "  out of L0:      {}", from_l0.describe())?;
+        writeln!(out, "  between levels: {}", between.describe())?;
+    }
     Ok(())
 }
 
