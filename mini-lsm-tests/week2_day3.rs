@@ -230,6 +230,31 @@ fn test_task2_tiered_exact_shapes_after_flushes() {
     assert_eq!(shapes, expected);
 }
 
+/// Tiered compaction relies on a tree without L0 (it never compacts L0, and reads L0 before
+/// every tier): an engine whose tree has an L0 SST, put there by hand, refuses to compact with
+/// an error that names L0, rather than merging tiers that the L0 SST hides.
+#[test]
+fn test_task2_tiered_engine_refuses_a_tree_with_l0() {
+    let (_dir, storage) = open(tiered(3, 200));
+    let a = flush(&storage, 0..10, "a", &[]);
+    {
+        let _state_lock = storage.state_lock.lock();
+        let mut next = storage.snapshot().as_ref().clone();
+        next.levels.clear();
+        next.l0_sstables = vec![a];
+        *storage.state.write() = std::sync::Arc::new(next);
+    }
+    for value in ["b", "c", "d"] {
+        flush(&storage, 0..10, value, &[]);
+    }
+    let before = storage.snapshot().shape();
+    let error = storage
+        .trigger_compaction()
+        .expect_err("a tiered tree with an L0 SST");
+    assert!(format!("{error:#}").contains("L0"), "{error:#}");
+    assert_eq!(storage.snapshot().shape(), before, "nothing was compacted");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Task 3: replacing merged tiers
 

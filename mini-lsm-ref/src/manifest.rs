@@ -21,7 +21,15 @@
 //! tag 2  Flush        body := id:u64                 memtable `id` became SST `id`
 //! tag 3  Levels       body := n:u32 id:u64{n}        the whole SST structure: L0 (newest first),
 //!                             m:u32 (level:u32 k:u32 id:u64{k}){m}     then each level in order
+//! tag 4  Layout       body := strategy:u8            the layout of the tree (how the levels of
+//!                             max_levels:u32         tag 3 are read): 0 none, 1 simple, 2 tiered,
+//!                                                    3 leveled; max_levels 0 for none and tiered
 //! ```
+//!
+//! `open` writes a Layout record first in every manifest, so that a later `open` with another
+//! compaction strategy knows how the levels were laid out and converts them (see
+//! [`crate::compact::TreeLayout`]). A manifest without one (written before the course recorded
+//! it) is read with the layout of the strategy it is opened with.
 //!
 //! Tags are never renumbered; a new kind of record gets a new tag.
 
@@ -31,6 +39,7 @@ use anyhow::{bail, ensure, Context, Result};
 use bytes::{Buf, BufMut};
 use parking_lot::{Mutex, MutexGuard};
 
+use crate::compact::{StrategyKind, TreeLayout};
 use crate::fs::{FileSystem, WritableFile};
 use crate::record::{decode_records, encode_record};
 
@@ -53,11 +62,15 @@ pub enum ManifestRecord {
         /// The levels below L0 as `(level, SST ids)`.
         levels: Vec<(usize, Vec<usize>)>,
     },
+    /// How the levels of the `Levels` records that follow are laid out: by which compaction
+    /// strategy, with how many levels.
+    Layout(TreeLayout),
 }
 
 const TAG_NEW_MEMTABLE: u8 = 1;
 const TAG_FLUSH: u8 = 2;
 const TAG_LEVELS: u8 = 3;
+const TAG_LAYOUT: u8 = 4;
 
 impl ManifestRecord {
     // ANCHOR: manifest_codec
@@ -81,6 +94,11 @@ impl ManifestRecord {
                     buf.put_u32(*level as u32);
                     put_ids(buf, ids);
                 }
+            }
+            ManifestRecord::Layout(layout) => {
+                buf.put_u8(TAG_LAYOUT);
+                buf.put_u8(layout.strategy.code());
+                buf.put_u32(layout.max_levels as u32);
             }
         }
         // @end
@@ -106,6 +124,10 @@ impl ManifestRecord {
                 }
                 ManifestRecord::Levels { l0, levels }
             }
+            TAG_LAYOUT => ManifestRecord::Layout(TreeLayout {
+                strategy: StrategyKind::from_code(take_u8(buf)?)?,
+                max_levels: take_u32(buf)? as usize,
+            }),
             tag => bail!("unknown record tag {tag}"),
         };
         ensure!(buf.is_empty(), "{} stray bytes after a record", buf.len());

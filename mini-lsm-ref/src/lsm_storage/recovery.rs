@@ -19,10 +19,11 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
+use super::compact::adopt_layout;
 use super::flush::place_flushed;
 use super::{new_memtable, LsmStorageOptions, LsmStorageState};
 use crate::block_cache::BlockCache;
-use crate::compact::CompactionController;
+use crate::compact::{CompactionController, TreeLayout};
 use crate::id_hash::IdMap;
 use crate::manifest::{Manifest, ManifestRecord, MANIFEST_NAME};
 use crate::mem_table::MemTable;
@@ -58,8 +59,11 @@ struct Shape {
     /// Memtables created and not flushed, by id (which is also their age).
     live_memtables: BTreeSet<usize>,
     max_id: Option<usize>,
-    /// Where the compaction strategy puts flushed SSTs (see `place_flushed`).
+    /// Where the compaction strategy puts flushed SSTs (see `place_flushed`): the recorded
+    /// strategy's choice, once a `Layout` record is read.
     flush_to_l0: bool,
+    /// The layout the manifest records, if it records one.
+    layout: Option<TreeLayout>,
 }
 // ANCHOR_END: shape
 
@@ -69,6 +73,7 @@ impl Shape {
         // @task week2_day5 2
         let ids: Vec<usize> = match &record {
             ManifestRecord::NewMemtable(id) | ManifestRecord::Flush(id) => vec![*id],
+            ManifestRecord::Layout(_) => Vec::new(),
             ManifestRecord::Levels { l0, levels } => l0
                 .iter()
                 .chain(levels.iter().flat_map(|(_, ids)| ids))
@@ -87,6 +92,10 @@ impl Shape {
             ManifestRecord::Levels { l0, levels } => {
                 self.l0 = l0;
                 self.levels = levels;
+            }
+            ManifestRecord::Layout(layout) => {
+                self.flush_to_l0 = layout.flush_to_l0();
+                self.layout = Some(layout);
             }
         }
         // @end
@@ -114,6 +123,7 @@ pub(crate) fn recover(
         live_memtables: BTreeSet::new(),
         max_id: None,
         flush_to_l0: controller.flush_to_l0(),
+        layout: None,
     };
     if let Some(log) = Manifest::recover(fs, dir)? {
         if let Some(at) = log.torn_tail_at {
@@ -126,6 +136,15 @@ pub(crate) fn recover(
             shape.apply(record);
         }
     }
+    // Laid out by another strategy: its levels, relabelled for this one (no SST is rewritten).
+    let layout = controller.layout();
+    report.extend(adopt_layout(
+        dir,
+        shape.layout,
+        layout,
+        &mut shape.l0,
+        &mut shape.levels,
+    )?);
     let mut sstables = IdMap::default();
     let listed = shape
         .l0
@@ -158,11 +177,14 @@ pub(crate) fn recover(
     // @end
     let next_id = shape.max_id.map_or(0, |id| id + 1);
     let memtable = new_memtable(options, dir, next_id)?;
-    // The new manifest: the SST structure, the recovered memtables, and the new one.
-    let mut records = vec![ManifestRecord::Levels {
-        l0: shape.l0.clone(),
-        levels: shape.levels.clone(),
-    }];
+    // The new manifest: the layout, the SST structure, the recovered memtables, and the new one.
+    let mut records = vec![
+        ManifestRecord::Layout(layout),
+        ManifestRecord::Levels {
+            l0: shape.l0.clone(),
+            levels: shape.levels.clone(),
+        },
+    ];
     records.extend(
         imm_memtables
             .iter()

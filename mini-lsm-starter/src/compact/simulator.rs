@@ -169,11 +169,20 @@ impl Simulator {
     }
 
     /// Runs the compaction the controller asks for, if any, and returns it.
-    pub fn compact_once(&mut self) -> Option<CompactionTask> {
-        let task = self.controller.generate_task(&self.shape)?;
+    ///
+    /// # Errors
+    /// If the controller finds the shape not laid out as it expects, or its result is not (a
+    /// bug in the controller).
+    pub fn compact_once(&mut self) -> Result<Option<CompactionTask>> {
+        self.controller.check_shape(&self.shape)?;
+        let Some(task) = self.controller.generate_task(&self.shape) else {
+            return Ok(None);
+        };
         let inputs = task.input_ids();
         let size = self.shape.total_size(&inputs);
-        let (first, last) = self.shape.key_range(&inputs)?;
+        let Some((first, last)) = self.shape.key_range(&inputs) else {
+            bail!("the controller asked for a compaction of nothing: {task:?}");
+        };
         let (first, last) = (key_number(&first), key_number(&last));
         // Cut the inputs' key range evenly into as many SSTs as the bytes fill.
         let span = u128::from(last - first) + 1;
@@ -185,7 +194,7 @@ impl Simulator {
             let (lo, hi) = (start(i) as u64, (start(i + 1) - 1) as u64);
             outputs.push(self.new_sst(part, lo, hi));
         }
-        self.shape = self.controller.apply_result(&self.shape, &task, &outputs);
+        self.shape = self.controller.apply_result(&self.shape, &task, &outputs)?;
         self.compactions += 1;
         match &task {
             CompactionTask::Tiered(t) => {
@@ -200,20 +209,21 @@ impl Simulator {
             },
         }
         self.note_read_amplification();
-        Some(task)
+        Ok(Some(task))
     }
 
     /// Runs compactions until the controller asks for none, calling `on_step` after each;
     /// returns them.
     ///
     /// # Errors
-    /// If the controller asks for more than 10 000 in a row: it would never stop.
+    /// If the controller asks for more than 10 000 in a row (it would never stop), or a
+    /// compaction fails (see [`Self::compact_once`]).
     pub fn compact_until_idle(
         &mut self,
         mut on_step: impl FnMut(&Self, &CompactionTask) -> Result<()>,
     ) -> Result<Vec<CompactionTask>> {
         let mut tasks = Vec::new();
-        while let Some(task) = self.compact_once() {
+        while let Some(task) = self.compact_once()? {
             on_step(self, &task)?;
             tasks.push(task);
             if tasks.len() > MAX_COMPACTIONS_PER_FLUSH {

@@ -19,10 +19,11 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
+use super::compact::adopt_layout;
 use super::flush::place_flushed;
 use super::{new_memtable, LsmStorageOptions, LsmStorageState};
 use crate::block_cache::BlockCache;
-use crate::compact::CompactionController;
+use crate::compact::{CompactionController, TreeLayout};
 use crate::id_hash::IdMap;
 use crate::manifest::{Manifest, ManifestRecord, MANIFEST_NAME};
 use crate::mem_table::MemTable;
@@ -57,8 +58,11 @@ struct Shape {
     /// Memtables created and not flushed, by id (which is also their age).
     live_memtables: BTreeSet<usize>,
     max_id: Option<usize>,
-    /// Where the compaction strategy puts flushed SSTs (see `place_flushed`).
+    /// Where the compaction strategy puts flushed SSTs (see `place_flushed`): the recorded
+    /// strategy's choice, once a `Layout` record is read.
     flush_to_l0: bool,
+    /// The layout the manifest records, if it records one.
+    layout: Option<TreeLayout>,
 }
 
 impl Shape {
