@@ -78,6 +78,7 @@ use crate::manifest::{Manifest, ManifestRecord};
 use crate::mem_table::MemTable;
 use crate::table::{sst_path, SsTable};
 use crate::wal::wal_path;
+pub use crate::wal::WalMode;
 use state_cell::StateCell;
 
 // ANCHOR: lsm_storage_state
@@ -142,6 +143,9 @@ pub struct LsmStorageOptions {
     pub compaction_options: CompactionOptions,
     /// Whether writes go to a write-ahead log first (week 2).
     pub enable_wal: bool,
+    /// With the log on, how far each write goes before it returns: buffered in the process, or
+    /// written to the OS (see [`WalMode`]). Neither syncs; `sync` does.
+    pub wal_mode: WalMode,
     /// The file system every file goes through: the real one, or a `MemFs` in crash tests.
     pub fs: Arc<dyn FileSystem>,
 }
@@ -160,6 +164,7 @@ impl LsmStorageOptions {
             block_cache_bytes: 16 << 20,
             compaction_options: CompactionOptions::NoCompaction,
             enable_wal: false,
+            wal_mode: WalMode::Buffered,
             fs: Arc::new(RealFs),
         }
     }
@@ -214,6 +219,7 @@ pub(crate) fn new_memtable(options: &LsmStorageOptions, dir: &Path, id: usize) -
         return Ok(MemTable::create(id));
     }
     let memtable = MemTable::create_with_wal(id, &*options.fs, &wal_path(dir, id))?;
+    memtable.set_wal_mode(options.wal_mode);
     options.fs.sync_dir(dir)?;
     Ok(memtable)
     // @stub

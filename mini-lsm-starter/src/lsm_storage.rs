@@ -78,6 +78,7 @@ use crate::manifest::{Manifest, ManifestRecord};
 use crate::mem_table::MemTable;
 use crate::table::{sst_path, SsTable};
 use crate::wal::wal_path;
+pub use crate::wal::WalMode;
 use state_cell::StateCell;
 
 /// One consistent view of the engine's memtables and SSTs.
@@ -140,6 +141,9 @@ pub struct LsmStorageOptions {
     pub compaction_options: CompactionOptions,
     /// Whether writes go to a write-ahead log first (week 2).
     pub enable_wal: bool,
+    /// With the log on, how far each write goes before it returns: buffered in the process, or
+    /// written to the OS (see [`WalMode`]). Neither syncs; `sync` does.
+    pub wal_mode: WalMode,
     /// The file system every file goes through: the real one, or a `MemFs` in crash tests.
     pub fs: Arc<dyn FileSystem>,
 }
@@ -158,6 +162,7 @@ impl LsmStorageOptions {
             block_cache_bytes: 16 << 20,
             compaction_options: CompactionOptions::NoCompaction,
             enable_wal: false,
+            wal_mode: WalMode::Buffered,
             fs: Arc::new(RealFs),
         }
     }
