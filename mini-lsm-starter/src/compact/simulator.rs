@@ -66,6 +66,8 @@ pub struct Simulator {
     /// ones), and moves from one level to the next.
     met_from_l0: Overlap,
     met_between_levels: Overlap,
+    /// Where the last tiered merge started (0: the newest tier), and how many tiers there were.
+    last_merge_at: (usize, usize),
 }
 
 /// How many SSTs below their input compactions met: the SSTs of the lower level of a level
@@ -102,6 +104,9 @@ impl Overlap {
     }
 
     fn describe(&self) -> String {
+        if self.compactions == 0 {
+            return "none".to_string();
+        }
         format!(
             "{:.1} on average, {} at most, over {} compactions",
             self.average(),
@@ -132,6 +137,7 @@ impl Simulator {
             max_read_amplification: 0,
             met_from_l0: Overlap::default(),
             met_between_levels: Overlap::default(),
+            last_merge_at: (0, 0),
         }
     }
 
@@ -179,6 +185,15 @@ impl Simulator {
             return Ok(None);
         };
         let inputs = task.input_ids();
+        if let CompactionTask::Tiered(t) = &task {
+            let first = t.tiers.first().map(|(tier, _)| *tier);
+            let start = self
+                .shape
+                .levels
+                .iter()
+                .position(|(tier, _)| Some(*tier) == first);
+            self.last_merge_at = (start.unwrap_or(0), self.shape.levels.len());
+        }
         let size = self.shape.total_size(&inputs);
         let Some((first, last)) = self.shape.key_range(&inputs) else {
             bail!("the controller asked for a compaction of nothing: {task:?}");
@@ -290,7 +305,7 @@ impl Simulator {
         parts.join(" | ")
     }
 
-    /// A compaction in one line, as the simulator prints it.
+    /// The compaction just run, in one line, as the simulator prints it.
     fn describe(&self, task: &CompactionTask) -> String {
         let bottom = if task.compact_to_bottom_level() {
             ", bottom"
@@ -300,7 +315,13 @@ impl Simulator {
         let inputs = task.input_ids().len();
         match task {
             CompactionTask::Tiered(t) => {
-                format!("merge {} tiers ({inputs} SSTs){bottom}", t.tiers.len())
+                // Tiers numbered from 1, the newest.
+                let (start, of) = self.last_merge_at;
+                let end = start + t.tiers.len();
+                format!(
+                    "merge tiers {}-{end} of {of} ({inputs} SSTs){bottom}",
+                    start + 1
+                )
             }
             CompactionTask::ForceFull(t)
             | CompactionTask::Simple(t)
