@@ -407,6 +407,75 @@ fn test_task2_leveled_engine_rewrites_only_overlapping_ssts() {
     assert_eq!(storage.snapshot().levels, before, "nothing more is due");
 }
 
+/// Through the engine: an L0 of SSTs that do not overlap each other, with nothing in the base
+/// level in the way, moves down as it is (a trivial move: the same SSTs and files, nothing new
+/// written); an L0 that overlaps an SST below is merged with it, and that SST's file goes.
+#[test]
+fn test_task2_leveled_engine_moves_ssts_that_meet_nothing_below() {
+    let dir = tempfile::tempdir().unwrap();
+    let options =
+        LsmStorageOptions::default_for_week2_test(CompactionOptions::Leveled(leveled(4, 2, 2)));
+    let storage = LsmStorageInner::open(dir.path(), options).unwrap();
+    let mut model = BTreeMap::new();
+    let mut flush = |keys: std::ops::Range<usize>, value: &str| {
+        for i in keys {
+            storage.put(&key(i), value.as_bytes()).unwrap();
+            model.insert(key(i), value.to_string());
+        }
+        flush_all(&storage);
+    };
+    let ids = |storage: &LsmStorageInner| {
+        let mut ids: Vec<usize> = storage.snapshot().sstables.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    };
+    flush(0..50, "a");
+    flush(100..150, "a");
+    let before = ids(&storage);
+    let mut l0 = storage.snapshot().l0_sstables.clone();
+    l0.reverse(); // Oldest first, which is key order here.
+    storage.trigger_compaction().unwrap();
+    let snapshot = storage.snapshot();
+    assert!(snapshot.l0_sstables.is_empty(), "{}", storage.dump());
+    assert_eq!(
+        snapshot.levels[1].1, l0,
+        "L0 moved to L2 as it was, in key order"
+    );
+    assert_eq!(ids(&storage), before, "no SST written, none removed");
+    drop(snapshot); // It would keep the files of its SSTs.
+
+    flush(200..250, "b");
+    flush(300..350, "b");
+    storage.trigger_compaction().unwrap();
+    assert_eq!(
+        storage.snapshot().levels[1].1.len(),
+        4,
+        "{}",
+        storage.dump()
+    );
+    assert_eq!(ids(&storage).len(), 4, "moved again: {}", storage.dump());
+
+    flush(20..30, "c");
+    flush(40..45, "c");
+    storage.trigger_compaction().unwrap();
+    let merged = l0[0];
+    assert!(
+        !storage.snapshot().sstables.contains_key(&merged),
+        "SST {merged} overlapped L0 and was merged:\n{}",
+        storage.dump()
+    );
+    assert!(
+        !crate::table::sst_path(dir.path(), merged).exists(),
+        "the merged SST's file is gone"
+    );
+    for moved in &l0[1..] {
+        assert!(crate::table::sst_path(dir.path(), *moved).exists());
+    }
+    for (k, v) in &model {
+        assert_eq!(storage.get(k).unwrap().as_deref(), Some(v.as_bytes()));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Every strategy against a model
 

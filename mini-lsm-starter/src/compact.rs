@@ -44,9 +44,12 @@
 //! # Left out, and what it costs
 //!
 //! One compaction at a time (RocksDB runs several, on disjoint key ranges): a big merge delays
-//! every other. No trivial move: an SST that overlaps nothing below is rewritten rather than
-//! moved, which costs write amplification. Simple leveled and tiered compaction count sizes in
-//! SSTs rather than bytes, which is close enough while SSTs are all about `target_sst_size`.
+//! every other. Trivial moves (SSTs that meet nothing below change level without a rewrite,
+//! [`CompactionTask::trivial_move`]) only for leveled compaction: simple and tiered compaction
+//! rewrite them. Simple leveled and tiered compaction count sizes in SSTs rather than bytes,
+//! which is close enough while SSTs are all about `target_sst_size`. Compaction outputs are cut
+//! by size only, not where they would meet fewer SSTs of the level below (RocksDB cuts at its
+//! "grandparent" boundaries), so a later move of an output may meet more than it must.
 
 mod layout;
 mod leveled;
@@ -191,6 +194,31 @@ impl CompactionTask {
     }
 }
 
+impl CompactionTask {
+    /// The SSTs a *trivial move* puts in the lower level as they are, in key order, if this task
+    /// allows one: a leveled compaction that meets no SST below, and whose upper SSTs do not
+    /// overlap each other (one SST moving down, or an L0 of disjoint SSTs, as sequential writes
+    /// leave it). Merging them would copy every byte unchanged; moving them writes nothing but the
+    /// manifest record. `None` otherwise.
+    ///
+    /// The price: a move to the bottom level keeps its tombstones, which a merge there would
+    /// drop; a later compaction of that range drops them.
+    pub fn trivial_move(&self, shape: &LsmShape) -> Option<Vec<usize>> {
+        let Self::Leveled(task) = self else {
+            return None;
+        };
+        if !task.lower_level_sst_ids.is_empty() {
+            return None;
+        }
+        let mut ids = task.upper_level_sst_ids.clone();
+        ids.sort_by(|a, b| shape.info(*a).first_key.cmp(&shape.info(*b).first_key));
+        let disjoint = ids
+            .windows(2)
+            .all(|pair| shape.info(pair[0]).last_key < shape.info(pair[1]).first_key);
+        disjoint.then_some(ids)
+    }
+}
+
 /// The controller of the configured strategy: the one place that dispatches on it.
 #[derive(Debug, Clone)]
 pub enum CompactionController {
@@ -295,8 +323,11 @@ impl CompactionController {
                 bail!("the {controller:?} controller cannot apply the task {task:?}")
             }
         };
+        // An input that is also an output (a trivial move) stays.
         for id in task.input_ids() {
-            next.sstables.remove(&id);
+            if !output.contains(&id) {
+                next.sstables.remove(&id);
+            }
         }
         self.check_shape(&next)
             .context("the result of a compaction")?;
