@@ -46,12 +46,11 @@ fn tiers_of(sizes: &[usize]) -> LsmShape {
     shape
 }
 
-/// The sizes of the first `k` tiers of `sizes`, and whether that is all of them, as the task
-/// that merges them.
-fn merge_first(sizes: &[usize], k: usize) -> TieredCompactionTask {
+/// The task that merges `count` tiers of `sizes` from the tier at `start` on.
+fn merge(sizes: &[usize], start: usize, count: usize) -> TieredCompactionTask {
     TieredCompactionTask {
-        tiers: tiers_of(sizes).levels[..k].to_vec(),
-        bottom_tier_included: k == sizes.len(),
+        tiers: tiers_of(sizes).levels[start..start + count].to_vec(),
+        bottom_tier_included: start + count == sizes.len(),
     }
 }
 
@@ -148,36 +147,43 @@ fn test_task1_flush_adds_a_tier_in_front() {
 
 /// Each rule, at its boundaries: nothing below `num_tiers`; space amplification at exactly the
 /// limit merges all; the size ratio takes tiers while the next is at most 101% of those taken,
-/// if that is at least `min_merge_width`; else the tier count rule merges just enough to go below
-/// `num_tiers`; `max_merge_width` caps the last two.
+/// starting from each tier in turn, if that is at least `min_merge_width`; else, only past
+/// `num_tiers`, the tier count rule merges the newest `n - num_tiers + 1`; `max_merge_width`
+/// caps the last two, and `min_merge_width` holds for both.
 #[test]
 fn test_task2_tiered_rules() {
-    let check = |options: TieredCompactionOptions, sizes: &[usize], k: Option<usize>| {
-        let task = TieredCompactionController::new(options).generate_task(&tiers_of(sizes));
-        assert_eq!(task, k.map(|k| merge_first(sizes, k)), "tiers {sizes:?}");
-    };
+    let check =
+        |options: TieredCompactionOptions, sizes: &[usize], task: Option<(usize, usize)>| {
+            let got = TieredCompactionController::new(options).generate_task(&tiers_of(sizes));
+            let expected = task.map(|(start, count)| merge(sizes, start, count));
+            assert_eq!(got, expected, "tiers {sizes:?}");
+        };
     check(tiered(3, 200), &[1, 1], None);
-    check(tiered(3, 200), &[1, 1, 1], Some(3)); // 2 >= 200% of 1: space amplification.
-    check(tiered(3, 200), &[1, 3, 2], Some(3)); // 4 >= 200% of 2, exactly.
-    check(tiered(3, 200), &[1, 2, 2], Some(2)); // 3 < 200% of 2; 2 > 101% of 1; count rule.
-    check(tiered(3, 200), &[1, 1, 3], Some(2)); // Size ratio: 1 <= 101% of 1, 3 > 101% of 2.
-    check(tiered(3, 200), &[3, 3, 7], Some(2)); // Size ratio: 3 <= 101% of 3, 7 > 101% of 6.
-    check(tiered(4, 1000), &[1, 10, 10, 10, 10, 100], Some(4)); // Count: 6 + 2 - 4.
+    check(tiered(3, 200), &[1, 1, 1], Some((0, 3))); // 2 >= 200% of 1: space amplification.
+    check(tiered(3, 200), &[1, 3, 2], Some((0, 3))); // 4 >= 200% of 2, exactly.
+    check(tiered(3, 200), &[1, 1, 3], Some((0, 2))); // Size ratio: 1 <= 101% of 1, 3 > 2.02.
+    check(tiered(3, 200), &[3, 3, 7], Some((0, 2))); // Size ratio: 3 <= 3.03, 7 > 6.06.
+    check(tiered(3, 200), &[1, 2, 2], Some((1, 2))); // 3 < 200% of 2; size ratio from tier 1.
+    check(tiered(3, 1000), &[1, 4, 4, 20], Some((1, 2))); // From tier 1, not to the bottom.
+    check(tiered(4, 1000), &[1, 2, 4, 8], None); // At the trigger, and no rule fires.
+    check(tiered(4, 1000), &[1, 2, 4, 8, 16, 100], Some((0, 3))); // Count: 6 - 4 + 1.
     let width = |min, max| TieredCompactionOptions {
         min_merge_width: min,
         max_merge_width: max,
         ..tiered(3, 1000)
     };
-    check(width(2, Some(3)), &[1, 1, 1, 1, 10], Some(3)); // Size ratio, capped at 3.
-    check(width(3, None), &[1, 1, 5, 10], Some(3)); // Size ratio takes 2 < 3; count: 4 + 2 - 3.
-    check(width(3, Some(2)), &[1, 1, 5, 10], Some(2)); // Count rule, capped at 2.
-    check(width(2, Some(2)), &[1, 1, 1, 1, 1, 1], Some(2));
+    check(width(2, Some(3)), &[1, 1, 1, 1, 10], Some((0, 3))); // Size ratio, capped at 3.
+    check(width(3, None), &[1, 1, 5, 10], None); // Size ratio takes 2 < 3; count 4 - 3 + 1 < 3.
+    check(width(3, None), &[1, 2, 4, 8, 100], Some((0, 3))); // Count: 5 - 3 + 1 = 3.
+    check(width(2, Some(2)), &[1, 2, 4, 8, 16, 100], Some((0, 2))); // Count 4, capped at 2.
+    check(width(2, Some(2)), &[1, 1, 1, 1, 1, 1], Some((0, 2)));
     let strict = TieredCompactionOptions {
         size_ratio: 0,
         ..tiered(3, 1000)
     };
-    check(strict.clone(), &[2, 2, 5], Some(2)); // 2 <= 100% of 2.
-    check(strict, &[2, 3, 5], Some(2)); // Count rule: 3 > 2.
+    check(strict.clone(), &[2, 2, 5], Some((0, 2))); // 2 <= 100% of 2.
+    check(strict.clone(), &[2, 3, 5], None); // 3 > 2, 5 > 3, and 3 tiers are not past 3.
+    check(strict, &[2, 3, 5, 7], Some((0, 2))); // Count: 4 - 3 + 1.
 }
 
 /// Flushes one SST at a time and compacts until the controller is done: the tiers after every
@@ -192,23 +198,61 @@ fn test_task2_tiered_exact_shapes_after_flushes() {
         sim.compact_until_idle(|_, _| Ok(())).unwrap();
         shapes.push(sim.shape_line());
     }
-    let mut expected: Vec<String> = [
+    let expected = [
         "tiers 1",
         "tiers 1 1",
         "tiers 3", // Space amplification: 2 >= 200% of 1.
         "tiers 1 3",
-        "tiers 2 3", // Size ratio: 1 <= 101% of 1.
-        "tiers 3 3",
-        "tiers 4 3",
-        "tiers 5 3", // Tier count: merge 2.
-        "tiers 9",   // Space amplification: 6 >= 200% of 3.
-    ]
-    .map(String::from)
-    .to_vec();
-    expected.extend(["tiers 1 9".to_string(), "tiers 2 9".to_string()]);
-    expected.extend((3..=17).map(|n| format!("tiers {n} 9")));
-    expected.push("tiers 27".to_string()); // 18 >= 200% of 9.
+        "tiers 2 3",   // Size ratio: 1 <= 101% of 1.
+        "tiers 1 2 3", // Three tiers, and no rule fires.
+        "tiers 7",     // Size ratio, and all of it: 1 1 (2) 2 (4) 3.
+        "tiers 1 7",
+        "tiers 2 7",
+        "tiers 1 2 7",
+        "tiers 4 7", // Size ratio: 1 1 2.
+        "tiers 1 4 7",
+        "tiers 2 4 7",
+        "tiers 3 4 7", // Tier count: 4 tiers, merge the newest 2.
+        "tiers 15",    // Count (1 3 4 7 to 4 4 7), then size ratio: 4 4 (8) 7.
+        "tiers 1 15",
+        "tiers 2 15",
+        "tiers 1 2 15",
+        "tiers 4 15",
+        "tiers 1 4 15",
+        "tiers 2 4 15",
+        "tiers 3 4 15",
+        "tiers 8 15", // Count (1 3 4 15 to 4 4 15), then size ratio from the newest: 4 4.
+        "tiers 1 8 15",
+        "tiers 2 8 15",
+        "tiers 3 8 15", // Tier count: no two of 1 2 8 15 are of similar size.
+        "tiers 4 8 15",
+    ];
     assert_eq!(shapes, expected);
+}
+
+/// Tiered compaction relies on a tree without L0 (it never compacts L0, and reads L0 before
+/// every tier): an engine whose tree has an L0 SST, put there by hand, refuses to compact with
+/// an error that names L0, rather than merging tiers that the L0 SST hides.
+#[test]
+fn test_task2_tiered_engine_refuses_a_tree_with_l0() {
+    let (_dir, storage) = open(tiered(3, 200));
+    let a = flush(&storage, 0..10, "a", &[]);
+    {
+        let _state_lock = storage.state_lock.lock();
+        let mut next = storage.snapshot().as_ref().clone();
+        next.levels.clear();
+        next.l0_sstables = vec![a];
+        *storage.state.write() = std::sync::Arc::new(next);
+    }
+    for value in ["b", "c", "d"] {
+        flush(&storage, 0..10, value, &[]);
+    }
+    let before = storage.snapshot().shape();
+    let error = storage
+        .trigger_compaction()
+        .expect_err("a tiered tree with an L0 SST");
+    assert!(format!("{error:#}").contains("L0"), "{error:#}");
+    assert_eq!(storage.snapshot().shape(), before, "nothing was compacted");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -220,7 +264,7 @@ fn test_task2_tiered_exact_shapes_after_flushes() {
 fn test_task3_tiered_apply_keeps_new_tiers_in_front() {
     let controller = TieredCompactionController::new(tiered(3, 200));
     let mut shape = tiers_of(&[1, 1, 2, 3]);
-    let task = merge_first(&[1, 1, 2, 3], 3);
+    let task = merge(&[1, 1, 2, 3], 0, 3);
     shape.levels.insert(0, (900, vec![900])); // Flushed while the compaction ran.
     let next = controller.apply_result(&shape, &task, &[901, 902]);
     assert_eq!(

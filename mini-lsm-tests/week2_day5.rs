@@ -705,6 +705,175 @@ fn test_task2_new_writes_shadow_old_after_reopen() {
     }
 }
 
+/// The strategies of the conversion tests, with small triggers so that a few flushes fill
+/// several levels or tiers; simple compaction has one level more than leveled compaction, so
+/// that a simple tree does not simply fit a leveled one.
+fn conversion_strategies() -> [(&'static str, CompactionOptions); 4] {
+    [
+        ("none", CompactionOptions::NoCompaction),
+        (
+            "simple",
+            CompactionOptions::Simple(SimpleLeveledCompactionOptions {
+                size_ratio_percent: 200,
+                level0_file_num_compaction_trigger: 2,
+                max_levels: 3,
+            }),
+        ),
+        (
+            "tiered",
+            CompactionOptions::Tiered(TieredCompactionOptions {
+                num_tiers: 3,
+                max_size_amplification_percent: 400,
+                size_ratio: 1,
+                min_merge_width: 2,
+                max_merge_width: None,
+            }),
+        ),
+        (
+            "leveled",
+            CompactionOptions::Leveled(LeveledCompactionOptions {
+                level_size_multiplier: 2,
+                level0_file_num_compaction_trigger: 2,
+                max_levels: 2,
+                base_level_size_mb: 1,
+            }),
+        ),
+    ]
+}
+
+/// Opens the engine on `fs` (without the log) with the compaction strategy `compaction`.
+fn open_with(fs: &MemFs, compaction: &CompactionOptions) -> anyhow::Result<LsmStorageInner> {
+    let mut options = mem_options(fs, false);
+    options.compaction_options = compaction.clone();
+    LsmStorageInner::open(db(), options)
+}
+
+/// Runs compaction steps until one changes nothing (at most 30).
+fn compact_until_idle(inner: &LsmStorageInner) {
+    for _ in 0..30 {
+        let before = inner.snapshot().shape();
+        inner.trigger_compaction().unwrap();
+        if inner.snapshot().shape() == before {
+            return;
+        }
+    }
+    panic!("still compacting after 30 steps:\n{}", inner.dump());
+}
+
+/// Seven rounds of puts and a delete, each flushed, with `compaction`'s steps after each but the
+/// last (a full compaction after round 3 without a strategy). Returns the model, after checking
+/// that the tree holds several sorted runs.
+fn write_rounds(inner: &LsmStorageInner, compaction: &CompactionOptions, tag: &str) -> Model {
+    let mut model = Model::new();
+    for round in 0..7 {
+        for i in round..round + 4 {
+            let value = format!("{tag}{round}").into_bytes();
+            inner.put(&key(i), &value).unwrap();
+            model.insert(key(i), value);
+        }
+        inner.delete(&key(round * 2)).unwrap();
+        model.remove(&key(round * 2));
+        freeze(inner).unwrap();
+        inner.force_flush_next_imm_memtable().unwrap();
+        match compaction {
+            _ if round == 6 => {}
+            CompactionOptions::NoCompaction if round == 3 => inner.force_full_compaction().unwrap(),
+            CompactionOptions::NoCompaction => {}
+            _ => compact_until_idle(inner),
+        }
+    }
+    let snapshot = inner.snapshot();
+    let levels = snapshot.levels.iter().filter(|(_, ids)| !ids.is_empty());
+    let runs = snapshot.l0_sstables.len() + levels.count();
+    assert!(runs >= 2, "{tag}: a single sorted run:\n{}", inner.dump());
+    model
+}
+
+/// Reopening with another compaction strategy converts the tree, for every ordered pair of
+/// strategies (none, simple, tiered, leveled): `open` reports the conversion exactly when the
+/// strategies differ, every key keeps its newest value, writes after it shadow older ones, the
+/// new strategy compacts the tree on, and reopening with the first strategy converts it back.
+#[test]
+fn test_task2_reopen_with_another_strategy_converts_the_tree() {
+    for (a, from) in conversion_strategies() {
+        for (b, to) in conversion_strategies() {
+            let fs = MemFs::new();
+            let inner = open_with(&fs, &from).unwrap();
+            let mut model = write_rounds(&inner, &from, a);
+            drop(inner);
+            let inner = open_with(&fs, &to).unwrap();
+            let converted = inner
+                .recovery_report()
+                .iter()
+                .any(|line| line.contains("laid out by"));
+            assert_eq!(
+                converted,
+                a != b,
+                "{a} to {b}: {:?}",
+                inner.recovery_report()
+            );
+            let state = read_state(&inner, &probe_keys()).unwrap();
+            assert_eq!(state, model, "{a} to {b}, just reopened:\n{}", inner.dump());
+            for i in [1, 5, 9] {
+                let value = format!("{b}-new").into_bytes();
+                inner.put(&key(i), &value).unwrap();
+                model.insert(key(i), value);
+                freeze(&inner).unwrap();
+                inner.force_flush_next_imm_memtable().unwrap();
+            }
+            if !matches!(to, CompactionOptions::NoCompaction) {
+                compact_until_idle(&inner);
+            }
+            let state = read_state(&inner, &probe_keys()).unwrap();
+            assert_eq!(state, model, "{a} to {b}, compacted:\n{}", inner.dump());
+            drop(inner);
+            let inner = open_with(&fs, &from).unwrap();
+            let state = read_state(&inner, &probe_keys()).unwrap();
+            assert_eq!(state, model, "{a} to {b} and back:\n{}", inner.dump());
+        }
+    }
+}
+
+/// A manifest without a layout record (from before the course wrote one) is read with the
+/// strategy it is opened with if its tree fits it; if not (L0 SSTs under tiered compaction),
+/// `open` refuses with an error that names the manifest and says what to do.
+#[test]
+fn test_task2_manifest_without_layout_must_fit_the_strategy() {
+    let (_, leveled) = conversion_strategies()[3].clone();
+    let (_, tiered) = conversion_strategies()[2].clone();
+    let fs = MemFs::new();
+    let inner = open_with(&fs, &leveled).unwrap();
+    inner.put(b"k", b"v").unwrap();
+    freeze(&inner).unwrap();
+    inner.force_flush_next_imm_memtable().unwrap();
+    drop(inner);
+    // Reopened, the manifest holds the tree in a Levels record: one SST in L0.
+    drop(open_with(&fs, &leveled).unwrap());
+    let dir = db();
+    let records = Manifest::recover(&fs, &dir).unwrap().unwrap().records;
+    assert!(
+        records
+            .iter()
+            .any(|r| matches!(r, ManifestRecord::Layout(_))),
+        "open writes the layout: {records:?}"
+    );
+    let old: Vec<ManifestRecord> = records
+        .into_iter()
+        .filter(|r| !matches!(r, ManifestRecord::Layout(_)))
+        .collect();
+    drop(Manifest::create(&fs, &dir, &old).unwrap());
+    let error = match open_with(&fs, &tiered) {
+        Ok(inner) => panic!("opened an L0 with tiered compaction:\n{}", inner.dump()),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(
+        error.contains(MANIFEST_NAME) && error.contains("strategy that wrote it"),
+        "{error}"
+    );
+    let inner = open_with(&fs, &leveled).unwrap();
+    assert_eq!(inner.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
 /// A crash at any file operation of flushes, or of the recovery, keeps a prefix with every flush.
 #[test]
 fn test_task3_crash_at_every_operation_of_flushes() {
@@ -815,6 +984,62 @@ fn test_task3_crash_at_every_operation_of_compactions() {
         let stats = crash_sweep_with(&format!("{name} crash sweep"), false, &open, &steps);
         assert!(stats.crash_points > 0);
     }
+}
+
+/// A crash at any file operation of an `open` that converts the tree to another strategy (every
+/// ordered pair), torn or not, leaves the old tree or the converted one: reopening with either
+/// strategy finds every write.
+#[test]
+fn test_task3_crash_at_every_operation_of_a_conversion() {
+    let mut points = 0;
+    for (a, from) in conversion_strategies() {
+        let fs = MemFs::new();
+        let inner = open_with(&fs, &from).unwrap();
+        let model = write_rounds(&inner, &from, a);
+        drop(inner);
+        // From now on `crash_image` hands out fresh copies of the tree `from` wrote.
+        drop(fs.crash_now(false));
+        let tree = || fs.crash_image().expect("crashed");
+        for (b, to) in conversion_strategies() {
+            if a == b {
+                continue;
+            }
+            let clean = tree();
+            drop(open_with(&clean, &to).unwrap());
+            let ops = clean.ops();
+            for op in 0..ops {
+                for tear_last_write in [false, true] {
+                    let attempt = tree();
+                    attempt.set_fault(Some(Fault::CrashAt {
+                        op,
+                        tear_last_write,
+                    }));
+                    assert!(
+                        open_with(&attempt, &to).is_err(),
+                        "{a} to {b}: crash at {op}"
+                    );
+                    // Either strategy may open the crash image next.
+                    for (c, next) in [(b, &to), (a, &from)] {
+                        let image = attempt.crash_image().expect("crashed");
+                        let inner = open_with(&image, next).unwrap_or_else(|e| {
+                            panic!("{a} to {b}, crash at {op} of {ops}, then {c}: {e:#}")
+                        });
+                        let state = read_state(&inner, &probe_keys()).unwrap();
+                        assert_eq!(
+                            state,
+                            model,
+                            "{a} to {b}, crash at {op} of {ops} (tear {tear_last_write}), then \
+                             {c}:\n{}",
+                            inner.dump()
+                        );
+                        points += 1;
+                    }
+                }
+            }
+        }
+    }
+    println!("{points} reopens after a crash during a conversion");
+    assert!(points > 0);
 }
 
 /// Without a log, `close` flushes every memtable, so that a crash after it loses nothing.

@@ -37,6 +37,76 @@ pub fn wait_until(engine: &str, what: &str, mut done: impl FnMut() -> bool) -> R
     Ok(())
 }
 
+/// Polls `done` until it says so, or fails once [`DEADLINE`] has passed or `done` fails (an
+/// engine's background error ends the wait at once).
+///
+/// # Errors
+/// Past the deadline, or `done`'s error.
+pub fn wait_until_ok(
+    engine: &str,
+    what: &str,
+    mut done: impl FnMut() -> Result<bool>,
+) -> Result<()> {
+    let mut failed = None;
+    wait_until(engine, what, || match done() {
+        Ok(finished) => finished,
+        Err(error) => {
+            failed = Some(error);
+            true
+        }
+    })?;
+    failed.map_or(Ok(()), Err)
+}
+
+/// How the course engines run: the production engines choose for themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CourseConfig {
+    /// The compaction strategy; `None` runs without compaction, as a week 1 engine must.
+    pub compaction: Option<Strategy>,
+    /// Whether the log writes every batch to the OS before `put` returns
+    /// (`WalMode::WriteEachBatch`), as RocksDB and fjall do, rather than buffering 64 KiB.
+    pub write_each_batch: bool,
+}
+
+/// A compaction strategy of the course, with its default settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Simple,
+    Tiered,
+    Leveled,
+}
+
+impl Strategy {
+    /// The strategy named `name`.
+    ///
+    /// # Errors
+    /// An unknown name.
+    pub fn parse(name: &str) -> Result<Self> {
+        Ok(match name {
+            "simple" => Self::Simple,
+            "tiered" => Self::Tiered,
+            "leveled" => Self::Leveled,
+            other => bail!("unknown compaction strategy `{other}`; use simple, tiered or leveled"),
+        })
+    }
+}
+
+impl CourseConfig {
+    /// A line that says how a course engine runs, for the top of its figures.
+    pub fn describe(&self) -> String {
+        let compaction = match self.compaction {
+            None => "no compaction".to_string(),
+            Some(strategy) => format!("{strategy:?} compaction (default settings)").to_lowercase(),
+        };
+        let log = if self.write_each_batch {
+            "log written to the OS at every write (WalMode::WriteEachBatch), never synced"
+        } else {
+            "log buffered up to 64 KiB in the process (WalMode::Buffered), never synced"
+        };
+        format!("{compaction}, {log}")
+    }
+}
+
 /// A callback that sees each entry of a scan.
 pub type Visit<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<()>;
 
@@ -57,17 +127,28 @@ pub trait Engine {
 }
 
 /// The settings every engine runs with: logs on (no sync per write), 64 MiB memtables, 4 KiB
-/// blocks, 10 bloom bits per key, a 32 MiB block cache.
+/// blocks, 10 bloom bits per key, a 32 MiB block cache; and the compaction strategy and log mode
+/// of the [`CourseConfig`].
 #[cfg(any(feature = "ref", feature = "starter"))]
 macro_rules! mini_lsm_engine {
     ($name:ident, $krate:ident) => {
-        /// An engine of the course, at its chapters so far.
-        pub struct $name(std::sync::Arc<$krate::lsm_storage::MiniLsm>);
+        /// An engine of the course, at its chapters so far, and whether it compacts.
+        pub struct $name(std::sync::Arc<$krate::lsm_storage::MiniLsm>, bool);
 
         impl $name {
             /// Opens (or reopens) the engine in `path`.
-            pub fn open(path: &Path) -> Result<Self> {
+            pub fn open(path: &Path, config: &CourseConfig) -> Result<Self> {
+                use $krate::compact::CompactionOptions;
                 let mut options = $krate::lsm_storage::LsmStorageOptions::default_for_week1_test();
+                options.compaction_options = match config.compaction {
+                    None => CompactionOptions::NoCompaction,
+                    Some(Strategy::Simple) => CompactionOptions::Simple(Default::default()),
+                    Some(Strategy::Tiered) => CompactionOptions::Tiered(Default::default()),
+                    Some(Strategy::Leveled) => CompactionOptions::Leveled(Default::default()),
+                };
+                if config.write_each_batch {
+                    options.wal_mode = $krate::lsm_storage::WalMode::WriteEachBatch;
+                }
                 options.enable_wal = true;
                 options.target_sst_size = 64 << 20;
                 options.block_size = 4096;
@@ -78,7 +159,8 @@ macro_rules! mini_lsm_engine {
                 options.num_memtable_limit = 1;
                 options.write_stall_margin = 1;
                 options.write_stall_timeout = std::time::Duration::from_secs(120);
-                Ok(Self($krate::lsm_storage::MiniLsm::open(path, options)?))
+                let lsm = $krate::lsm_storage::MiniLsm::open(path, options)?;
+                Ok(Self(lsm, config.compaction.is_some()))
             }
         }
 
@@ -109,10 +191,19 @@ macro_rules! mini_lsm_engine {
 
             fn settle(&self) -> Result<()> {
                 // The flush above leaves no immutable memtable; wait for the flush thread anyway,
-                // in case a freeze raced with it, with a bound.
-                wait_until(stringify!($name), "background flushes", || {
-                    self.0.inner.snapshot().imm_memtables.is_empty()
-                })
+                // in case a freeze raced with it, and for the compaction thread to find nothing
+                // left to do (only when it runs: a week 1 engine has none), with a bound; a
+                // background error ends the wait.
+                let (inner, compacts) = (&self.0.inner, self.1);
+                wait_until_ok(
+                    stringify!($name),
+                    "background flushes and compactions",
+                    || {
+                        inner.check_bg_error()?;
+                        let flushed = inner.snapshot().imm_memtables.is_empty();
+                        Ok(flushed && !(compacts && inner.compaction_pending()))
+                    },
+                )
             }
 
             fn close(&self) -> Result<()> {
@@ -127,16 +218,17 @@ mini_lsm_engine!(Reference, mini_lsm);
 #[cfg(feature = "starter")]
 mini_lsm_engine!(Starter, mini_lsm_starter);
 
-/// Opens engine `name` in `path`.
+/// Opens engine `name` in `path`; `config` says how a course engine runs.
 ///
 /// # Errors
 /// An unknown name, an engine that is not built in, or the engine's own error.
-pub fn open(name: &str, path: &Path) -> Result<Box<dyn Engine>> {
+pub fn open(name: &str, path: &Path, config: &CourseConfig) -> Result<Box<dyn Engine>> {
+    let _ = config; // Only the course engines read it, and they may not be built in.
     Ok(match name {
         #[cfg(feature = "ref")]
-        "ref" => Box::new(Reference::open(path)?),
+        "ref" => Box::new(Reference::open(path, config)?),
         #[cfg(feature = "starter")]
-        "starter" => Box::new(Starter::open(path)?),
+        "starter" => Box::new(Starter::open(path, config)?),
         #[cfg(feature = "fjall")]
         "fjall" => Box::new(fjall::Fjall::open(path)?),
         #[cfg(feature = "rocksdb")]

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Parser;
 
+use crate::engines::{CourseConfig, Strategy};
 use crate::phases::Runner;
 use crate::workload::Workload;
 
@@ -42,6 +43,17 @@ struct Args {
     /// The fillrandom database is already in `--workdir`: read phases use it without a fill.
     #[arg(long, requires = "workdir")]
     reuse: bool,
+    /// Run the course engines with this compaction strategy (simple, tiered or leveled, with
+    /// its default settings), for engines that have finished week 2; without it they do not
+    /// compact, as a week 1 engine must. It also writes the log to the OS at every write, as
+    /// RocksDB and fjall do, unless `--wal buffered` says otherwise.
+    #[arg(long)]
+    compaction: Option<String>,
+    /// The course engines' log: `each-batch` writes every write to the OS before it returns
+    /// (a killed process loses none), `buffered` keeps up to 64 KiB in the process. Default:
+    /// `each-batch` with `--compaction`, else `buffered`.
+    #[arg(long)]
+    wal: Option<String>,
 }
 
 const PHASES: [&str; 6] = [
@@ -71,6 +83,21 @@ fn run(args: &Args) -> Result<()> {
             );
         }
     }
+    let compaction = args
+        .compaction
+        .as_deref()
+        .map(Strategy::parse)
+        .transpose()?;
+    let write_each_batch = match args.wal.as_deref() {
+        None => compaction.is_some(),
+        Some("each-batch") => true,
+        Some("buffered") => false,
+        Some(other) => bail!("unknown log mode `{other}`; use each-batch or buffered"),
+    };
+    let course = CourseConfig {
+        compaction,
+        write_each_batch,
+    };
     let keep = args.workdir.is_some();
     let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     let dir = args.workdir.clone().unwrap_or_else(|| {
@@ -87,6 +114,7 @@ fn run(args: &Args) -> Result<()> {
         dir: dir.clone(),
         progress: std::io::stdout().is_terminal(),
         reuse: args.reuse,
+        course,
     };
     // A panic (a learner's `todo!()`, say) is reported as this engine's error, not a crash; the
     // hook prints only where it happened, as the error line below says what.

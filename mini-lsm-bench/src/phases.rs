@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{ensure, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::engines::{open, Engine};
+use crate::engines::{open, CourseConfig, Engine};
 use crate::workload::{SplitMix64, Workload, KEY_LEN, VALUE_LEN};
 
 /// Runs phases for one engine.
@@ -18,14 +18,25 @@ pub struct Runner {
     pub progress: bool,
     /// Whether the fillrandom database is already in `dir` (from an earlier process).
     pub reuse: bool,
+    /// How the course engines run.
+    pub course: CourseConfig,
 }
 
 /// What a phase measured.
 struct Figures {
     ops: u64,
     secs: f64,
-    /// For writing phases: the final flush, the wait for background work, and the bytes on disk.
-    writes: Option<(f64, f64, u64)>,
+    /// For writing phases: the final flush, the wait for background work, the bytes on disk, and
+    /// the bytes the process wrote (to logs, SSTs and every other file) during the phase.
+    writes: Option<Writes>,
+}
+
+/// What a writing phase measured besides its operations.
+struct Writes {
+    flush_secs: f64,
+    settle_secs: f64,
+    disk_bytes: u64,
+    written_bytes: u64,
 }
 
 impl Runner {
@@ -34,6 +45,15 @@ impl Runner {
     /// # Errors
     /// The first engine error, or a read that returned a wrong answer.
     pub fn run(&self, wanted: &[&str]) -> Result<()> {
+        if !self.reuse {
+            let config = match self.engine.as_str() {
+                "ref" | "starter" => self.course.describe(),
+                _ => "its own leveled compaction, log written to the OS at every write, never \
+                      synced"
+                    .to_string(),
+            };
+            println!("engine={}: {config}", self.engine);
+        }
         let fillseq = self.dir.join("fillseq");
         let random = self.dir.join("fillrandom");
         let needs_random_db = wanted.iter().any(|p| *p != "fillseq");
@@ -49,7 +69,7 @@ impl Runner {
             .any(|p| reads.contains(p) || *p == "overwrite")
         {
             // Reads run on the fillrandom database after a close and reopen.
-            let db = open(&self.engine, &random)?;
+            let db = open(&self.engine, &random, &self.course)?;
             for phase in reads.iter().filter(|p| wanted.contains(p)) {
                 self.phase(phase, || match *phase {
                     "readrandom" => self.read_random(&*db),
@@ -70,6 +90,8 @@ impl Runner {
         reset_peak_rss();
         let figures = run()?;
         let n = self.workload.n;
+        // Every writing phase leaves exactly `n` live keys of user data.
+        let user_bytes = n * (KEY_LEN + VALUE_LEN) as u64;
         let bytes = (figures.ops * (KEY_LEN + VALUE_LEN) as u64) as f64;
         let mut line = format!(
             "engine={} workload={name} num={n} secs={:.3} ops_per_sec={:.0} MB_per_sec={:.1} peak_rss_kb={}",
@@ -79,10 +101,16 @@ impl Runner {
             bytes / figures.secs / 1e6,
             peak_rss_kb()
         );
-        if let Some((flush, settle, disk)) = figures.writes {
+        if let Some(w) = figures.writes {
             line.push_str(&format!(
-                " flush_secs={flush:.3} settle_secs={settle:.3} sustained_ops_per_sec={:.0} disk_bytes={disk}",
-                figures.ops as f64 / (figures.secs + flush + settle)
+                " flush_secs={:.3} settle_secs={:.3} sustained_ops_per_sec={:.0} disk_bytes={} \
+                 write_amp={:.2} space_amp={:.2}",
+                w.flush_secs,
+                w.settle_secs,
+                figures.ops as f64 / (figures.secs + w.flush_secs + w.settle_secs),
+                w.disk_bytes,
+                w.written_bytes as f64 / (figures.ops * (KEY_LEN + VALUE_LEN) as u64) as f64,
+                w.disk_bytes as f64 / user_bytes as f64,
             ));
         }
         println!("{line}");
@@ -109,7 +137,8 @@ impl Runner {
         } else {
             (0..w.n).collect()
         };
-        let db = open(&self.engine, path)?;
+        let written = bytes_written();
+        let db = open(&self.engine, path, &self.course)?;
         let bar = self.bar(if random { "fillrandom" } else { "fillseq" }, w.n);
         let start = Instant::now();
         for (done, &i) in order.iter().enumerate() {
@@ -118,7 +147,7 @@ impl Runner {
                 bar.set_position(done as u64);
             }
         }
-        let figures = finish_writes(&*db, start, w.n, path)?;
+        let figures = finish_writes(&*db, start, w.n, path, written)?;
         bar.finish_and_clear();
         db.close()?;
         Ok(figures)
@@ -197,6 +226,7 @@ impl Runner {
         let w = &self.workload;
         let mut rng = SplitMix64::new(9);
         let bar = self.bar("overwrite", w.n);
+        let written = bytes_written();
         let start = Instant::now();
         for done in 0..w.n {
             let i = rng.next_u64() % w.n;
@@ -205,27 +235,54 @@ impl Runner {
                 bar.set_position(done);
             }
         }
-        let figures = finish_writes(db, start, w.n, path)?;
+        let figures = finish_writes(db, start, w.n, path, written)?;
         bar.finish_and_clear();
         Ok(figures)
     }
 }
 
 /// Ends a writing phase: the loop's time, then the final flush and the wait for background work,
-/// timed apart, and the bytes the database takes on disk.
-fn finish_writes(db: &dyn Engine, start: Instant, ops: u64, path: &Path) -> Result<Figures> {
+/// timed apart, the bytes the database takes on disk, and the bytes the process wrote since
+/// `written_before` (see [`bytes_written`]).
+fn finish_writes(
+    db: &dyn Engine,
+    start: Instant,
+    ops: u64,
+    path: &Path,
+    written_before: u64,
+) -> Result<Figures> {
     let secs = start.elapsed().as_secs_f64();
     let flush_start = Instant::now();
     db.flush()?;
-    let flush = flush_start.elapsed().as_secs_f64();
+    let flush_secs = flush_start.elapsed().as_secs_f64();
     let settle_start = Instant::now();
     db.settle()?;
-    let settle = settle_start.elapsed().as_secs_f64();
+    let settle_secs = settle_start.elapsed().as_secs_f64();
     Ok(Figures {
         ops,
         secs,
-        writes: Some((flush, settle, disk_bytes(path))),
+        writes: Some(Writes {
+            flush_secs,
+            settle_secs,
+            disk_bytes: disk_bytes(path),
+            written_bytes: bytes_written().saturating_sub(written_before),
+        }),
     })
+}
+
+/// The bytes this process has handed to `write(2)` and its kin so far, in all its threads
+/// (`wchar` of `/proc/self/io`): for an engine, its logs, SSTs, manifest and other files (and
+/// the few bytes of these figures). The same count for every engine, whatever it calls its files;
+/// 0 where the kernel does not tell.
+fn bytes_written() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|l| l.strip_prefix("wchar:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// The bytes the files under `dir` take on disk, subdirectories included (the course engines keep

@@ -44,18 +44,23 @@
 //! # Left out, and what it costs
 //!
 //! One compaction at a time (RocksDB runs several, on disjoint key ranges): a big merge delays
-//! every other. No trivial move: an SST that overlaps nothing below is rewritten rather than
-//! moved, which costs write amplification. Simple leveled and tiered compaction count sizes in
-//! SSTs rather than bytes, which is close enough while SSTs are all about `target_sst_size`.
+//! every other. Trivial moves (SSTs that meet nothing below change level without a rewrite,
+//! [`CompactionTask::trivial_move`]) only for leveled compaction: simple and tiered compaction
+//! rewrite them. Simple leveled and tiered compaction count sizes in SSTs rather than bytes,
+//! which is close enough while SSTs are all about `target_sst_size`. Compaction outputs are cut
+//! by size only, not where they would meet fewer SSTs of the level below (RocksDB cuts at its
+//! "grandparent" boundaries), so a later move of an output may meet more than it must.
 
+mod layout;
 mod leveled;
 mod shape;
 mod simple_leveled;
 pub mod simulator;
 mod tiered;
 
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
 
+pub use layout::{StrategyKind, TreeLayout};
 pub use leveled::{LevelTargets, LeveledCompactionController, LeveledCompactionOptions};
 pub use shape::{apply_level_compaction, LsmShape, SstInfo};
 pub use simple_leveled::{SimpleLeveledCompactionController, SimpleLeveledCompactionOptions};
@@ -98,8 +103,9 @@ impl CompactionOptions {
                     "tiered: min_merge_width must be at least 2: merging one tier changes nothing"
                 );
                 ensure!(
-                    o.max_merge_width.is_none_or(|w| w >= 2),
-                    "tiered: max_merge_width must be at least 2: merging one tier changes nothing"
+                    o.max_merge_width.is_none_or(|w| w >= o.min_merge_width),
+                    "tiered: max_merge_width must be at least min_merge_width: no merge could \
+                     satisfy both"
                 );
             }
             Self::Leveled(o) => {
@@ -192,6 +198,33 @@ impl CompactionTask {
 }
 // ANCHOR_END: input_runs
 
+// ANCHOR: trivial_move
+impl CompactionTask {
+    /// The SSTs a *trivial move* puts in the lower level as they are, in key order, if this task
+    /// allows one: a leveled compaction that meets no SST below, and whose upper SSTs do not
+    /// overlap each other (one SST moving down, or an L0 of disjoint SSTs, as sequential writes
+    /// leave it). Merging them would copy every byte unchanged; moving them writes nothing but the
+    /// manifest record. `None` otherwise.
+    ///
+    /// The price: a move to the bottom level keeps its tombstones, which a merge there would
+    /// drop; a later compaction of that range drops them.
+    pub fn trivial_move(&self, shape: &LsmShape) -> Option<Vec<usize>> {
+        let Self::Leveled(task) = self else {
+            return None;
+        };
+        if !task.lower_level_sst_ids.is_empty() {
+            return None;
+        }
+        let mut ids = task.upper_level_sst_ids.clone();
+        ids.sort_by(|a, b| shape.info(*a).first_key.cmp(&shape.info(*b).first_key));
+        let disjoint = ids
+            .windows(2)
+            .all(|pair| shape.info(pair[0]).last_key < shape.info(pair[1]).first_key);
+        disjoint.then_some(ids)
+    }
+}
+// ANCHOR_END: trivial_move
+
 /// The controller of the configured strategy: the one place that dispatches on it.
 #[derive(Debug, Clone)]
 pub enum CompactionController {
@@ -222,21 +255,42 @@ impl CompactionController {
         }
     }
 
+    /// The layout of the trees this controller compacts (see [`TreeLayout`]).
+    pub fn layout(&self) -> TreeLayout {
+        let (strategy, max_levels) = match self {
+            Self::NoCompaction => (StrategyKind::NoCompaction, 0),
+            Self::Simple(c) => (StrategyKind::Simple, c.options().max_levels),
+            Self::Tiered(_) => (StrategyKind::Tiered, 0),
+            Self::Leveled(c) => (StrategyKind::Leveled, c.options().max_levels),
+        };
+        TreeLayout {
+            strategy,
+            max_levels,
+        }
+    }
+
     /// The levels of an empty tree: `L1..=max_levels` for the leveled strategies; none for tiered
     /// compaction (tiers appear with flushes) or without compaction (L1 appears with the first
     /// full compaction).
     pub fn initial_levels(&self) -> Vec<(usize, Vec<usize>)> {
-        let max_levels = match self {
-            Self::NoCompaction | Self::Tiered(_) => 0,
-            Self::Simple(c) => c.options().max_levels,
-            Self::Leveled(c) => c.options().max_levels,
-        };
-        (1..=max_levels).map(|level| (level, Vec::new())).collect()
+        self.layout().initial_levels()
     }
 
     /// Whether flushes go to L0; with tiered compaction each flush is a new tier instead.
     pub fn flush_to_l0(&self) -> bool {
-        !matches!(self, Self::Tiered(_))
+        self.layout().flush_to_l0()
+    }
+
+    /// Checks that `shape` is laid out as this controller reads it (tiered: no L0; leveled:
+    /// levels `1..=max_levels` in order), before the controller relies on it.
+    ///
+    /// # Errors
+    /// What is wrong with the shape.
+    pub fn check_shape(&self, shape: &LsmShape) -> Result<()> {
+        let layout = self.layout();
+        layout
+            .check_shape(shape)
+            .with_context(|| format!("the tree does not have the shape {layout} relies on"))
     }
 
     /// The next compaction to run on a tree of this shape, if any.
@@ -253,15 +307,17 @@ impl CompactionController {
     /// already in `shape.sstables`) replaces the inputs of `task`. The inputs leave
     /// `sstables`; `shape` may have gained L0 SSTs or tiers since the task was generated.
     ///
-    /// # Panics
-    /// If the task came from another strategy, or its inputs are no longer where it took them
-    /// from: both are bugs, as compactions run one at a time.
+    /// # Errors
+    /// If the task came from another strategy, its inputs are no longer where it took them from,
+    /// or the result is not a shape this controller can read: each a bug, caught here rather
+    /// than installed (the strategies' own `apply_result` would panic on the first two).
     pub fn apply_result(
         &self,
         shape: &LsmShape,
         task: &CompactionTask,
         output: &[usize],
-    ) -> LsmShape {
+    ) -> Result<LsmShape> {
+        check_inputs_in_place(shape, task)?;
         let mut next = match (self, task) {
             (_, CompactionTask::ForceFull(task)) => apply_level_compaction(shape, task, output),
             (Self::Simple(c), CompactionTask::Simple(task)) => c.apply_result(shape, task, output),
@@ -270,12 +326,58 @@ impl CompactionController {
                 c.apply_result(shape, task, output)
             }
             (controller, task) => {
-                panic!("the {controller:?} controller cannot apply the task {task:?}")
+                bail!("the {controller:?} controller cannot apply the task {task:?}")
             }
         };
+        // An input that is also an output (a trivial move) stays.
         for id in task.input_ids() {
-            next.sstables.remove(&id);
+            if !output.contains(&id) {
+                next.sstables.remove(&id);
+            }
         }
-        next
+        self.check_shape(&next)
+            .context("the result of a compaction")?;
+        Ok(next)
     }
+}
+
+/// Checks that the inputs of `task` are still where it took them from: for a level compaction,
+/// the upper SSTs in L0 or the upper level and the lower SSTs in the lower level; for a tiered
+/// one, the merged tiers, unchanged and next to each other.
+///
+/// # Errors
+/// The first input that moved.
+fn check_inputs_in_place(shape: &LsmShape, task: &CompactionTask) -> Result<()> {
+    match task {
+        CompactionTask::ForceFull(t) | CompactionTask::Simple(t) | CompactionTask::Leveled(t) => {
+            let upper = match t.upper_level {
+                None => shape.l0_sstables.as_slice(),
+                Some(level) => shape.level(level),
+            };
+            let lower = shape.level(t.lower_level);
+            let sides = [
+                (&t.upper_level_sst_ids, upper),
+                (&t.lower_level_sst_ids, lower),
+            ];
+            for (ids, level) in sides {
+                if let Some(id) = ids.iter().find(|id| !level.contains(id)) {
+                    bail!("SST {id} of the compaction {task:?} is no longer where it was");
+                }
+            }
+        }
+        CompactionTask::Tiered(t) => {
+            let first = t
+                .tiers
+                .first()
+                .context("a tiered compaction merges no tier")?
+                .0;
+            let at = shape.levels.iter().position(|(tier, _)| *tier == first);
+            let now = at.and_then(|at| shape.levels.get(at..at + t.tiers.len()));
+            ensure!(
+                now == Some(t.tiers.as_slice()),
+                "the tiers of the compaction {task:?} changed while it ran"
+            );
+        }
+    }
+    Ok(())
 }

@@ -81,6 +81,7 @@ use crate::manifest::{Manifest, ManifestRecord};
 use crate::mem_table::MemTable;
 use crate::table::{sst_path, SsTable};
 use crate::wal::wal_path;
+pub use crate::wal::WalMode;
 use state_cell::StateCell;
 
 // ANCHOR: lsm_storage_state
@@ -135,6 +136,7 @@ pub(crate) fn new_memtable(options: &LsmStorageOptions, dir: &Path, id: usize) -
         return Ok(MemTable::create(id));
     }
     let memtable = MemTable::create_with_wal(id, &*options.fs, &wal_path(dir, id))?;
+    memtable.set_wal_mode(options.wal_mode);
     options.fs.sync_dir(dir)?;
     Ok(memtable)
     // @stub

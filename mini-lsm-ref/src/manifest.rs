@@ -21,6 +21,9 @@
 //! tag 2  Flush        body := id:u64                 memtable `id` became SST `id`
 //! tag 3  Levels       body := n:u32 id:u64{n}        the whole SST structure: L0 (newest first),
 //!                             m:u32 (level:u32 k:u32 id:u64{k}){m}     then each level in order
+//! tag 4  Layout       body := strategy:u8            the layout of the tree (how the levels of
+//!                             max_levels:u32         tag 3 are read): 0 none, 1 simple, 2 tiered,
+//!                                                    3 leveled; max_levels 0 for none and tiered
 //! tag 5  LogSealed    body := id:u64 len:u64         memtable `id` was frozen: its log's records
 //!                                                    end exactly at byte `len` (0: it has no log)
 //! tag 6  LogSynced    body := id:u64 len:u64         the first `len` bytes of memtable `id`'s log
@@ -29,6 +32,11 @@
 //! tag 8  Floor        body := id:u64                 every engine file with an id below `id` that
 //!                                                    the manifest does not list is obsolete
 //! ```
+//!
+//! `open` writes a Layout record (after the Floor) in every manifest it writes, so that a later `open` with another
+//! compaction strategy knows how the levels were laid out and converts them (see
+//! [`crate::compact::TreeLayout`]). A manifest without one (written before the course recorded
+//! it) is read with the layout of the strategy it is opened with.
 //!
 //! Tags are never renumbered; a new kind of record gets a new tag.
 //!
@@ -46,6 +54,7 @@ use anyhow::{bail, ensure, Context, Result};
 use bytes::{Buf, BufMut};
 use parking_lot::{Mutex, MutexGuard};
 
+use crate::compact::{StrategyKind, TreeLayout};
 use crate::fs::{FileSystem, WritableFile};
 use crate::record::{decode_records, encode_record, salvage_records};
 
@@ -68,6 +77,9 @@ pub enum ManifestRecord {
         /// The levels below L0 as `(level, SST ids)`.
         levels: Vec<(usize, Vec<usize>)>,
     },
+    /// How the levels of the `Levels` records that follow are laid out: by which compaction
+    /// strategy, with how many levels.
+    Layout(TreeLayout),
     /// Memtable `id` was frozen (or recovered, and so will not be written again): its log's
     /// records end exactly at byte `len`. A memtable without a log is sealed at 0 when created.
     LogSealed {
@@ -95,6 +107,7 @@ pub enum ManifestRecord {
 const TAG_NEW_MEMTABLE: u8 = 1;
 const TAG_FLUSH: u8 = 2;
 const TAG_LEVELS: u8 = 3;
+const TAG_LAYOUT: u8 = 4;
 const TAG_LOG_SEALED: u8 = 5;
 const TAG_LOG_SYNCED: u8 = 6;
 const TAG_RESERVED: u8 = 7;
@@ -122,6 +135,11 @@ impl ManifestRecord {
                     buf.put_u32(*level as u32);
                     put_ids(buf, ids);
                 }
+            }
+            ManifestRecord::Layout(layout) => {
+                buf.put_u8(TAG_LAYOUT);
+                buf.put_u8(layout.strategy.code());
+                buf.put_u32(layout.max_levels as u32);
             }
             ManifestRecord::LogSealed { id, len } | ManifestRecord::LogSynced { id, len } => {
                 let sealed = matches!(self, ManifestRecord::LogSealed { .. });
@@ -165,6 +183,10 @@ impl ManifestRecord {
                 }
                 ManifestRecord::Levels { l0, levels }
             }
+            TAG_LAYOUT => ManifestRecord::Layout(TreeLayout {
+                strategy: StrategyKind::from_code(take_u8(buf)?)?,
+                max_levels: take_u32(buf)? as usize,
+            }),
             TAG_LOG_SEALED => ManifestRecord::LogSealed {
                 id: take_u64(buf)? as usize,
                 len: take_u64(buf)?,

@@ -47,7 +47,7 @@ use crate::fs::FileSystem;
 use crate::iterators::StorageIterator;
 use crate::key::KeySlice;
 use crate::table::SsTableBuilder;
-use crate::wal::{Wal, WalReplay};
+use crate::wal::{Wal, WalMode, WalReplay};
 
 use arena::Arena;
 pub use key::MemKey;
@@ -208,6 +208,14 @@ impl MemTable {
         // @end
     }
     // ANCHOR_END: put_batch
+
+    /// Sets how far each write to this memtable's log goes before it returns (see
+    /// [`WalMode`]); a no-op without a log.
+    pub fn set_wal_mode(&self, mode: WalMode) {
+        if let Some(wal) = &self.wal {
+            wal.set_mode(mode);
+        }
+    }
 
     // ANCHOR: memtable_follow
     /// Orders this memtable's log after `older`'s (see [`Wal::follow`]): none of this log reaches

@@ -11,9 +11,19 @@
 //!           flush of memtable 8 recorded in the manifest ──▶ delete wal 8
 //! ```
 //!
-//! Appends are buffered in memory and reach the file when the buffer fills or on `sync`; only a
-//! sync makes them durable. So a crash may lose writes that were acknowledged but not synced:
-//! that is the bargain of not syncing every write, and `MiniLsm::sync` is how a caller closes it.
+//! Only a sync makes a write durable: a power loss may lose writes that were acknowledged but not
+//! synced. That is the bargain of not syncing every write, and `MiniLsm::sync` is how a caller
+//! closes it. Before the sync, [`WalMode`] says how far an acknowledged write has gone:
+//!
+//! ```text
+//!   put ──▶ buffer in the process ──write(2)──▶ OS page cache ──fsync──▶ disk
+//!           Buffered: until 64 KiB   WriteEachBatch: before put returns   sync: both modes
+//!           lost by a process crash  kept by a process crash, lost by a power loss
+//! ```
+//!
+//! `Buffered` makes the fewest system calls; `WriteEachBatch` is what RocksDB and fjall do by
+//! default (a write(2) per write, no sync), so that killing the process loses nothing it
+//! acknowledged.
 //!
 //! # Format
 //!
@@ -33,8 +43,31 @@ use parking_lot::Mutex;
 use crate::fs::{FileSystem, WritableFile};
 use crate::record::{decode_records, encode_record, salvage_records};
 
-/// Appends reach the file once this many bytes are buffered.
+/// With [`WalMode::Buffered`], appends reach the file once this many bytes are buffered.
 const BUFFER_LIMIT: usize = 64 << 10;
+
+/// How far a write has gone when `put` returns (before any sync; see the module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WalMode {
+    /// Batches collect in a 64 KiB buffer in the process, written to the file when it fills or
+    /// on `sync`: the fewest system calls, but a process crash loses what the buffer holds.
+    #[default]
+    Buffered,
+    /// Each batch is written to the file (one write(2), to the OS's page cache) before the write
+    /// returns: a process crash loses no acknowledged write; a power loss still may.
+    WriteEachBatch,
+}
+
+impl WalMode {
+    /// The bytes a log buffers before it writes them out: 0 writes out every batch.
+    fn buffer_limit(self) -> usize {
+        match self {
+            Self::Buffered => BUFFER_LIMIT,
+            Self::WriteEachBatch => 0,
+        }
+    }
+}
 
 /// The file name of memtable `id`'s log in the database directory.
 pub fn wal_path(dir: &Path, id: usize) -> PathBuf {
@@ -54,6 +87,8 @@ struct WalInner {
     buffer: Vec<u8>,
     /// Scratch space for the payload of the record being appended.
     payload: Vec<u8>,
+    /// The buffer is written out once it holds at least this many bytes (see [`WalMode`]).
+    buffer_limit: usize,
     /// The log of the memtable frozen just before this one, until it is known to be synced:
     /// nothing of this log may reach the disk before all of that one is durable, or a crash could
     /// keep newer writes and lose older ones.
@@ -73,23 +108,28 @@ pub struct WalReplay {
 }
 
 impl Wal {
-    /// Creates an empty log at `path`. Its name is durable once the caller syncs the directory.
+    /// Creates an empty log at `path`, in [`WalMode::Buffered`]. Its name is durable once the
+    /// caller syncs the directory.
     ///
     /// # Errors
     /// If the file cannot be created.
     pub fn create(fs: &dyn FileSystem, path: &Path) -> Result<Self> {
-        // @task week2_day6 1
         Ok(Self {
             inner: Mutex::new(WalInner {
                 file: fs.create(path)?,
                 buffer: Vec::new(),
                 payload: Vec::new(),
+                buffer_limit: WalMode::Buffered.buffer_limit(),
                 predecessor: None,
                 written: 0,
             }),
             path: path.to_path_buf(),
         })
-        // @end
+    }
+
+    /// Sets how far each batch goes before `put_batch` returns (see [`WalMode`]).
+    pub fn set_mode(&self, mode: WalMode) {
+        self.inner.lock().buffer_limit = mode.buffer_limit();
     }
 
     // ANCHOR: wal_recover
@@ -122,7 +162,8 @@ impl Wal {
     // ANCHOR_END: wal_recover
 
     // ANCHOR: wal_put
-    /// Appends one batch as one record. Durable after [`Wal::sync`].
+    /// Appends one batch as one record, written out at once or once `buffer_limit` bytes are
+    /// buffered, as the log's [`WalMode`] says. Durable after [`Wal::sync`].
     ///
     /// # Errors
     /// If the buffer had to be written out and the write failed.
@@ -146,7 +187,7 @@ impl Wal {
         if payload.capacity() > BUFFER_LIMIT {
             *payload = Vec::new(); // Do not keep a huge batch's worth of memory.
         }
-        if inner.buffer.len() >= BUFFER_LIMIT {
+        if inner.buffer.len() >= inner.buffer_limit {
             inner.write_out()?;
         }
         Ok(())

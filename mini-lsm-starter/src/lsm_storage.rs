@@ -81,6 +81,7 @@ use crate::manifest::{Manifest, ManifestRecord};
 use crate::mem_table::MemTable;
 use crate::table::{sst_path, SsTable};
 use crate::wal::wal_path;
+pub use crate::wal::WalMode;
 use state_cell::StateCell;
 
 /// One consistent view of the engine's memtables and SSTs.

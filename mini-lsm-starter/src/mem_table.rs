@@ -47,7 +47,7 @@ use crate::fs::FileSystem;
 use crate::iterators::StorageIterator;
 use crate::key::KeySlice;
 use crate::table::SsTableBuilder;
-use crate::wal::{Wal, WalReplay};
+use crate::wal::{Wal, WalMode, WalReplay};
 
 use arena::Arena;
 pub use key::MemKey;
@@ -156,6 +156,14 @@ impl MemTable {
     /// If the log write fails; nothing is then put into the memtable.
     pub fn put_batch(&self, batch: &[(&[u8], &[u8])]) -> Result<()> {
         todo!("week 2 day 7, task 1: apply a batch to the memtable and its log as one record (book: week2-07-batch-checksums)")
+    }
+
+    /// Sets how far each write to this memtable's log goes before it returns (see
+    /// [`WalMode`]); a no-op without a log.
+    pub fn set_wal_mode(&self, mode: WalMode) {
+        if let Some(wal) = &self.wal {
+            wal.set_mode(mode);
+        }
     }
 
     /// Orders this memtable's log after `older`'s (see [`Wal::follow`]): none of this log reaches

@@ -14,12 +14,52 @@ use anyhow::{bail, Context, Result};
 
 use crate::util::step;
 
+/// How the course engines run: `--compaction` and `--wal` of `mini-lsm-bench`.
+#[derive(Debug, Default)]
+pub struct CourseSettings {
+    /// simple, tiered or leveled; none without.
+    pub compaction: Option<String>,
+    /// each-batch or buffered; the benchmark's default without.
+    pub wal: Option<String>,
+}
+
+impl CourseSettings {
+    /// The benchmark's arguments for these settings.
+    ///
+    /// # Errors
+    /// An unknown strategy or log mode, named with the ones there are.
+    fn args(&self) -> Result<Vec<String>> {
+        let mut args = Vec::new();
+        if let Some(strategy) = &self.compaction {
+            if !["simple", "tiered", "leveled"].contains(&strategy.as_str()) {
+                bail!("unknown compaction strategy `{strategy}`; use simple, tiered or leveled");
+            }
+            args.extend(["--compaction".to_string(), strategy.clone()]);
+        }
+        if let Some(wal) = &self.wal {
+            if !["each-batch", "buffered"].contains(&wal.as_str()) {
+                bail!("unknown log mode `{wal}`; use each-batch or buffered");
+            }
+            args.extend(["--wal".to_string(), wal.clone()]);
+        }
+        Ok(args)
+    }
+}
+
 /// Runs the benchmark on `engines` (comma-separated, in this order: `ref`, `starter`, `both` for
-/// the two, `fjall` or `rocksdb`).
+/// the two, `fjall` or `rocksdb`), the course engines as `course` says.
 ///
 /// # Errors
-/// If the benchmark cannot be built, or any engine fails (the others still run).
-pub fn bench(root: &Path, engines: &str, benchmarks: Option<&str>, num: Option<u64>) -> Result<()> {
+/// If the settings are unknown, the benchmark cannot be built, or any engine fails (the others
+/// still run).
+pub fn bench(
+    root: &Path,
+    engines: &str,
+    benchmarks: Option<&str>,
+    num: Option<u64>,
+    course: &CourseSettings,
+) -> Result<()> {
+    let course_args = course.args()?;
     let engines: Vec<&str> = engines
         .split(',')
         .flat_map(|e| match e.trim() {
@@ -100,6 +140,7 @@ pub fn bench(root: &Path, engines: &str, benchmarks: Option<&str>, num: Option<u
             if let Some(n) = num {
                 command.args(["--num", &n.to_string()]);
             }
+            command.args(&course_args);
             if !command.status().context("running the benchmark")?.success() {
                 ok = false;
                 break;

@@ -183,6 +183,15 @@ enum Cmd {
         /// The number of keys (default 1,000,000).
         #[arg(long)]
         num: Option<u64>,
+        /// Run the course engines with this compaction strategy: simple, tiered or leveled
+        /// (default settings), for engines that have finished week 2. It also writes their log
+        /// to the OS at every write, the durability RocksDB and fjall give (see --wal).
+        #[arg(long)]
+        compaction: Option<String>,
+        /// The course engines' log: each-batch (written to the OS before each write returns) or
+        /// buffered (64 KiB in the process). Default: each-batch with --compaction, else buffered.
+        #[arg(long)]
+        wal: Option<String>,
     },
     /// Rebuild a damaged database's manifest from the files that verify, moving the others into
     /// `<path>/quarantine/` (never deleting). Runs the reference engine's repair, which reads the
@@ -299,7 +308,12 @@ fn run(cli: Cli) -> Result<()> {
             engine,
             benchmarks,
             num,
-        } => bench::bench(&root, &engine, benchmarks.as_deref(), num),
+            compaction,
+            wal,
+        } => {
+            let course = bench::CourseSettings { compaction, wal };
+            bench::bench(&root, &engine, benchmarks.as_deref(), num, &course)
+        }
         Cmd::Repair {
             path,
             compaction,

@@ -62,6 +62,60 @@ pub struct Simulator {
     /// Flushes and compaction outputs.
     written_bytes: u64,
     max_read_amplification: usize,
+    /// The SSTs of the level below each compaction met: compactions out of L0 (and tiered
+    /// ones), and moves from one level to the next.
+    met_from_l0: Overlap,
+    met_between_levels: Overlap,
+    /// Where the last tiered merge started (0: the newest tier), and how many tiers there were.
+    last_merge_at: (usize, usize),
+    /// Compactions that moved their SSTs without a rewrite.
+    trivial_moves: usize,
+}
+
+/// How many SSTs below their input compactions met: the SSTs of the lower level of a level
+/// compaction, or of the merged tiers but the newest one of a tiered compaction (the data that
+/// is rewritten only because newer data lands on it).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Overlap {
+    /// Compactions counted.
+    pub compactions: usize,
+    /// SSTs met in all.
+    pub total: usize,
+    /// The most SSTs one compaction met.
+    pub max: usize,
+}
+
+impl Overlap {
+    fn add(&mut self, met: usize) {
+        self.compactions += 1;
+        self.total += met;
+        self.max = self.max.max(met);
+    }
+
+    /// SSTs met per compaction, on average (0 without compactions).
+    pub fn average(&self) -> f64 {
+        self.total as f64 / self.compactions.max(1) as f64
+    }
+
+    fn merged(self, other: Overlap) -> Overlap {
+        Overlap {
+            compactions: self.compactions + other.compactions,
+            total: self.total + other.total,
+            max: self.max.max(other.max),
+        }
+    }
+
+    fn describe(&self) -> String {
+        if self.compactions == 0 {
+            return "none".to_string();
+        }
+        format!(
+            "{:.1} on average, {} at most, over {} compactions",
+            self.average(),
+            self.max,
+            self.compactions
+        )
+    }
 }
 
 impl Simulator {
@@ -83,6 +137,10 @@ impl Simulator {
             flushed_bytes: 0,
             written_bytes: 0,
             max_read_amplification: 0,
+            met_from_l0: Overlap::default(),
+            met_between_levels: Overlap::default(),
+            last_merge_at: (0, 0),
+            trivial_moves: 0,
         }
     }
 
@@ -120,11 +178,42 @@ impl Simulator {
     }
 
     /// Runs the compaction the controller asks for, if any, and returns it.
-    pub fn compact_once(&mut self) -> Option<CompactionTask> {
-        let task = self.controller.generate_task(&self.shape)?;
+    ///
+    /// # Errors
+    /// If the controller finds the shape not laid out as it expects, or its result is not (a
+    /// bug in the controller).
+    pub fn compact_once(&mut self) -> Result<Option<CompactionTask>> {
+        self.controller.check_shape(&self.shape)?;
+        let Some(task) = self.controller.generate_task(&self.shape) else {
+            return Ok(None);
+        };
         let inputs = task.input_ids();
+        if let CompactionTask::Tiered(t) = &task {
+            let first = t.tiers.first().map(|(tier, _)| *tier);
+            let start = self
+                .shape
+                .levels
+                .iter()
+                .position(|(tier, _)| Some(*tier) == first);
+            self.last_merge_at = (start.unwrap_or(0), self.shape.levels.len());
+        }
+        if let Some(moved) = task.trivial_move(&self.shape) {
+            self.shape = self.controller.apply_result(&self.shape, &task, &moved)?;
+            self.compactions += 1;
+            self.trivial_moves += 1;
+            match &task {
+                CompactionTask::Leveled(t) if t.upper_level.is_some() => {
+                    self.met_between_levels.add(0);
+                }
+                _ => self.met_from_l0.add(0),
+            }
+            self.note_read_amplification();
+            return Ok(Some(task));
+        }
         let size = self.shape.total_size(&inputs);
-        let (first, last) = self.shape.key_range(&inputs)?;
+        let Some((first, last)) = self.shape.key_range(&inputs) else {
+            bail!("the controller asked for a compaction of nothing: {task:?}");
+        };
         let (first, last) = (key_number(&first), key_number(&last));
         // Cut the inputs' key range evenly into as many SSTs as the bytes fill.
         let span = u128::from(last - first) + 1;
@@ -136,23 +225,36 @@ impl Simulator {
             let (lo, hi) = (start(i) as u64, (start(i + 1) - 1) as u64);
             outputs.push(self.new_sst(part, lo, hi));
         }
-        self.shape = self.controller.apply_result(&self.shape, &task, &outputs);
+        self.shape = self.controller.apply_result(&self.shape, &task, &outputs)?;
         self.compactions += 1;
+        match &task {
+            CompactionTask::Tiered(t) => {
+                let newest = t.tiers.first().map_or(0, |(_, ids)| ids.len());
+                self.met_from_l0.add(inputs.len() - newest);
+            }
+            CompactionTask::ForceFull(t)
+            | CompactionTask::Simple(t)
+            | CompactionTask::Leveled(t) => match t.upper_level {
+                None => self.met_from_l0.add(t.lower_level_sst_ids.len()),
+                Some(_) => self.met_between_levels.add(t.lower_level_sst_ids.len()),
+            },
+        }
         self.note_read_amplification();
-        Some(task)
+        Ok(Some(task))
     }
 
     /// Runs compactions until the controller asks for none, calling `on_step` after each;
     /// returns them.
     ///
     /// # Errors
-    /// If the controller asks for more than 10 000 in a row: it would never stop.
+    /// If the controller asks for more than 10 000 in a row (it would never stop), or a
+    /// compaction fails (see [`Self::compact_once`]).
     pub fn compact_until_idle(
         &mut self,
         mut on_step: impl FnMut(&Self, &CompactionTask) -> Result<()>,
     ) -> Result<Vec<CompactionTask>> {
         let mut tasks = Vec::new();
-        while let Some(task) = self.compact_once() {
+        while let Some(task) = self.compact_once()? {
             on_step(self, &task)?;
             tasks.push(task);
             if tasks.len() > MAX_COMPACTIONS_PER_FLUSH {
@@ -173,6 +275,12 @@ impl Simulator {
 
     fn note_read_amplification(&mut self) {
         self.max_read_amplification = self.max_read_amplification.max(self.read_amplification());
+    }
+
+    /// SSTs of the level below met by compactions out of L0 (and by tiered compactions: the
+    /// SSTs of the merged tiers but the newest), and by moves from one level to the next.
+    pub fn overlap(&self) -> (Overlap, Overlap) {
+        (self.met_from_l0, self.met_between_levels)
     }
 
     /// Bytes written by flushes and compactions per byte flushed.
@@ -213,7 +321,7 @@ impl Simulator {
         parts.join(" | ")
     }
 
-    /// A compaction in one line, as the simulator prints it.
+    /// The compaction just run, in one line, as the simulator prints it.
     fn describe(&self, task: &CompactionTask) -> String {
         let bottom = if task.compact_to_bottom_level() {
             ", bottom"
@@ -223,7 +331,13 @@ impl Simulator {
         let inputs = task.input_ids().len();
         match task {
             CompactionTask::Tiered(t) => {
-                format!("merge {} tiers ({inputs} SSTs){bottom}", t.tiers.len())
+                // Tiers numbered from 1, the newest.
+                let (start, of) = self.last_merge_at;
+                let end = start + t.tiers.len();
+                format!(
+                    "merge tiers {}-{end} of {of} ({inputs} SSTs){bottom}",
+                    start + 1
+                )
             }
             CompactionTask::ForceFull(t)
             | CompactionTask::Simple(t)
@@ -402,6 +516,29 @@ pub fn run(args: &Args, out: &mut impl Write) -> Result<()> {
         "space amplification: {:.2} (bytes stored per byte of the bottom run; the worst case, as if every byte above it overwrote one of it)",
         sim.space_amplification()
     )?;
+    let (from_l0, between) = sim.overlap();
+    if sim.tiered {
+        writeln!(
+            out,
+            "SSTs met below: {} (each merge's older tiers, which it rewrites with the newest)",
+            from_l0.describe()
+        )?;
+    } else {
+        writeln!(
+            out,
+            "SSTs met below: {} (of the level below, rewritten with the inputs)",
+            from_l0.merged(between).describe()
+        )?;
+        writeln!(out, "  out of L0:      {}", from_l0.describe())?;
+        writeln!(out, "  between levels: {}", between.describe())?;
+        if sim.trivial_moves > 0 {
+            writeln!(
+                out,
+                "trivial moves: {} of the {} compactions moved an SST down without rewriting it",
+                sim.trivial_moves, sim.compactions
+            )?;
+        }
+    }
     Ok(())
 }
 

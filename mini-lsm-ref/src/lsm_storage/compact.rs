@@ -19,20 +19,21 @@
 //! An input SST leaves the state in phase 3 but its file is deleted only when the last `Arc` to
 //! it drops (see [`SsTable::mark_obsolete`]): a scan that started before still reads it.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use crossbeam_channel::Receiver;
 use parking_lot::MutexGuard;
 
 use super::{LsmStorageInner, LsmStorageState};
-use crate::compact::{CompactionTask, LevelCompactionTask, LsmShape, SstInfo};
+use crate::compact::{CompactionTask, LevelCompactionTask, LsmShape, SstInfo, TreeLayout};
 use crate::iterators::concat_iterator::SstConcatIterator;
 use crate::iterators::merge_iterator::MergeIterator;
 use crate::iterators::StorageIterator;
-use crate::manifest::ManifestRecord;
+use crate::manifest::{ManifestRecord, MANIFEST_NAME};
 use crate::table::{SsTable, SsTableBuilder};
 
 /// How often the compaction thread asks the controller for work.
@@ -59,6 +60,61 @@ impl LsmStorageState {
         }
     }
 }
+
+// ANCHOR: adopt_layout
+/// Lays out the tree that recovery read from the manifest in `dir` (`l0` and `levels`) for
+/// `layout`, the strategy the engine opens with: converted from the layout the manifest
+/// `recorded`, if that differs (see [`TreeLayout::convert`]; no SST is rewritten). Returns a
+/// line for the recovery report if it converted. Recovery then writes the new layout and levels
+/// into the new manifest at once, atomically, so a crash leaves the old tree or the new one.
+///
+/// # Errors
+/// If the tree does not fit the layout it is read with: a manifest whose levels contradict its
+/// own layout, or one without a layout (from before the course recorded it) whose tree does not
+/// fit the strategy it is opened with. The error names the manifest and says what to do.
+pub(crate) fn adopt_layout(
+    dir: &Path,
+    recorded: Option<TreeLayout>,
+    layout: TreeLayout,
+    l0: &mut Vec<usize>,
+    levels: &mut Vec<(usize, Vec<usize>)>,
+) -> Result<Option<String>> {
+    let manifest = dir.join(MANIFEST_NAME);
+    let Some(recorded) = recorded else {
+        return layout.check(l0, levels).map(|()| None).with_context(|| {
+            format!(
+                "{}: the manifest does not record which compaction strategy laid out the tree \
+                 (it was written before the course recorded it), and the tree does not fit \
+                 {layout}; open it with the strategy that wrote it, once, to record it",
+                manifest.display()
+            )
+        });
+    };
+    let check = |l0: &[usize], levels: &[(usize, Vec<usize>)], what: &str| {
+        layout
+            .check(l0, levels)
+            .with_context(|| format!("{}: {what} does not fit {layout}", manifest.display()))
+    };
+    if recorded == layout {
+        check(l0, levels, "the tree it records")?;
+        return Ok(None);
+    }
+    let (new_l0, new_levels) = layout.convert(recorded, l0, levels);
+    check(
+        &new_l0,
+        &new_levels,
+        &format!("the tree converted from {recorded}"),
+    )?;
+    let runs = new_l0.len() + new_levels.iter().filter(|(_, ids)| !ids.is_empty()).count();
+    *l0 = new_l0;
+    *levels = new_levels;
+    Ok(Some(format!(
+        "{}: the tree was laid out by {recorded}; its {runs} sorted runs are now laid out for \
+         {layout} (relabelled, no SST rewritten)",
+        manifest.display()
+    )))
+}
+// ANCHOR_END: adopt_layout
 
 impl LsmStorageInner {
     // ANCHOR: compact
@@ -169,7 +225,8 @@ impl LsmStorageInner {
     /// generated: no other compaction can have moved the inputs.
     ///
     /// # Errors
-    /// If an input is no longer in the state (a bug); the outputs are then marked obsolete.
+    /// If an input is no longer where the task found it, or the result is not a shape the
+    /// controller can read (both bugs); the outputs are then marked obsolete.
     pub(crate) fn install_compaction(
         &self,
         _compaction_lock_observer: &MutexGuard<'_, ()>,
@@ -182,19 +239,32 @@ impl LsmStorageInner {
         // state between our read of it and our swap, so nothing they did is lost.
         let state_lock = self.state_lock.lock();
         let mut next = self.snapshot().as_ref().clone();
-        let inputs = task.input_ids();
-        if let Some(missing) = inputs.iter().find(|id| !next.sstables.contains_key(id)) {
-            for table in &outputs {
-                table.mark_obsolete(Arc::clone(&self.options.fs));
-            }
-            bail!("compacted SST {missing} is no longer in the state");
+        for table in &outputs {
+            next.sstables.insert(table.sst_id(), Arc::clone(table));
         }
-        for table in outputs {
-            next.sstables.insert(table.sst_id(), table);
-        }
-        let shape = self
+        // The controller checks that the inputs are where the task found them and that the
+        // result is a shape it can read; if not, nothing is installed and the outputs go.
+        let applied = self
             .compaction_controller
             .apply_result(&next.shape(), task, &output_ids);
+        // An input that is also an output (a trivial move) keeps its file.
+        let inputs: Vec<usize> = task
+            .input_ids()
+            .into_iter()
+            .filter(|id| !output_ids.contains(id))
+            .collect();
+        let shape = match applied {
+            Ok(shape) => shape,
+            Err(error) => {
+                for table in outputs
+                    .iter()
+                    .filter(|t| !task.input_ids().contains(&t.sst_id()))
+                {
+                    table.mark_obsolete(Arc::clone(&self.options.fs));
+                }
+                return Err(error.context("installing a compaction"));
+            }
+        };
         next.l0_sstables = shape.l0_sstables;
         next.levels = shape.levels;
         let retired: Vec<Arc<SsTable>> = inputs
@@ -270,14 +340,37 @@ impl LsmStorageInner {
         // @task week2_day2 2
         let compaction = self.compaction_lock.lock();
         let snapshot = self.snapshot();
-        let Some(task) = self.compaction_controller.generate_task(&snapshot.shape()) else {
+        let shape = snapshot.shape();
+        // A shape the controller cannot read (an L0 under tiered compaction, say) is an error
+        // here, not a compaction that loses track of data.
+        self.compaction_controller.check_shape(&shape)?;
+        let Some(task) = self.compaction_controller.generate_task(&shape) else {
             return Ok(());
         };
-        let outputs = self.compact(&snapshot, &task)?;
+        // SSTs that meet nothing below move as they are (leveled compaction, day 4).
+        let outputs = match task.trivial_move(&shape) {
+            Some(ids) => ids
+                .iter()
+                .map(|id| snapshot.table(*id).cloned())
+                .collect::<Result<_>>()?,
+            None => self.compact(&snapshot, &task)?,
+        };
         self.install_compaction(&compaction, &task, outputs)
         // @end
     }
     // ANCHOR_END: trigger_compaction
+
+    /// Whether compaction has work left: a step is running (it holds `compaction_lock` until
+    /// its inputs' files are gone), or the strategy has a task for the tree as it is now. `false`
+    /// once the compaction thread has caught up; a benchmark waits for this before it measures
+    /// the tree.
+    pub fn compaction_pending(&self) -> bool {
+        if self.compaction_lock.is_locked() {
+            return true;
+        }
+        let shape = self.snapshot().shape();
+        self.compaction_controller.generate_task(&shape).is_some()
+    }
 
     // ANCHOR: compaction_thread
     /// Starts the compaction thread: every `COMPACTION_INTERVAL` it calls `trigger_compaction`,

@@ -13,6 +13,7 @@ use anyhow::{ensure, Result};
 
 use crate::compact::CompactionOptions;
 use crate::fs::{FileSystem, RealFs};
+use crate::wal::WalMode;
 
 // ANCHOR: recovery_mode
 /// What `open` does with a *torn tail*: an incomplete last record in a log or in the manifest, as
@@ -52,6 +53,9 @@ pub struct LsmStorageOptions {
     pub compaction_options: CompactionOptions,
     /// Whether writes go to a write-ahead log first (week 2).
     pub enable_wal: bool,
+    /// With the log on, how far each write goes before it returns: buffered in the process, or
+    /// written to the OS (see [`WalMode`]). Neither syncs; `sync` does.
+    pub wal_mode: WalMode,
     /// What `open` does with a torn tail (week 2 day 5).
     pub recovery_mode: RecoveryMode,
     /// The file system every file goes through: the real one, or a `MemFs` in crash tests.
@@ -90,6 +94,7 @@ impl LsmStorageOptions {
             block_cache_bytes: 16 << 20,
             compaction_options: CompactionOptions::NoCompaction,
             enable_wal: false,
+            wal_mode: WalMode::Buffered,
             recovery_mode: RecoveryMode::TolerateTornTail,
             fs: Arc::new(RealFs),
         }

@@ -31,10 +31,11 @@ use anyhow::Result;
 
 use anyhow::Context;
 
+use super::compact::adopt_layout;
 use super::flush::place_flushed;
 use super::{new_memtable, LsmStorageOptions, LsmStorageState};
 use crate::block_cache::BlockCache;
-use crate::compact::CompactionController;
+use crate::compact::{CompactionController, TreeLayout};
 use crate::id_hash::IdMap;
 use crate::manifest::{Manifest, ManifestRecord, MANIFEST_NAME};
 use crate::mem_table::MemTable;
@@ -72,6 +73,8 @@ pub(super) struct Shape {
     pub live_memtables: BTreeSet<usize>,
     /// Where the compaction strategy puts flushed SSTs (see `place_flushed`).
     pub flush_to_l0: bool,
+    /// The layout the manifest records, if it records one (compaction strategy and levels).
+    pub layout: Option<TreeLayout>,
 }
 // ANCHOR_END: shape
 
@@ -96,6 +99,10 @@ impl Shape {
             | ManifestRecord::LogSynced { .. }
             | ManifestRecord::Reserved(_)
             | ManifestRecord::Floor(_) => {}
+            ManifestRecord::Layout(layout) => {
+                self.flush_to_l0 = layout.flush_to_l0();
+                self.layout = Some(layout);
+            }
         }
         // @end
     }
@@ -132,11 +139,21 @@ pub(crate) fn recover(
         levels: controller.initial_levels(),
         live_memtables: BTreeSet::new(),
         flush_to_l0: controller.flush_to_l0(),
+        layout: None,
     };
     for record in &records {
         shape.apply(record.clone());
     }
     let ledger = Ledger::new(&records);
+    // Laid out by another strategy: its levels, relabelled for this one (no SST is rewritten).
+    let layout = controller.layout();
+    report.extend(adopt_layout(
+        dir,
+        shape.layout,
+        layout,
+        &mut shape.l0,
+        &mut shape.levels,
+    )?);
     let mut sstables = IdMap::default();
     for id in shape.listed() {
         let path = sst_path(dir, id);
@@ -176,10 +193,11 @@ pub(crate) fn recover(
     // Nothing has changed on disk so far: every check above leaves the files as they were.
     let next_id = ledger.next_id(&files);
     let memtable = new_memtable(options, dir, next_id)?;
-    // The new manifest: the floor, the SST structure, the recovered memtables (sealed: they take
-    // no more writes), and the new one.
+    // The new manifest: the floor, the layout, the SST structure, the recovered memtables
+    // (sealed: they take no more writes), and the new one.
     let mut records = vec![
         ManifestRecord::Floor(next_id),
+        ManifestRecord::Layout(layout),
         ManifestRecord::Levels {
             l0: shape.l0.clone(),
             levels: shape.levels.clone(),

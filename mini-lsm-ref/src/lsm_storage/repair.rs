@@ -34,6 +34,7 @@ use std::sync::Arc;
 
 use anyhow::{ensure, Context, Result};
 
+use super::compact::adopt_layout;
 use super::flush::place_flushed;
 use super::recovery::{EngineFile, EngineFiles, Fate, FileKind, Ledger, Shape};
 use super::LsmStorageOptions;
@@ -141,9 +142,15 @@ pub fn repair(dir: &Path, options: &LsmStorageOptions, dry_run: bool) -> Result<
         levels: controller.initial_levels(),
         live_memtables: BTreeSet::new(),
         flush_to_l0: controller.flush_to_l0(),
+        layout: None,
     };
     for record in &records {
         shape.apply(record.clone());
+    }
+    // A tree laid out by another strategy is relabelled for this one, as `open` would.
+    let layout = controller.layout();
+    if let Some(line) = adopt_layout(dir, shape.layout, layout, &mut shape.l0, &mut shape.levels)? {
+        report.say(line);
     }
     let ledger = Ledger::new(&records);
 
@@ -279,6 +286,7 @@ pub fn repair(dir: &Path, options: &LsmStorageOptions, dry_run: bool) -> Result<
     let next_id = ledger.next_id(&files);
     let mut new_records = vec![
         ManifestRecord::Floor(next_id),
+        ManifestRecord::Layout(layout),
         ManifestRecord::Levels {
             l0: shape.l0.clone(),
             levels: shape.levels.clone(),

@@ -19,12 +19,27 @@
 //! 1. L0 holds `level0_file_num_compaction_trigger` SSTs: merge all of L0 with the SSTs of the
 //!    base level that overlap it, into the base level.
 //! 2. Otherwise the level above the bottom whose size is most over its target (size / target
-//!    greatest, and above 1) moves its oldest SST (the smallest id) down: merged with the SSTs
-//!    of the next level that overlap it.
+//!    greatest, and above 1) moves one SST down, merged with the SSTs of the next level that
+//!    overlap it. The SST is the one whose overlapping bytes below are the smallest relative to
+//!    its own size, the smallest id on a tie: RocksDB's default pick, `kMinOverlappingRatio`.
 //!
-//! Each compaction rewrites about `level_size_multiplier` SSTs of the next level per SST moved
-//! down, so write amplification is about the multiplier times the number of levels; in return
-//! reads probe one SST per level and at most ~1/multiplier of the data is stale.
+//! ```text
+//!   L2   7:[a..f] 4 MiB      5:[g..m] 2 MiB      6:[n..z] 4 MiB
+//!   L3   [a..c] [d..h] [i..p] [q..z]                   9 MiB each
+//!   met below / own size:   18/4 = 4.5    18/2 = 9    18/4 = 4.5    ──▶ 6 moves (tie: smaller id)
+//! ```
+//!
+//! Why this pick: every byte moved down costs the bytes it meets below, so the cheapest move
+//! first keeps write amplification down; and it does not starve a key range. An SST is skipped
+//! while the range below it is dense; the moves that go elsewhere make their ranges denser,
+//! until the skipped SST is the cheapest. Picking the oldest SST (the smallest id) looks fair
+//! but is not: the outputs of a compaction get ids in key order, so the smallest id is always
+//! the lowest key range, which sinks again and again while the rest of the level waits. The
+//! cost of the pick: the overlap of every SST of the level, a binary search each, at each pick.
+//!
+//! Each move rewrites about `level_size_multiplier` SSTs of the next level per SST moved down,
+//! so write amplification is about the multiplier times the number of levels; in return reads
+//! probe one SST per level and at most ~1/multiplier of the data is stale.
 
 use super::{apply_level_compaction, LevelCompactionTask, LsmShape};
 
@@ -94,6 +109,13 @@ impl LeveledCompactionController {
     /// far over their target, the higher one goes first; a level with data but no target (above
     /// the base level) is infinitely far over it.
     pub fn generate_task(&self, shape: &LsmShape) -> Option<LevelCompactionTask> {
+        todo!("week 2 day 4, task 2: pick a leveled compaction: L0 into the base level, or the level most over its target (book: week2-04-leveled)")
+    }
+
+    /// The SST of `level` to move down: the one whose overlapping bytes in the next level are
+    /// the smallest relative to its own size, the smallest id on a tie (RocksDB's default
+    /// `kMinOverlappingRatio`). `None` for an empty level.
+    pub fn least_overlapping(&self, shape: &LsmShape, level: usize) -> Option<usize> {
         todo!("week 2 day 4, task 2: pick a leveled compaction: L0 into the base level, or the level most over its target (book: week2-04-leveled)")
     }
 

@@ -77,14 +77,14 @@ impl LsmShape {
         Some((first.clone(), last.clone()))
     }
 
-    /// The SSTs of `run` whose key range meets `first..=last`, in the order of `run`.
+    /// The SSTs of the sorted run `run` (in key order, disjoint) whose key range meets
+    /// `first..=last`, in key order. A binary search finds the first; O(log n + found).
     pub fn overlapping(&self, run: &[usize], first: &[u8], last: &[u8]) -> Vec<usize> {
-        run.iter()
+        let start = run.partition_point(|id| self.info(*id).last_key.as_ref() < first);
+        run[start..]
+            .iter()
             .copied()
-            .filter(|id| {
-                let info = self.info(*id);
-                info.first_key.as_ref() <= last && first <= info.last_key.as_ref()
-            })
+            .take_while(|id| self.info(*id).first_key.as_ref() <= last)
             .collect()
     }
 }

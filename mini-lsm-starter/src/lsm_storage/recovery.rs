@@ -31,10 +31,11 @@ use anyhow::Result;
 
 use anyhow::Context;
 
+use super::compact::adopt_layout;
 use super::flush::place_flushed;
 use super::{new_memtable, LsmStorageOptions, LsmStorageState};
 use crate::block_cache::BlockCache;
-use crate::compact::CompactionController;
+use crate::compact::{CompactionController, TreeLayout};
 use crate::id_hash::IdMap;
 use crate::manifest::{Manifest, ManifestRecord, MANIFEST_NAME};
 use crate::mem_table::MemTable;
@@ -71,6 +72,8 @@ pub(super) struct Shape {
     pub live_memtables: BTreeSet<usize>,
     /// Where the compaction strategy puts flushed SSTs (see `place_flushed`).
     pub flush_to_l0: bool,
+    /// The layout the manifest records, if it records one (compaction strategy and levels).
+    pub layout: Option<TreeLayout>,
 }
 
 impl Shape {

@@ -184,6 +184,8 @@ impl Ledger {
                 ids.extend(l0.iter().chain(levels.iter().flat_map(|(_, ids)| ids)));
                 self.placed.extend(&ids);
             }
+            // How the levels are laid out: the shape's business, not the files'.
+            ManifestRecord::Layout(_) => {}
             ManifestRecord::LogSealed { id, len } => {
                 self.logs.insert(
                     *id,
