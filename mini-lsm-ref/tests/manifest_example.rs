@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The worked example of the manifest chapter (`book/src/week2-05-manifest.md`) is real: the
+//! engine opens a fresh directory without a log, puts `a → 1`, freezes and flushes, and the
+//! annotated dump of its `MANIFEST` must be exactly `book/src/dumps/w2d5-manifest.txt`; reopened,
+//! the manifest `open` writes must be exactly `w2d5-manifest-reopened.txt`. The offsets drawn in
+//! `book/src/figures/w2d5-manifest-replay.svg` are checked against the same bytes.
+//!
+//! The page is read at week 2 day 5, so the dumps show what a day-5 engine writes: the records of
+//! the kinds day 5 writes, framed as day 5 frames them (`len:u32 payload`, no checksums). The
+//! payloads are the real engine's bytes; a last line says what the finished engine writes
+//! besides. After an intended change to the engine, `MINI_LSM_BLESS=1` rewrites the dumps (review
+//! the diff, and the page's prose beside it); the figure is drawn by hand and must be redrawn.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use mini_lsm::compact::{StrategyKind, TreeLayout};
+use mini_lsm::lsm_storage::{LsmStorageInner, LsmStorageOptions};
+use mini_lsm::manifest::{ManifestRecord, MANIFEST_NAME};
+use mini_lsm::record::decode_records;
+
+/// The book's source folder.
+fn book_src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../book/src")
+}
+
+/// Whether to rewrite the book's dumps rather than check them (`MINI_LSM_BLESS=1`).
+fn bless() -> bool {
+    std::env::var("MINI_LSM_BLESS").is_ok_and(|v| v.trim() == "1")
+}
+
+/// The two manifests of the example, as the engine wrote them: after `open`, a put, a freeze
+/// and a flush; and the one the next `open` writes (read before anything else is appended).
+fn example_manifests() -> (Vec<u8>, Vec<u8>) {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let path = dir.path().join("db");
+    // No log, no compaction, and no background thread: nothing but these steps writes.
+    let options = LsmStorageOptions::default_for_week1_test;
+    let engine = LsmStorageInner::open(&path, options()).expect("open a fresh directory");
+    engine.put(b"a", b"1").expect("put a → 1");
+    engine.freeze_memtable().expect("freeze");
+    engine.force_flush_next_imm_memtable().expect("flush");
+    let first = std::fs::read(path.join(MANIFEST_NAME)).expect("read the manifest");
+    drop(engine);
+    let engine = LsmStorageInner::open(&path, options()).expect("reopen");
+    assert!(
+        engine.recovery_report().is_empty(),
+        "a clean reopen reports nothing: {:?}",
+        engine.recovery_report()
+    );
+    let reopened = std::fs::read(path.join(MANIFEST_NAME)).expect("read the new manifest");
+    drop(engine);
+    (first, reopened)
+}
+
+/// The records of a manifest file with their payloads, read with the engine's own decoders.
+fn records(bytes: &[u8]) -> Vec<(ManifestRecord, Vec<u8>)> {
+    let log = decode_records(Path::new(MANIFEST_NAME), bytes).expect("the manifest decodes");
+    assert_eq!(log.torn_tail_at, None, "a clean manifest has no torn tail");
+    log.payloads
+        .iter()
+        .map(|payload| {
+            let record = ManifestRecord::decode(payload).expect("every record decodes");
+            (record, payload.to_vec())
+        })
+        .collect()
+}
+
+/// Whether a day-5 engine writes records of this kind. `LogSealed` and `LogSynced` come with the
+/// log (day 6), `Reserved` with compaction outputs (which this example has none of); any kind a
+/// later chapter adds is not day 5's either.
+fn written_at_day5(record: &ManifestRecord) -> bool {
+    matches!(
+        record,
+        ManifestRecord::NewMemtable(_)
+            | ManifestRecord::Flush(_)
+            | ManifestRecord::Levels { .. }
+            | ManifestRecord::Layout(_)
+            | ManifestRecord::Floor(_)
+    )
+}
+
+/// How a record reads in the dump and in the page's prose.
+fn describe(record: &ManifestRecord) -> String {
+    let ids = |ids: &[usize]| {
+        let list: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        format!("[{}]", list.join(", "))
+    };
+    match record {
+        ManifestRecord::NewMemtable(id) => format!("NewMemtable {id}"),
+        ManifestRecord::Flush(id) => format!("Flush {id}"),
+        ManifestRecord::Levels { l0, levels } => {
+            let below = if levels.is_empty() {
+                "no levels".to_string()
+            } else {
+                let each: Vec<String> = levels
+                    .iter()
+                    .map(|(level, l)| format!("L{level} = {}", ids(l)))
+                    .collect();
+                each.join(", ")
+            };
+            format!("Levels: L0 = {}, {below}", ids(l0))
+        }
+        ManifestRecord::Layout(layout) => format!("Layout: {layout}"),
+        ManifestRecord::LogSealed { id, len } => format!("LogSealed {id} (len {len})"),
+        ManifestRecord::LogSynced { id, len } => format!("LogSynced {id} (len {len})"),
+        ManifestRecord::Reserved(id) => format!("Reserved {id}"),
+        ManifestRecord::Floor(id) => format!("Floor {id}"),
+    }
+}
+
+/// The widths of a payload's fields, in bytes, as `manifest.rs` specifies them.
+fn field_widths(record: &ManifestRecord) -> Vec<usize> {
+    let mut widths = vec![1];
+    let list = |widths: &mut Vec<usize>, ids: &[usize]| {
+        widths.push(4);
+        if !ids.is_empty() {
+            widths.push(8 * ids.len());
+        }
+    };
+    match record {
+        ManifestRecord::NewMemtable(_)
+        | ManifestRecord::Flush(_)
+        | ManifestRecord::Reserved(_)
+        | ManifestRecord::Floor(_) => widths.push(8),
+        ManifestRecord::Layout(_) => widths.extend([1, 4]),
+        ManifestRecord::LogSealed { .. } | ManifestRecord::LogSynced { .. } => {
+            widths.extend([8, 8]);
+        }
+        ManifestRecord::Levels { l0, levels } => {
+            list(&mut widths, l0);
+            widths.push(4);
+            for (_, ids) in levels {
+                widths.push(4);
+                list(&mut widths, ids);
+            }
+        }
+    }
+    widths
+}
+
+/// `bytes` in hex, a space between bytes.
+fn hex(bytes: &[u8]) -> String {
+    let each: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    each.join(" ")
+}
+
+/// The bytes a day-5 engine frames each payload in: its length, a `u32`.
+const DAY5_FRAMING: usize = 4;
+
+/// The width of the payload column: a line holds fields up to this many characters.
+const PAYLOAD_COLUMN: usize = 41;
+
+/// The annotated dump of `records` framed as a day-5 engine frames them (`len:u32 payload`):
+/// one line a record (a long payload wraps at a field), each field of the payload apart, the
+/// record's offset and meaning; then the end offset.
+fn day5_dump(records: &[(ManifestRecord, Vec<u8>)]) -> (String, Vec<usize>) {
+    let mut out = format!(
+        "{:>6}  {:<11}  {:<PAYLOAD_COLUMN$}  record\n",
+        "offset", "len", "payload"
+    );
+    let mut offsets = Vec::new();
+    let mut offset = 0;
+    for (record, payload) in records {
+        offsets.push(offset);
+        let widths = field_widths(record);
+        assert_eq!(
+            widths.iter().sum::<usize>(),
+            payload.len(),
+            "the fields of {record:?} as manifest.rs specifies them span its payload"
+        );
+        let mut lines = vec![String::new()];
+        let mut rest = payload.as_slice();
+        for width in widths {
+            let (field, tail) = rest.split_at(width);
+            rest = tail;
+            let field = hex(field);
+            let line = lines.last_mut().expect("a line");
+            if line.is_empty() {
+                line.push_str(&field);
+            } else if line.len() + 2 + field.len() <= PAYLOAD_COLUMN {
+                line.push_str("  ");
+                line.push_str(&field);
+            } else {
+                lines.push(field);
+            }
+        }
+        let len = hex(&(payload.len() as u32).to_be_bytes());
+        let first = format!("{:<PAYLOAD_COLUMN$}", lines[0]);
+        writeln!(out, "{offset:>6}  {len}  {first}  {}", describe(record)).unwrap();
+        for line in &lines[1..] {
+            writeln!(out, "{:>6}  {:11}  {line}", "", "").unwrap();
+        }
+        offset += DAY5_FRAMING + payload.len();
+    }
+    offsets.push(offset);
+    writeln!(
+        out,
+        "{offset:>6}  end of file: {} records, {offset} bytes",
+        records.len()
+    )
+    .unwrap();
+    (out, offsets)
+}
+
+/// The dump the page shows for one manifest, and the offsets of its day-5 records (and its end):
+/// the day-5 records and, last, what the finished engine writes besides.
+fn book_dump(bytes: &[u8]) -> (String, Vec<usize>) {
+    let all = records(bytes);
+    let day5: Vec<(ManifestRecord, Vec<u8>)> = all
+        .iter()
+        .filter(|(record, _)| written_at_day5(record))
+        .cloned()
+        .collect();
+    let (mut out, offsets) = day5_dump(&day5);
+    // What the finished engine writes besides, each after the record it follows.
+    let mut extra = Vec::new();
+    for (i, (record, _)) in all.iter().enumerate() {
+        if !written_at_day5(record) {
+            let after = i
+                .checked_sub(1)
+                .map_or("as the first record".to_string(), |p| {
+                    format!("after {}", describe(&all[p].0))
+                });
+            extra.push(format!("{} {after}", describe(record)));
+        }
+    }
+    let payloads: usize = all.iter().map(|(_, p)| p.len()).sum();
+    let framing = (bytes.len() - payloads) / all.len();
+    assert_eq!(
+        framing * all.len() + payloads,
+        bytes.len(),
+        "every record of the finished engine is framed alike"
+    );
+    let besides = if extra.is_empty() {
+        "no other record".to_string()
+    } else {
+        format!("adds {}", extra.join(", "))
+    };
+    let note = format!(
+        "(the finished engine: {} records, {} bytes; it frames each record in {framing} bytes, \
+         not {DAY5_FRAMING}, and {besides})",
+        all.len(),
+        bytes.len(),
+    );
+    for line in wrap(&note, 100 - 8) {
+        writeln!(out, "        {line}").unwrap();
+    }
+    (out, offsets)
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match lines.last_mut() {
+            Some(line) if line.len() + 1 + word.len() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines
+}
+
+/// Checks (or, blessing, writes) the book file `name` under `book/src/dumps`.
+fn check_book_file(name: &str, expected: &str, problems: &mut Vec<String>) {
+    let dir = book_src().join("dumps");
+    let path = dir.join(name);
+    if bless() {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&path, expected).unwrap();
+        return;
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(found) if found == expected => {}
+        Ok(found) => problems.push(format!(
+            "book/src/dumps/{name} differs from the engine's manifest:\n--- book\n{found}\n--- \
+             engine\n{expected}"
+        )),
+        Err(e) => problems.push(format!("book/src/dumps/{name}: {e}")),
+    }
+}
+
+/// The numbers of the `<text>` elements inside the SVG group `<g id="{id}">`, in order.
+fn figure_offsets(svg: &str, id: &str) -> Vec<usize> {
+    let start = svg
+        .find(&format!("<g id=\"{id}\""))
+        .unwrap_or_else(|| panic!("the figure has no group `{id}`"));
+    let group = &svg[start..];
+    let group = &group[..group.find("</g>").expect("the group ends")];
+    group
+        .split("<text")
+        .skip(1)
+        .map(|text| {
+            let body = &text[text.find('>').expect("a text element") + 1..];
+            let body = &body[..body.find('<').expect("the text ends")];
+            body.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("`{id}`: `{body}` is not an offset"))
+        })
+        .collect()
+}
+
+/// The records the page's prose and figure walk through: `open` writes the floor, the layout,
+/// the empty SST structure and memtable 0; the freeze memtable 1; the flush turns memtable 0
+/// into SST 0; the next `open` writes floor 2, the layout, L0 = [0] and memtable 2 (memtable 1
+/// had no log, so nothing of it is recovered). The dumps in the book are exactly these bytes,
+/// and the figure's offsets are theirs.
+#[test]
+fn test_book_manifest_example_is_the_engines() {
+    let (first, reopened) = example_manifests();
+    let day5 = |bytes: &[u8]| -> Vec<ManifestRecord> {
+        records(bytes)
+            .into_iter()
+            .map(|(record, _)| record)
+            .filter(written_at_day5)
+            .collect()
+    };
+    let layout = ManifestRecord::Layout(TreeLayout {
+        strategy: StrategyKind::NoCompaction,
+        max_levels: 0,
+    });
+    let levels = |l0: Vec<usize>| ManifestRecord::Levels { l0, levels: vec![] };
+    // The page describes these records in words: change it with them.
+    assert_eq!(
+        day5(&first),
+        [
+            ManifestRecord::Floor(0),
+            layout.clone(),
+            levels(vec![]),
+            ManifestRecord::NewMemtable(0),
+            ManifestRecord::NewMemtable(1),
+            ManifestRecord::Flush(0),
+        ],
+        "the records of the first manifest (the page's prose describes them)"
+    );
+    assert_eq!(
+        day5(&reopened),
+        [
+            ManifestRecord::Floor(2),
+            layout,
+            levels(vec![0]),
+            ManifestRecord::NewMemtable(2),
+        ],
+        "the records of the manifest the next open writes (the page's prose describes them)"
+    );
+
+    let mut problems = Vec::new();
+    let (dump, first_offsets) = book_dump(&first);
+    check_book_file("w2d5-manifest.txt", &dump, &mut problems);
+    let (dump, reopened_offsets) = book_dump(&reopened);
+    check_book_file("w2d5-manifest-reopened.txt", &dump, &mut problems);
+
+    let figure = book_src().join("figures/w2d5-manifest-replay.svg");
+    let svg = std::fs::read_to_string(&figure).expect("read the figure");
+    for (group, offsets) in [
+        ("offsets-first", &first_offsets),
+        ("offsets-reopened", &reopened_offsets),
+    ] {
+        let drawn = figure_offsets(&svg, group);
+        if &drawn != offsets {
+            problems.push(format!(
+                "book/src/figures/w2d5-manifest-replay.svg, group `{group}`: the figure marks \
+                 offsets {drawn:?}, the records start at {offsets:?} (redraw it by hand)"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{}\n(MINI_LSM_BLESS=1 rewrites the dumps; the figure is redrawn by hand)",
+        problems.join("\n")
+    );
+}
