@@ -21,8 +21,8 @@ use super::harness::persist::{
     Step,
 };
 use crate::compact::{
-    CompactionOptions, LeveledCompactionOptions, SimpleLeveledCompactionOptions,
-    TieredCompactionOptions,
+    CompactionOptions, LeveledCompactionOptions, SimpleLeveledCompactionOptions, StrategyKind,
+    TieredCompactionOptions, TreeLayout,
 };
 use crate::fs::{Fault, FileSystem, MemFs, RealFs};
 use crate::lsm_storage::{LsmStorageInner, LsmStorageOptions, MiniLsm, RecoveryMode};
@@ -100,6 +100,14 @@ fn test_task1_record_codec_round_trip() {
             l0: vec![9, 3, 1],
             levels: vec![(1, vec![2, 4, 8]), (2, vec![]), (3, vec![5])],
         },
+        ManifestRecord::Layout(TreeLayout {
+            strategy: StrategyKind::NoCompaction,
+            max_levels: 0,
+        }),
+        ManifestRecord::Layout(TreeLayout {
+            strategy: StrategyKind::Leveled,
+            max_levels: 4,
+        }),
         ManifestRecord::LogSealed { id: 7, len: 0 },
         ManifestRecord::LogSealed {
             id: 8,
