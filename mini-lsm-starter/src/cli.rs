@@ -248,7 +248,8 @@ impl Shell {
                 self.lsm.inner.force_full_compaction()?;
                 writeln!(out, "compacted")?;
             }
-            Command::Dump => write!(out, "{}", self.lsm.dump())?,
+            // One newline after the dump, whether or not the dump's text ends in one.
+            Command::Dump => writeln!(out, "{}", self.lsm.dump().trim_end())?,
             Command::Help => writeln!(out, "{}", help())?,
             Command::Quit => return Ok(Flow::Quit),
         }
