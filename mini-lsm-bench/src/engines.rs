@@ -154,8 +154,10 @@ macro_rules! mini_lsm_engine {
                 options.block_size = 4096;
                 options.bloom_bits_per_key = 10;
                 options.block_cache_bytes = 32 << 20;
-                // Flush as soon as a memtable is frozen, and stall writers while two wait:
-                // at most three memtables in memory, as RocksDB's default two write buffers.
+                // Flush as soon as a memtable is frozen, and stall writers while two frozen
+                // ones wait: at most three memtables in memory (one mutable, two frozen). This
+                // is one more than RocksDB keeps: its default `max_write_buffer_number` of 2
+                // counts the active memtable (one active, one being flushed, then writes stall).
                 options.num_memtable_limit = 1;
                 options.write_stall_margin = 1;
                 options.write_stall_timeout = std::time::Duration::from_secs(120);
