@@ -1,15 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The worked example of the manifest chapter (`book/src/week2-05-manifest.md`) is real: the
-//! engine opens a fresh directory without a log, puts `a → 1`, freezes and flushes, and the
-//! annotated dump of its `MANIFEST` must be exactly `book/src/dumps/w2d5-manifest.txt`; reopened,
-//! the manifest `open` writes must be exactly `w2d5-manifest-reopened.txt`. The offsets drawn in
-//! `book/src/figures/w2d5-manifest-replay.svg` are checked against the same bytes.
+//! The manifest the book shows is the engine's. The worked example of the manifest chapter
+//! (`book/src/week2-05-manifest.md`): the engine opens a fresh directory without a log, puts
+//! `a → 1`, freezes and flushes; the annotated dump of its `MANIFEST` must be exactly
+//! `book/src/dumps/w2d5-manifest.txt`, and reopened, the manifest `open` writes must be exactly
+//! `w2d5-manifest-reopened.txt`. The offsets drawn in `book/src/figures/w2d5-manifest-replay.svg`
+//! are checked against the same bytes. The checksums chapter (`week2-07-batch-checksums.md`)
+//! shows the same manifest as the file really is, frames and checksums included:
+//! `w2d7-manifest.txt`.
 //!
-//! The page is read at week 2 day 5, so the dumps show what a day-5 engine writes: the records of
-//! the kinds day 5 writes, framed as day 5 frames them (`len:u32 payload`, no checksums). The
-//! payloads are the real engine's bytes; a last line says what the finished engine writes
-//! besides. After an intended change to the engine, `MINI_LSM_BLESS=1` rewrites the dumps (review
-//! the diff, and the page's prose beside it); the figure is drawn by hand and must be redrawn.
+//! The manifest chapter is read at week 2 day 5, so its dumps show what a day-5 engine writes: the
+//! records of the kinds day 5 writes, framed as day 5 frames them (`len:u32 payload`, no
+//! checksums). The payloads are the real engine's bytes; a note says what the finished engine
+//! writes besides. After an intended change to the engine, `MINI_LSM_BLESS=1` rewrites the dumps
+//! (review the diff, and the pages' prose beside it); the figure is drawn by hand and must be
+//! redrawn.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -53,31 +57,96 @@ fn example_manifests() -> (Vec<u8>, Vec<u8>) {
     (first, reopened)
 }
 
-/// The records of a manifest file with their payloads, read with the engine's own decoders.
-fn records(bytes: &[u8]) -> Vec<(ManifestRecord, Vec<u8>)> {
+/// One record of a dump: the fields of its frame before the payload (`len`, and from day 7
+/// `len_crc`), the payload, and those after it (from day 7, `crc`).
+#[derive(Clone)]
+struct Framed {
+    record: ManifestRecord,
+    head: Vec<Vec<u8>>,
+    payload: Vec<u8>,
+    tail: Vec<Vec<u8>>,
+}
+
+impl Framed {
+    /// The bytes of the frame alone.
+    fn frame_len(&self) -> usize {
+        self.head.iter().chain(&self.tail).map(Vec::len).sum()
+    }
+
+    /// The record's size in the file.
+    fn len(&self) -> usize {
+        self.frame_len() + self.payload.len()
+    }
+}
+
+/// The records of a manifest file as the engine framed them (`src/record.rs`: `len:u32
+/// len_crc:u32 payload crc:u32`), each payload checked against the engine's own decoder.
+fn engine_records(bytes: &[u8]) -> Vec<Framed> {
     let log = decode_records(Path::new(MANIFEST_NAME), bytes).expect("the manifest decodes");
     assert_eq!(log.torn_tail_at, None, "a clean manifest has no torn tail");
-    log.payloads
+    let field = |at: usize| bytes[at..at + 4].to_vec();
+    let mut framed = Vec::new();
+    let mut pos = 0;
+    for payload in &log.payloads {
+        let len = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        let record = Framed {
+            record: ManifestRecord::decode(payload).expect("every record decodes"),
+            head: vec![field(pos), field(pos + 4)],
+            payload: bytes[pos + 8..pos + 8 + len].to_vec(),
+            tail: vec![field(pos + 8 + len)],
+        };
+        assert_eq!(
+            &record.payload[..],
+            *payload,
+            "the record at offset {pos} is framed as src/record.rs specifies"
+        );
+        pos += record.len();
+        framed.push(record);
+    }
+    assert_eq!(pos, bytes.len(), "the records fill the file");
+    framed
+}
+
+/// `records` framed as a day-5 engine frames them: `len:u32 payload`.
+fn day5_frames(records: &[Framed]) -> Vec<Framed> {
+    records
         .iter()
-        .map(|payload| {
-            let record = ManifestRecord::decode(payload).expect("every record decodes");
-            (record, payload.to_vec())
+        .map(|r| Framed {
+            record: r.record.clone(),
+            head: vec![(r.payload.len() as u32).to_be_bytes().to_vec()],
+            payload: r.payload.clone(),
+            tail: Vec::new(),
         })
         .collect()
 }
 
-/// Whether a day-5 engine writes records of this kind. `LogSealed` and `LogSynced` come with the
-/// log (day 6), `Reserved` with compaction outputs (which this example has none of); any kind a
-/// later chapter adds is not day 5's either.
+/// Whether a day-5 engine writes records of this kind: the log's records come with the log (day
+/// 6). A kind a later chapter adds must be sorted here too.
 fn written_at_day5(record: &ManifestRecord) -> bool {
-    matches!(
-        record,
+    match record {
         ManifestRecord::NewMemtable(_)
-            | ManifestRecord::Flush(_)
-            | ManifestRecord::Levels { .. }
-            | ManifestRecord::Layout(_)
-            | ManifestRecord::Floor(_)
-    )
+        | ManifestRecord::Flush(_)
+        | ManifestRecord::Levels { .. }
+        | ManifestRecord::Layout(_)
+        | ManifestRecord::Reserved(_)
+        | ManifestRecord::Floor(_) => true,
+        ManifestRecord::LogSealed { .. } | ManifestRecord::LogSynced { .. } => false,
+    }
+}
+
+/// Whether a day-7 engine writes records of this kind: every kind so far. A kind a later
+/// chapter adds must be sorted here too.
+fn written_by_day7(record: &ManifestRecord) -> bool {
+    match record {
+        ManifestRecord::NewMemtable(_)
+        | ManifestRecord::Flush(_)
+        | ManifestRecord::Levels { .. }
+        | ManifestRecord::Layout(_)
+        | ManifestRecord::LogSealed { .. }
+        | ManifestRecord::LogSynced { .. }
+        | ManifestRecord::Reserved(_)
+        | ManifestRecord::Floor(_) => true,
+    }
 }
 
 /// How a record reads in the dump and in the page's prose.
@@ -89,6 +158,9 @@ fn describe(record: &ManifestRecord) -> String {
     match record {
         ManifestRecord::NewMemtable(id) => format!("NewMemtable {id}"),
         ManifestRecord::Flush(id) => format!("Flush {id}"),
+        ManifestRecord::Levels { l0, levels } if l0.is_empty() && levels.is_empty() => {
+            "Levels: empty".to_string()
+        }
         ManifestRecord::Levels { l0, levels } => {
             let below = if levels.is_empty() {
                 "no levels".to_string()
@@ -145,53 +217,70 @@ fn hex(bytes: &[u8]) -> String {
     each.join(" ")
 }
 
-/// The bytes a day-5 engine frames each payload in: its length, a `u32`.
-const DAY5_FRAMING: usize = 4;
-
-/// The width of the payload column: a line holds fields up to this many characters.
-const PAYLOAD_COLUMN: usize = 41;
-
-/// The annotated dump of `records` framed as a day-5 engine frames them (`len:u32 payload`):
-/// one line a record (a long payload wraps at a field), each field of the payload apart, the
-/// record's offset and meaning; then the end offset.
-fn day5_dump(records: &[(ManifestRecord, Vec<u8>)]) -> (String, Vec<usize>) {
-    let mut out = format!(
-        "{:>6}  {:<11}  {:<PAYLOAD_COLUMN$}  record\n",
-        "offset", "len", "payload"
-    );
+/// The annotated dump of `records`: one line a record (a long payload wraps at a field, and the
+/// frame's fields after the payload follow its last line), with the record's offset, its
+/// frame's fields (named by `head` and `tail`), its payload field by field, and its meaning; then
+/// the end offset. Returns the dump and the offset of each record and of the end.
+fn dump(records: &[Framed], head: &[&str], tail: &[&str], column: usize) -> (String, Vec<usize>) {
+    let mut out = format!("{:>6}", "offset");
+    for name in head {
+        write!(out, "  {name:<11}").unwrap();
+    }
+    write!(out, "  {:<column$}", "payload").unwrap();
+    for name in tail {
+        write!(out, "  {name:<11}").unwrap();
+    }
+    out.push_str("  record\n");
     let mut offsets = Vec::new();
     let mut offset = 0;
-    for (record, payload) in records {
+    for framed in records {
         offsets.push(offset);
-        let widths = field_widths(record);
+        let widths = field_widths(&framed.record);
         assert_eq!(
             widths.iter().sum::<usize>(),
-            payload.len(),
-            "the fields of {record:?} as manifest.rs specifies them span its payload"
+            framed.payload.len(),
+            "the fields of {:?} as src/manifest.rs specifies them span its payload",
+            framed.record
         );
         let mut lines = vec![String::new()];
-        let mut rest = payload.as_slice();
+        let mut rest = framed.payload.as_slice();
         for width in widths {
-            let (field, tail) = rest.split_at(width);
-            rest = tail;
+            let (field, more) = rest.split_at(width);
+            rest = more;
             let field = hex(field);
             let line = lines.last_mut().expect("a line");
             if line.is_empty() {
                 line.push_str(&field);
-            } else if line.len() + 2 + field.len() <= PAYLOAD_COLUMN {
+            } else if line.len() + 2 + field.len() <= column {
                 line.push_str("  ");
                 line.push_str(&field);
             } else {
                 lines.push(field);
             }
         }
-        let len = hex(&(payload.len() as u32).to_be_bytes());
-        let first = format!("{:<PAYLOAD_COLUMN$}", lines[0]);
-        writeln!(out, "{offset:>6}  {len}  {first}  {}", describe(record)).unwrap();
-        for line in &lines[1..] {
-            writeln!(out, "{:>6}  {:11}  {line}", "", "").unwrap();
+        let last = lines.len() - 1;
+        for (i, payload) in lines.iter().enumerate() {
+            let mut line = if i == 0 {
+                format!("{offset:>6}")
+            } else {
+                " ".repeat(6)
+            };
+            for field in &framed.head {
+                let field = if i == 0 { hex(field) } else { String::new() };
+                write!(line, "  {field:<11}").unwrap();
+            }
+            write!(line, "  {payload:<column$}").unwrap();
+            for field in &framed.tail {
+                let field = if i == last { hex(field) } else { String::new() };
+                write!(line, "  {field:<11}").unwrap();
+            }
+            if i == 0 {
+                write!(line, "  {}", describe(&framed.record)).unwrap();
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
         }
-        offset += DAY5_FRAMING + payload.len();
+        offset += framed.len();
     }
     offsets.push(offset);
     writeln!(
@@ -203,50 +292,57 @@ fn day5_dump(records: &[(ManifestRecord, Vec<u8>)]) -> (String, Vec<usize>) {
     (out, offsets)
 }
 
-/// The dump the page shows for one manifest, and the offsets of its day-5 records (and its end):
-/// the day-5 records and, last, what the finished engine writes besides.
-fn book_dump(bytes: &[u8]) -> (String, Vec<usize>) {
-    let all = records(bytes);
-    let day5: Vec<(ManifestRecord, Vec<u8>)> = all
-        .iter()
-        .filter(|(record, _)| written_at_day5(record))
-        .cloned()
-        .collect();
-    let (mut out, offsets) = day5_dump(&day5);
+/// The dump the manifest chapter shows of the manifest `bytes`, and the offsets of its records
+/// (and its end): the records a day-5 engine writes, framed as it frames them, and a note on
+/// what the finished engine writes besides.
+fn day5_dump(bytes: &[u8]) -> (String, Vec<usize>) {
+    let all = engine_records(bytes);
+    let kept = day5_frames(
+        &all.iter()
+            .filter(|r| written_at_day5(&r.record))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let (mut out, offsets) = dump(&kept, &["len"], &[], 41);
     // What the finished engine writes besides, each after the record it follows.
     let mut extra = Vec::new();
-    for (i, (record, _)) in all.iter().enumerate() {
-        if !written_at_day5(record) {
+    for (i, framed) in all.iter().enumerate() {
+        if !written_at_day5(&framed.record) {
             let after = i
                 .checked_sub(1)
                 .map_or("as the first record".to_string(), |p| {
-                    format!("after {}", describe(&all[p].0))
+                    format!("after {}", describe(&all[p].record))
                 });
-            extra.push(format!("{} {after}", describe(record)));
+            extra.push(format!("{} {after}", describe(&framed.record)));
         }
     }
-    let payloads: usize = all.iter().map(|(_, p)| p.len()).sum();
-    let framing = (bytes.len() - payloads) / all.len();
-    assert_eq!(
-        framing * all.len() + payloads,
-        bytes.len(),
-        "every record of the finished engine is framed alike"
-    );
     let besides = if extra.is_empty() {
         "no other record".to_string()
     } else {
         format!("adds {}", extra.join(", "))
     };
     let note = format!(
-        "(the finished engine: {} records, {} bytes; it frames each record in {framing} bytes, \
-         not {DAY5_FRAMING}, and {besides})",
+        "(the finished engine: {} records, {} bytes; it frames each record in {} bytes, not {}, \
+         and {besides})",
         all.len(),
         bytes.len(),
+        all[0].frame_len(),
+        kept[0].frame_len(),
     );
     for line in wrap(&note, 100 - 8) {
         writeln!(out, "        {line}").unwrap();
     }
     (out, offsets)
+}
+
+/// The dump the checksums chapter shows of the manifest `bytes`: every record a day-7 engine
+/// writes, framed as the file frames it.
+fn day7_dump(bytes: &[u8]) -> String {
+    let kept: Vec<Framed> = engine_records(bytes)
+        .into_iter()
+        .filter(|r| written_by_day7(&r.record))
+        .collect();
+    dump(&kept, &["len", "len_crc"], &["crc"], 28).0
 }
 
 /// `text` in lines of at most `width` characters, broken at spaces.
@@ -312,9 +408,9 @@ fn figure_offsets(svg: &str, id: &str) -> Vec<usize> {
 fn test_book_manifest_example_is_the_engines() {
     let (first, reopened) = example_manifests();
     let day5 = |bytes: &[u8]| -> Vec<ManifestRecord> {
-        records(bytes)
+        engine_records(bytes)
             .into_iter()
-            .map(|(record, _)| record)
+            .map(|framed| framed.record)
             .filter(written_at_day5)
             .collect()
     };
@@ -348,10 +444,11 @@ fn test_book_manifest_example_is_the_engines() {
     );
 
     let mut problems = Vec::new();
-    let (dump, first_offsets) = book_dump(&first);
+    let (dump, first_offsets) = day5_dump(&first);
     check_book_file("w2d5-manifest.txt", &dump, &mut problems);
-    let (dump, reopened_offsets) = book_dump(&reopened);
+    let (dump, reopened_offsets) = day5_dump(&reopened);
     check_book_file("w2d5-manifest-reopened.txt", &dump, &mut problems);
+    check_book_file("w2d7-manifest.txt", &day7_dump(&first), &mut problems);
 
     let figure = book_src().join("figures/w2d5-manifest-replay.svg");
     let svg = std::fs::read_to_string(&figure).expect("read the figure");
