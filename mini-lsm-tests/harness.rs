@@ -14,6 +14,8 @@
 // part of it, and `copy-test` copies them all. They sit beside this one in the starter too.
 #[path = "harness_compaction.rs"]
 pub(crate) mod compaction;
+#[path = "harness_mvcc.rs"]
+pub(crate) mod mvcc;
 #[path = "harness_persist.rs"]
 pub(crate) mod persist;
 
@@ -745,8 +747,8 @@ pub(crate) struct SstLayout {
     pub file_len: usize,
     /// The fields of the `meta` section that give counts, offsets or lengths.
     pub meta_fields: Vec<Range<usize>>,
-    /// The `meta_offset` field after the `meta` section; from day 7 the bloom filter and
-    /// `bloom_offset` follow it.
+    /// The field after the `meta` section: `meta_offset` (from week 2 day 7 the section's
+    /// checksum); from day 7 the bloom filter and `bloom_offset` follow.
     pub meta_offset_field: Range<usize>,
 }
 
@@ -755,7 +757,16 @@ impl SstLayout {
         let meta_start = table.block_meta_offset;
         let mut encoded = Vec::new();
         BlockMeta::encode_block_meta(&table.block_meta, &mut encoded);
-        let meta_end = meta_start + encoded.len();
+        // From week 3 day 1 each key is followed by its timestamp and the section by `max_ts`
+        // (8 bytes each); the encoded length tells which layout this chapter writes.
+        let keys: usize = table
+            .block_meta
+            .iter()
+            .map(|m| m.first_key.len() + m.last_key.len())
+            .sum();
+        let untimed = 4 + 8 * table.block_meta.len() + keys;
+        let ts_len = if encoded.len() == untimed { 0 } else { 8 };
+        let meta_end = meta_start + encoded.len() + ts_len;
         // The block count, then per block its offset and two key lengths.
         let mut meta_fields = Vec::with_capacity(1 + 3 * table.block_meta.len());
         meta_fields.push(meta_start..meta_start + 4);
@@ -764,11 +775,15 @@ impl SstLayout {
             meta_fields.push(pos..pos + 4);
             pos += 4;
             meta_fields.push(pos..pos + 2);
-            pos += 2 + meta.first_key.len();
+            pos += 2 + meta.first_key.len() + ts_len;
             meta_fields.push(pos..pos + 2);
-            pos += 2 + meta.last_key.len();
+            pos += 2 + meta.last_key.len() + ts_len;
         }
-        assert_eq!(pos, meta_end, "the meta section is laid out as documented");
+        assert_eq!(
+            pos + ts_len,
+            meta_end,
+            "the meta section is laid out as documented"
+        );
         Self {
             file_len: table.table_size() as usize,
             meta_fields,

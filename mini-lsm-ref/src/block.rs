@@ -9,18 +9,30 @@
 //! All integers are big-endian.
 //!
 //! ```text
-//! block  := entry{n}  offset{n}  n
-//! offset := u16            byte position of entry i from the start of the block
-//! n      := u16            number of entries (at least 1)
-//! entry  := key  value_len:u16  value[value_len]
+//! block   := entry{n}  ts_column  ts_kind:u8  offset{n}  n     (week 3 day 1, timestamps)
+//! block   := entry{n}  offset{n}  n                            (week 1 day 3, before them)
+//! offset  := u16            byte position of entry i from the start of the block
+//! n       := u16            number of entries (at least 1)
+//! entry   := key  value_len:u16  value[value_len]
 //!
-//! key    := overlap:u16  rest_len:u16  rest[rest_len]     (week 1 day 7, prefix compression)
-//!           the key is first_key[..overlap] ++ rest, where first_key is the key of entry 0;
-//!           entry 0 has overlap 0
-//! key    := key_len:u16  key[key_len]                    (week 1 day 3, before compression)
+//! key     := overlap:u16  rest_len:u16  rest[rest_len]     (week 1 day 7, prefix compression)
+//!            the key is first_key[..overlap] ++ rest, where first_key is the key of entry 0;
+//!            entry 0 has overlap 0
+//! key     := key_len:u16  key[key_len]                    (week 1 day 3, before compression)
+//!
+//! ts_kind 0:  ts_column := ts:u64          every entry has this timestamp     (9 bytes a block)
+//! ts_kind 1:  ts_column := ts:u64{n}       entry i's timestamp, in entry order (8 per entry)
 //! ```
 //!
 //! So keys and values are at most 65535 bytes, and a block's entries start below 64 KiB.
+//!
+//! The timestamps sit in a column of their own, after the entries, rather than beside each key:
+//! an entry is found and decoded as in week 1, a timestamp is `column[i]`, and the tail
+//! `offset{n} n` is where it always was. A block whose entries share one timestamp (every block
+//! before week 3 day 3, and a batch committed at one timestamp) pays 9 bytes in all; otherwise
+//! each entry pays 8, as RocksDB's internal-key trailer does. A varint per entry would save a few
+//! bytes on real MVCC data but cost the week 1 day 7 prefix-compression saving, and putting the
+//! timestamp inside the key bytes would break `raw_ref`.
 //!
 //! Invariant: a [`Block`] that exists has passed [`Block::decode`]'s checks (or came from a
 //! builder), so every offset points at an entry that lies wholly inside `data`. The iterator relies
@@ -34,17 +46,28 @@ use std::ops::Range;
 use anyhow::{bail, ensure, Result};
 use bytes::{Buf, BufMut, Bytes};
 
+use crate::key::TS_DEFAULT;
+
 pub use builder::BlockBuilder;
 pub use iterator::BlockIterator;
 
 /// Bytes in a `u16` length or offset field.
 pub(crate) const SIZEOF_U16: usize = std::mem::size_of::<u16>();
+/// Bytes in a timestamp.
+pub(crate) const SIZEOF_TS: usize = std::mem::size_of::<u64>();
+/// `ts_kind`: one timestamp for every entry of the block.
+const TS_SAME: u8 = 0;
+/// `ts_kind`: one timestamp per entry.
+const TS_EACH: u8 = 1;
 
 // ANCHOR: block_struct
 /// A decoded data block: the entry bytes and where each entry starts.
 pub struct Block {
     pub(crate) data: Vec<u8>,
     pub(crate) offsets: Vec<u16>,
+    /// Each entry's timestamp (week 3). Before week 3 day 1 every key has the default timestamp:
+    /// leave it at `BlockTimestamps::default()`.
+    pub(crate) timestamps: BlockTimestamps,
 }
 
 /// Where one entry's parts lie in `Block::data`.
@@ -59,6 +82,32 @@ pub(crate) struct EntryRef {
 }
 // ANCHOR_END: block_struct
 
+/// The timestamps of a block's entries: one for all of them, or one each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BlockTimestamps {
+    /// Every entry has this timestamp.
+    Same(u64),
+    /// Entry i's timestamp, in entry order.
+    Each(Vec<u64>),
+}
+
+impl Default for BlockTimestamps {
+    /// Every entry at [`TS_DEFAULT`]: a block before week 3.
+    fn default() -> Self {
+        Self::Same(TS_DEFAULT)
+    }
+}
+
+impl BlockTimestamps {
+    /// Entry `idx`'s timestamp. Requires `idx` to be an entry of the block.
+    pub(crate) fn get(&self, idx: usize) -> u64 {
+        match self {
+            Self::Same(ts) => *ts,
+            Self::Each(all) => all[idx],
+        }
+    }
+}
+
 impl Block {
     // ANCHOR: block_codec
     /// Serialises the block as specified in the module docs.
@@ -66,6 +115,20 @@ impl Block {
         // @task week1_day3 1
         let mut buf = Vec::with_capacity(self.data.len() + (self.offsets.len() + 1) * SIZEOF_U16);
         buf.extend_from_slice(&self.data);
+        // @task week3_day1 1 stub=comment
+        match &self.timestamps {
+            BlockTimestamps::Same(ts) => {
+                buf.put_u64(*ts);
+                buf.put_u8(TS_SAME);
+            }
+            BlockTimestamps::Each(all) => {
+                for ts in all {
+                    buf.put_u64(*ts);
+                }
+                buf.put_u8(TS_EACH);
+            }
+        }
+        // @end
         for offset in &self.offsets {
             buf.put_u16(*offset);
         }
@@ -94,15 +157,21 @@ impl Block {
             "block claims {num} entries but is only {} bytes",
             data.len()
         );
-        let entries_end = data.len() - index_len;
-        let offsets: Vec<u16> = data[entries_end..data.len() - SIZEOF_U16]
+        let offsets_start = data.len() - index_len;
+        let offsets: Vec<u16> = data[offsets_start..data.len() - SIZEOF_U16]
             .chunks_exact(SIZEOF_U16)
             .map(|mut x| x.get_u16())
             .collect();
+        // @task week3_day1 1
+        let (entries_end, timestamps) = decode_timestamps(&data[..offsets_start], num)?;
+        // @stub
+        // let (entries_end, timestamps) = (offsets_start, BlockTimestamps::default());
+        // @end
         // ANCHOR: block_decode_check
         let block = Self {
             data: data[..entries_end].to_vec(),
             offsets,
+            timestamps,
         };
         // Check every entry once here, so that iterators can slice without checks.
         let first = block.parse_entry(0)?;
@@ -170,6 +239,39 @@ impl Block {
         // @end
     }
 }
+
+// ANCHOR: decode_timestamps
+/// Splits the timestamp column and its kind off the end of `head` (a block up to its offsets),
+/// for a block of `num` entries. Returns where the entries end, and the timestamps.
+///
+/// # Errors
+/// If the kind is unknown, or the column is longer than what lies before it.
+fn decode_timestamps(head: &[u8], num: usize) -> Result<(usize, BlockTimestamps)> {
+    // @task week3_day1 1
+    let Some((&kind, before)) = head.split_last() else {
+        bail!("block has no room for its timestamp kind");
+    };
+    let column_len = match kind {
+        TS_SAME => SIZEOF_TS,
+        TS_EACH => num * SIZEOF_TS,
+        kind => bail!("block has an unknown timestamp kind {kind}"),
+    };
+    ensure!(
+        column_len <= before.len(),
+        "block's timestamp column of {column_len} bytes is longer than the {} bytes before it",
+        before.len()
+    );
+    let entries_end = before.len() - column_len;
+    let mut column = &before[entries_end..];
+    let timestamps = if kind == TS_SAME {
+        BlockTimestamps::Same(column.get_u64())
+    } else {
+        BlockTimestamps::Each((0..num).map(|_| column.get_u64()).collect())
+    };
+    Ok((entries_end, timestamps))
+    // @end
+}
+// ANCHOR_END: decode_timestamps
 
 // ANCHOR: key_codec
 /// Appends `key`, encoded against the block's first key, to `buf`.

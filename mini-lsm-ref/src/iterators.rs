@@ -9,6 +9,7 @@
 pub mod concat_iterator;
 pub mod merge_iterator;
 pub mod two_merge_iterator;
+pub mod visible_iterator;
 
 use anyhow::Result;
 

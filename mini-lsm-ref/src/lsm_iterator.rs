@@ -14,6 +14,7 @@ use bytes::Bytes;
 use crate::iterators::concat_iterator::SstConcatIterator;
 use crate::iterators::merge_iterator::MergeIterator;
 use crate::iterators::two_merge_iterator::TwoMergeIterator;
+use crate::iterators::visible_iterator::VisibleIterator;
 use crate::iterators::StorageIterator;
 use crate::mem_table::MemTableIterator;
 use crate::table::SsTableIterator;
@@ -21,12 +22,23 @@ use crate::table::SsTableIterator;
 // ANCHOR: lsm_iterator_inner
 // @task week1_day5 3 stub=oldest
 // @task week2_day1 5 stub=oldest
+// @task week3_day2 2 stub=oldest
 /// The merged stream under an [`LsmIterator`]: the memtables over the L0 SSTs over the levels,
-/// each newer than the next.
-pub(crate) type LsmIteratorInner = TwoMergeIterator<
-    TwoMergeIterator<MergeIterator<MemTableIterator>, MergeIterator<SsTableIterator>>,
-    MergeIterator<SstConcatIterator>,
+/// each newer than the next, and of every key only the version the reader may see.
+pub(crate) type LsmIteratorInner = VisibleIterator<
+    TwoMergeIterator<
+        TwoMergeIterator<MergeIterator<MemTableIterator>, MergeIterator<SsTableIterator>>,
+        MergeIterator<SstConcatIterator>,
+    >,
 >;
+// @or week2_day1 5
+// /// The merged stream under an [`LsmIterator`]: the memtables over the L0 SSTs over the levels,
+// /// each newer than the next.
+// pub(crate) type LsmIteratorInner = TwoMergeIterator<
+//     TwoMergeIterator<MergeIterator<MemTableIterator>, MergeIterator<SsTableIterator>>,
+//     MergeIterator<SstConcatIterator>,
+// >;
+// @end
 // @or week1_day5 3
 // /// The merged stream under an [`LsmIterator`]: the memtables (newer) over the L0 SSTs (older).
 // pub(crate) type LsmIteratorInner =

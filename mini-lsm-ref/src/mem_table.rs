@@ -45,7 +45,7 @@ use parking_lot::RwLock;
 
 use crate::fs::FileSystem;
 use crate::iterators::StorageIterator;
-use crate::key::KeySlice;
+use crate::key::{KeySlice, TS_DEFAULT, TS_RANGE_BEGIN, TS_RANGE_END};
 use crate::table::SsTableBuilder;
 use crate::wal::{Wal, WalMode, WalReplay};
 
@@ -80,10 +80,30 @@ pub struct MemTable {
 }
 // ANCHOR_END: memtable_struct
 
-/// Turns a borrowed bound into a memtable key bound, for the skip list's range query.
-fn key_bound(bound: Bound<&[u8]>) -> Bound<MemKey> {
-    map_bound(bound).map(|key| MemKey::new(&key, |_| key.clone()))
+// ANCHOR: key_bounds
+/// Turns user-key bounds into memtable key bounds, for the skip list's range query: every
+/// version of a key within the range is in, every version of a key outside it is out.
+fn key_bounds(lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> (Bound<MemKey>, Bound<MemKey>) {
+    // @task week3_day2 1
+    let at = |key: &[u8], ts| MemKey::new(KeySlice::from_slice_ts(key, ts), Bytes::copy_from_slice);
+    // A key's versions run from (key, TS_RANGE_BEGIN), the newest, to (key, TS_RANGE_END).
+    let lower = match lower {
+        Bound::Included(key) => Bound::Included(at(key, TS_RANGE_BEGIN)),
+        Bound::Excluded(key) => Bound::Excluded(at(key, TS_RANGE_END)),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    let upper = match upper {
+        Bound::Included(key) => Bound::Included(at(key, TS_RANGE_END)),
+        Bound::Excluded(key) => Bound::Excluded(at(key, TS_RANGE_BEGIN)),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    (lower, upper)
+    // @or week1_day2 1
+    // let at = |key: &[u8]| MemKey::new(KeySlice::from_slice(key), Bytes::copy_from_slice);
+    // (lower.map(at), upper.map(at))
+    // @end
 }
+// ANCHOR_END: key_bounds
 
 /// Turns a borrowed bound into an owned one.
 pub(crate) fn map_bound(bound: Bound<&[u8]>) -> Bound<Bytes> {
@@ -135,7 +155,9 @@ impl MemTable {
         if !fs.exists(wal_path) {
             return Ok((memtable, WalReplay::default()));
         }
-        let replay = Wal::replay(fs, wal_path, |key, value| memtable.insert(key, value))?;
+        let replay = Wal::replay(fs, wal_path, |key, value| {
+            memtable.insert(KeySlice::from_slice(key), value)
+        })?;
         let size = memtable
             .map
             .iter()
@@ -158,11 +180,14 @@ impl MemTable {
     }
 
     // ANCHOR: get_put
-    /// Returns the value stored for `key`: `Some(empty)` for a tombstone, `None` when the memtable
-    /// has never seen the key.
+    /// Returns the value stored for `key` (its newest version, from week 3): `Some(empty)` for a
+    /// tombstone, `None` when the memtable has never seen the key.
     pub fn get(&self, key: &[u8]) -> Option<Bytes> {
-        // @task week1_day1 1
-        self.map.get(key).map(|entry| entry.value().read().clone())
+        // @task week3_day2 1
+        self.get_at(key, TS_RANGE_BEGIN)
+        // @or week1_day1 1
+        // let probe = MemKey::new(KeySlice::from_slice(key), Bytes::copy_from_slice);
+        // self.map.get(&probe).map(|entry| entry.value().read().clone())
         // @end
     }
 
@@ -180,7 +205,7 @@ impl MemTable {
         }
         // @end
         let added = key.len() + value.len() + ENTRY_OVERHEAD;
-        self.insert(key, value);
+        self.insert(KeySlice::from_slice(key), value);
         self.approximate_size.fetch_add(added, Ordering::Relaxed);
         Ok(())
         // @end
@@ -194,20 +219,60 @@ impl MemTable {
     /// # Errors
     /// If the log write fails; nothing is then put into the memtable.
     pub fn put_batch(&self, batch: &[(&[u8], &[u8])]) -> Result<()> {
-        // @task week2_day7 1
+        // @task week3_day2 1
+        self.put_batch_at(batch, TS_DEFAULT)
+        // @or week2_day7 1
+        // if let Some(wal) = &self.wal {
+        //     wal.put_batch(batch)?;
+        // }
+        // let mut added = 0;
+        // for (key, value) in batch {
+        //     self.insert(KeySlice::from_slice(key), value);
+        //     added += key.len() + value.len() + ENTRY_OVERHEAD;
+        // }
+        // self.approximate_size.fetch_add(added, Ordering::Relaxed);
+        // Ok(())
+        // @end
+    }
+    // ANCHOR_END: put_batch
+
+    // ANCHOR: put_batch_at
+    /// Stores every `(key, value)` of `batch` at timestamp `ts`, after writing them to the log as
+    /// one record (week 3). A key written twice in the batch keeps its later value: both writes
+    /// are the same version.
+    ///
+    /// # Errors
+    /// If the log write fails; nothing is then put into the memtable.
+    pub fn put_batch_at(&self, batch: &[(&[u8], &[u8])], ts: u64) -> Result<()> {
+        // @task week3_day2 1
         if let Some(wal) = &self.wal {
             wal.put_batch(batch)?;
         }
         let mut added = 0;
         for (key, value) in batch {
-            self.insert(key, value);
+            self.insert(KeySlice::from_slice_ts(key, ts), value);
             added += key.len() + value.len() + ENTRY_OVERHEAD;
         }
         self.approximate_size.fetch_add(added, Ordering::Relaxed);
         Ok(())
         // @end
     }
-    // ANCHOR_END: put_batch
+
+    /// Returns the newest version of `key` at or before `read_ts` (week 3): `Some(empty)` for a
+    /// tombstone, `None` when the memtable holds no such version.
+    pub fn get_at(&self, key: &[u8], read_ts: u64) -> Option<Bytes> {
+        // @task week3_day2 1
+        // The versions of `key` lie newest first, so the first entry at or after (key, read_ts)
+        // is the newest visible one, if it is a version of `key` at all.
+        let probe = MemKey::new(
+            KeySlice::from_slice_ts(key, read_ts),
+            Bytes::copy_from_slice,
+        );
+        let entry = self.map.lower_bound(Bound::Included(&probe))?;
+        (entry.key().as_slice() == key).then(|| entry.value().read().clone())
+        // @end
+    }
+    // ANCHOR_END: put_batch_at
 
     /// Sets how far each write to this memtable's log goes before it returns (see
     /// [`WalMode`]); a no-op without a log.
@@ -248,7 +313,7 @@ impl MemTable {
     /// One search of the skip list: the key is made first, and if it turns out to be there
     /// already, only its slot is updated (the new key is dropped; a long key's copy in the arena
     /// is wasted, which the size counts anyway).
-    fn insert(&self, key: &[u8], value: &[u8]) {
+    fn insert(&self, key: KeySlice, value: &[u8]) {
         let key = MemKey::new(key, |long| self.arena.copy(long));
         let value = self.arena.copy(value);
         // A new slot is inserted holding the value, never empty: an empty slot would read as a
@@ -268,7 +333,7 @@ impl MemTable {
     /// Returns an iterator over the keys within `lower..upper`, in key order.
     pub fn scan(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> MemTableIterator {
         // @task week1_day2 1
-        let (lower, upper) = (key_bound(lower), key_bound(upper));
+        let (lower, upper) = key_bounds(lower, upper);
         let mut iter = MemTableIteratorBuilder {
             map: self.map.clone(),
             iter_builder: |map| map.range((lower, upper)),
@@ -288,10 +353,7 @@ impl MemTable {
     pub fn flush(&self, builder: &mut SsTableBuilder) -> Result<()> {
         // @task week1_day6 1
         for entry in self.map.iter() {
-            builder.add(
-                KeySlice::from_slice(entry.key().as_slice()),
-                &entry.value().read(),
-            );
+            builder.add(entry.key().as_key_slice(), &entry.value().read());
         }
         Ok(())
         // @end
@@ -352,11 +414,9 @@ impl StorageIterator for MemTableIterator {
     }
 
     fn key(&self) -> KeySlice<'_> {
-        KeySlice::from_slice(
-            self.borrow_item()
-                .as_ref()
-                .map_or(&[], |(k, _)| k.as_slice()),
-        )
+        self.borrow_item()
+            .as_ref()
+            .map_or(KeySlice::from_slice(&[]), |(k, _)| k.as_key_slice())
     }
 
     fn is_valid(&self) -> bool {

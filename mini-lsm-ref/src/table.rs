@@ -12,18 +12,22 @@
 //!
 //! ```text
 //! sst        := (block crc:u32){m}  meta crc:u32  meta_offset:u32  bloom crc:u32  bloom_offset:u32
-//! meta       := m:u32  block_meta{m}
-//! block_meta := offset:u32  first_key_len:u16  first_key  last_key_len:u16  last_key
+//! meta       := m:u32  block_meta{m}  max_ts:u64
+//! block_meta := offset:u32  first_key_len:u16  first_key  first_ts:u64
+//!                           last_key_len:u16   last_key   last_ts:u64
 //! bloom      := bits[nbytes]  k:u8                           (see `bloom.rs`)
 //! crc        := CRC-32 (IEEE) of the section just before it
 //! ```
 //!
 //! `offset` is where block i starts; it ends where block i+1 (or, for the last, `meta`) starts,
-//! checksum included. `meta_offset` is the position of `meta`, `bloom_offset` the position of
-//! `bloom`.
+//! checksum included. `first_ts` and `last_ts` are the timestamps of the block's first and last
+//! keys, and `max_ts` the largest timestamp of any key in the table (recovery starts the commit
+//! timestamp above it). `meta_offset` is the position of `meta`, `bloom_offset` the position of
+//! `bloom`. The bloom filter holds user keys only: a lookup asks about a key, not a version.
 //!
-//! The format grew over the course: before week 2 day 7 there is no `crc` anywhere; before week 1
-//! day 7 the file also ends at `meta_offset` (no bloom filter, no `bloom_offset`).
+//! The format grew over the course: before week 3 day 1 no key has a timestamp (no `first_ts`,
+//! `last_ts` or `max_ts`); before week 2 day 7 there is no `crc` anywhere; before week 1 day 7 the
+//! file also ends at `meta_offset` (no bloom filter, no `bloom_offset`).
 //!
 //! Bytes read back are untrusted: [`SsTable::open`] checks that every offset lies inside the file
 //! and in order, and every error names the file.
@@ -55,6 +59,7 @@ use crate::key::{KeyBytes, KeySlice};
 
 const SIZEOF_U32: usize = std::mem::size_of::<u32>();
 const SIZEOF_U16: usize = std::mem::size_of::<u16>();
+const SIZEOF_U64: usize = std::mem::size_of::<u64>();
 
 /// Where a block lies in an SST, and the range of keys it holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,8 +82,14 @@ impl BlockMeta {
             buf.put_u32(meta.offset as u32);
             buf.put_u16(meta.first_key.len() as u16);
             buf.put_slice(meta.first_key.raw_ref());
+            // @task week3_day1 2 stub=comment
+            buf.put_u64(meta.first_key.ts());
+            // @end
             buf.put_u16(meta.last_key.len() as u16);
             buf.put_slice(meta.last_key.raw_ref());
+            // @task week3_day1 2 stub=comment
+            buf.put_u64(meta.last_key.ts());
+            // @end
         }
         // @end
     }
@@ -101,8 +112,16 @@ impl BlockMeta {
             let offset = take(&mut buf, SIZEOF_U32, "a block offset")?.get_u32() as usize;
             let len = take(&mut buf, SIZEOF_U16, "a key length")?.get_u16() as usize;
             let first_key = KeySlice::from_slice(take(&mut buf, len, "a first key")?);
+            // @task week3_day1 2 stub=comment
+            let ts = take(&mut buf, SIZEOF_U64, "a timestamp")?.get_u64();
+            let first_key = KeySlice::from_slice_ts(first_key.raw_ref(), ts);
+            // @end
             let len = take(&mut buf, SIZEOF_U16, "a key length")?.get_u16() as usize;
             let last_key = KeySlice::from_slice(take(&mut buf, len, "a last key")?);
+            // @task week3_day1 2 stub=comment
+            let ts = take(&mut buf, SIZEOF_U64, "a timestamp")?.get_u64();
+            let last_key = KeySlice::from_slice_ts(last_key.raw_ref(), ts);
+            // @end
             metas.push(BlockMeta {
                 offset,
                 first_key: first_key.to_key_bytes(),
@@ -136,6 +155,8 @@ pub struct SsTable {
     last_key: KeyBytes,
     /// The bloom filter over every key, from week 1 day 7.
     pub(crate) bloom: Option<Bloom>,
+    /// The largest timestamp of any key in the table (from week 3 day 1; 0 before).
+    max_ts: u64,
     /// Blocks read from the file (cache misses and uncached reads); tests use it to prove that a
     /// lookup skipped the table.
     block_reads: AtomicU64,
@@ -153,6 +174,7 @@ impl SsTable {
         block_meta_offset: usize,
         block_cache: Option<Arc<BlockCache>>,
         bloom: Option<Bloom>,
+        max_ts: u64,
     ) -> Result<Self> {
         let (Some(first), Some(last)) = (block_meta.first(), block_meta.last()) else {
             bail!("{}: the SST has no blocks", file.path().display());
@@ -167,6 +189,7 @@ impl SsTable {
             id,
             block_cache,
             bloom,
+            max_ts,
             block_reads: AtomicU64::new(0),
             delete_on_drop: Mutex::new(None),
         })
@@ -211,6 +234,15 @@ impl SsTable {
             // @stub
             // let meta_bytes = &meta_bytes[..];
             // @end
+            // @task week3_day1 2
+            let Some(split) = meta_bytes.len().checked_sub(SIZEOF_U64) else {
+                bail!("block metadata is cut short before its max_ts");
+            };
+            let (meta_bytes, mut max_ts) = meta_bytes.split_at(split);
+            let max_ts = max_ts.get_u64();
+            // @stub
+            // let max_ts = 0;
+            // @end
             let block_meta = BlockMeta::decode_block_meta(meta_bytes)?;
             check_block_layout(&block_meta, meta_offset as usize)?;
             Self::from_parts(
@@ -220,6 +252,7 @@ impl SsTable {
                 meta_offset as usize,
                 block_cache,
                 bloom,
+                max_ts,
             )
         };
         check().with_context(|| format!("{}: corrupt SST", path.display()))
@@ -295,7 +328,7 @@ impl SsTable {
         // @task week1_day4 2
         // The same search as `block_meta.partition_point(|m| m.last_key < key)`, over keys laid
         // out contiguously (see `index.rs`): this runs on every lookup.
-        self.last_keys.first_at_or_after(key.raw_ref())
+        self.last_keys.first_at_or_after(key)
         // @end
     }
     // ANCHOR_END: find_block_idx
@@ -313,6 +346,12 @@ impl SsTable {
     /// The largest key in the table.
     pub fn last_key(&self) -> &KeyBytes {
         &self.last_key
+    }
+
+    /// The largest timestamp of any key in the table (from week 3 day 1; 0 before, when no key
+    /// has a timestamp of its own).
+    pub fn max_ts(&self) -> u64 {
+        self.max_ts
     }
 
     /// The size of the file in bytes.

@@ -30,3 +30,7 @@ mod week2_day5;
 mod week2_day6;
 #[path = "../../mini-lsm-tests/week2_day7.rs"]
 mod week2_day7;
+#[path = "../../mini-lsm-tests/week3_day1.rs"]
+mod week3_day1;
+#[path = "../../mini-lsm-tests/week3_day2.rs"]
+mod week3_day2;

@@ -9,18 +9,30 @@
 //! All integers are big-endian.
 //!
 //! ```text
-//! block  := entry{n}  offset{n}  n
-//! offset := u16            byte position of entry i from the start of the block
-//! n      := u16            number of entries (at least 1)
-//! entry  := key  value_len:u16  value[value_len]
+//! block   := entry{n}  ts_column  ts_kind:u8  offset{n}  n     (week 3 day 1, timestamps)
+//! block   := entry{n}  offset{n}  n                            (week 1 day 3, before them)
+//! offset  := u16            byte position of entry i from the start of the block
+//! n       := u16            number of entries (at least 1)
+//! entry   := key  value_len:u16  value[value_len]
 //!
-//! key    := overlap:u16  rest_len:u16  rest[rest_len]     (week 1 day 7, prefix compression)
-//!           the key is first_key[..overlap] ++ rest, where first_key is the key of entry 0;
-//!           entry 0 has overlap 0
-//! key    := key_len:u16  key[key_len]                    (week 1 day 3, before compression)
+//! key     := overlap:u16  rest_len:u16  rest[rest_len]     (week 1 day 7, prefix compression)
+//!            the key is first_key[..overlap] ++ rest, where first_key is the key of entry 0;
+//!            entry 0 has overlap 0
+//! key     := key_len:u16  key[key_len]                    (week 1 day 3, before compression)
+//!
+//! ts_kind 0:  ts_column := ts:u64          every entry has this timestamp     (9 bytes a block)
+//! ts_kind 1:  ts_column := ts:u64{n}       entry i's timestamp, in entry order (8 per entry)
 //! ```
 //!
 //! So keys and values are at most 65535 bytes, and a block's entries start below 64 KiB.
+//!
+//! The timestamps sit in a column of their own, after the entries, rather than beside each key:
+//! an entry is found and decoded as in week 1, a timestamp is `column[i]`, and the tail
+//! `offset{n} n` is where it always was. A block whose entries share one timestamp (every block
+//! before week 3 day 3, and a batch committed at one timestamp) pays 9 bytes in all; otherwise
+//! each entry pays 8, as RocksDB's internal-key trailer does. A varint per entry would save a few
+//! bytes on real MVCC data but cost the week 1 day 7 prefix-compression saving, and putting the
+//! timestamp inside the key bytes would break `raw_ref`.
 //!
 //! Invariant: a [`Block`] that exists has passed [`Block::decode`]'s checks (or came from a
 //! builder), so every offset points at an entry that lies wholly inside `data`. The iterator relies
@@ -34,16 +46,27 @@ use std::ops::Range;
 use anyhow::{bail, ensure, Result};
 use bytes::{Buf, BufMut, Bytes};
 
+use crate::key::TS_DEFAULT;
+
 pub use builder::BlockBuilder;
 pub use iterator::BlockIterator;
 
 /// Bytes in a `u16` length or offset field.
 pub(crate) const SIZEOF_U16: usize = std::mem::size_of::<u16>();
+/// Bytes in a timestamp.
+pub(crate) const SIZEOF_TS: usize = std::mem::size_of::<u64>();
+/// `ts_kind`: one timestamp for every entry of the block.
+const TS_SAME: u8 = 0;
+/// `ts_kind`: one timestamp per entry.
+const TS_EACH: u8 = 1;
 
 /// A decoded data block: the entry bytes and where each entry starts.
 pub struct Block {
     pub(crate) data: Vec<u8>,
     pub(crate) offsets: Vec<u16>,
+    /// Each entry's timestamp (week 3). Before week 3 day 1 every key has the default timestamp:
+    /// leave it at `BlockTimestamps::default()`.
+    pub(crate) timestamps: BlockTimestamps,
 }
 
 /// Where one entry's parts lie in `Block::data`.
@@ -55,6 +78,32 @@ pub(crate) struct EntryRef {
     pub rest: Range<usize>,
     /// The value.
     pub value: Range<usize>,
+}
+
+/// The timestamps of a block's entries: one for all of them, or one each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BlockTimestamps {
+    /// Every entry has this timestamp.
+    Same(u64),
+    /// Entry i's timestamp, in entry order.
+    Each(Vec<u64>),
+}
+
+impl Default for BlockTimestamps {
+    /// Every entry at [`TS_DEFAULT`]: a block before week 3.
+    fn default() -> Self {
+        Self::Same(TS_DEFAULT)
+    }
+}
+
+impl BlockTimestamps {
+    /// Entry `idx`'s timestamp. Requires `idx` to be an entry of the block.
+    pub(crate) fn get(&self, idx: usize) -> u64 {
+        match self {
+            Self::Same(ts) => *ts,
+            Self::Each(all) => all[idx],
+        }
+    }
 }
 
 impl Block {
@@ -89,6 +138,15 @@ impl Block {
     pub(crate) fn parse_entry(&self, idx: usize) -> Result<EntryRef> {
         todo!("week 1 day 3, task 1: build, encode and decode a data block (book: week1-03-block)")
     }
+}
+
+/// Splits the timestamp column and its kind off the end of `head` (a block up to its offsets),
+/// for a block of `num` entries. Returns where the entries end, and the timestamps.
+///
+/// # Errors
+/// If the kind is unknown, or the column is longer than what lies before it.
+fn decode_timestamps(head: &[u8], num: usize) -> Result<(usize, BlockTimestamps)> {
+    todo!("week 3 day 1, task 1: store each entry's timestamp in the block, in a column after the entries (book: week3-01-timestamped-keys)")
 }
 
 /// Appends `key`, encoded against the block's first key, to `buf`.

@@ -45,7 +45,7 @@ use parking_lot::RwLock;
 
 use crate::fs::FileSystem;
 use crate::iterators::StorageIterator;
-use crate::key::KeySlice;
+use crate::key::{KeySlice, TS_DEFAULT, TS_RANGE_BEGIN, TS_RANGE_END};
 use crate::table::SsTableBuilder;
 use crate::wal::{Wal, WalMode, WalReplay};
 
@@ -78,9 +78,10 @@ pub struct MemTable {
     approximate_size: Arc<AtomicUsize>,
 }
 
-/// Turns a borrowed bound into a memtable key bound, for the skip list's range query.
-fn key_bound(bound: Bound<&[u8]>) -> Bound<MemKey> {
-    map_bound(bound).map(|key| MemKey::new(&key, |_| key.clone()))
+/// Turns user-key bounds into memtable key bounds, for the skip list's range query: every
+/// version of a key within the range is in, every version of a key outside it is out.
+fn key_bounds(lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> (Bound<MemKey>, Bound<MemKey>) {
+    todo!("week 1 day 2, task 1: iterate over a range of the memtable (book: week1-02-merge-iterator)")
 }
 
 /// Turns a borrowed bound into an owned one.
@@ -135,8 +136,8 @@ impl MemTable {
         self.wal.as_deref()
     }
 
-    /// Returns the value stored for `key`: `Some(empty)` for a tombstone, `None` when the memtable
-    /// has never seen the key.
+    /// Returns the value stored for `key` (its newest version, from week 3): `Some(empty)` for a
+    /// tombstone, `None` when the memtable has never seen the key.
     pub fn get(&self, key: &[u8]) -> Option<Bytes> {
         todo!("week 1 day 1, task 1: implement the memtable's put, get and size accounting (book: week1-01-memtable)")
     }
@@ -156,6 +157,22 @@ impl MemTable {
     /// If the log write fails; nothing is then put into the memtable.
     pub fn put_batch(&self, batch: &[(&[u8], &[u8])]) -> Result<()> {
         todo!("week 2 day 7, task 1: apply a batch to the memtable and its log as one record (book: week2-07-batch-checksums)")
+    }
+
+    /// Stores every `(key, value)` of `batch` at timestamp `ts`, after writing them to the log as
+    /// one record (week 3). A key written twice in the batch keeps its later value: both writes
+    /// are the same version.
+    ///
+    /// # Errors
+    /// If the log write fails; nothing is then put into the memtable.
+    pub fn put_batch_at(&self, batch: &[(&[u8], &[u8])], ts: u64) -> Result<()> {
+        todo!("week 3 day 2, task 1: put a batch at a timestamp into the memtable, read a key as of a timestamp, scan all versions (book: week3-02-read-at-timestamp)")
+    }
+
+    /// Returns the newest version of `key` at or before `read_ts` (week 3): `Some(empty)` for a
+    /// tombstone, `None` when the memtable holds no such version.
+    pub fn get_at(&self, key: &[u8], read_ts: u64) -> Option<Bytes> {
+        todo!("week 3 day 2, task 1: put a batch at a timestamp into the memtable, read a key as of a timestamp, scan all versions (book: week3-02-read-at-timestamp)")
     }
 
     /// Sets how far each write to this memtable's log goes before it returns (see
@@ -185,7 +202,7 @@ impl MemTable {
     /// One search of the skip list: the key is made first, and if it turns out to be there
     /// already, only its slot is updated (the new key is dropped; a long key's copy in the arena
     /// is wasted, which the size counts anyway).
-    fn insert(&self, key: &[u8], value: &[u8]) {
+    fn insert(&self, key: KeySlice, value: &[u8]) {
         let key = MemKey::new(key, |long| self.arena.copy(long));
         let value = self.arena.copy(value);
         // A new slot is inserted holding the value, never empty: an empty slot would read as a
@@ -262,11 +279,9 @@ impl StorageIterator for MemTableIterator {
     }
 
     fn key(&self) -> KeySlice<'_> {
-        KeySlice::from_slice(
-            self.borrow_item()
-                .as_ref()
-                .map_or(&[], |(k, _)| k.as_slice()),
-        )
+        self.borrow_item()
+            .as_ref()
+            .map_or(KeySlice::from_slice(&[]), |(k, _)| k.as_key_slice())
     }
 
     fn is_valid(&self) -> bool {

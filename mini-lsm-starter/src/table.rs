@@ -12,18 +12,22 @@
 //!
 //! ```text
 //! sst        := (block crc:u32){m}  meta crc:u32  meta_offset:u32  bloom crc:u32  bloom_offset:u32
-//! meta       := m:u32  block_meta{m}
-//! block_meta := offset:u32  first_key_len:u16  first_key  last_key_len:u16  last_key
+//! meta       := m:u32  block_meta{m}  max_ts:u64
+//! block_meta := offset:u32  first_key_len:u16  first_key  first_ts:u64
+//!                           last_key_len:u16   last_key   last_ts:u64
 //! bloom      := bits[nbytes]  k:u8                           (see `bloom.rs`)
 //! crc        := CRC-32 (IEEE) of the section just before it
 //! ```
 //!
 //! `offset` is where block i starts; it ends where block i+1 (or, for the last, `meta`) starts,
-//! checksum included. `meta_offset` is the position of `meta`, `bloom_offset` the position of
-//! `bloom`.
+//! checksum included. `first_ts` and `last_ts` are the timestamps of the block's first and last
+//! keys, and `max_ts` the largest timestamp of any key in the table (recovery starts the commit
+//! timestamp above it). `meta_offset` is the position of `meta`, `bloom_offset` the position of
+//! `bloom`. The bloom filter holds user keys only: a lookup asks about a key, not a version.
 //!
-//! The format grew over the course: before week 2 day 7 there is no `crc` anywhere; before week 1
-//! day 7 the file also ends at `meta_offset` (no bloom filter, no `bloom_offset`).
+//! The format grew over the course: before week 3 day 1 no key has a timestamp (no `first_ts`,
+//! `last_ts` or `max_ts`); before week 2 day 7 there is no `crc` anywhere; before week 1 day 7 the
+//! file also ends at `meta_offset` (no bloom filter, no `bloom_offset`).
 //!
 //! Bytes read back are untrusted: [`SsTable::open`] checks that every offset lies inside the file
 //! and in order, and every error names the file.
@@ -55,6 +59,7 @@ use crate::key::{KeyBytes, KeySlice};
 
 const SIZEOF_U32: usize = std::mem::size_of::<u32>();
 const SIZEOF_U16: usize = std::mem::size_of::<u16>();
+const SIZEOF_U64: usize = std::mem::size_of::<u64>();
 
 /// Where a block lies in an SST, and the range of keys it holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,6 +103,8 @@ pub struct SsTable {
     last_key: KeyBytes,
     /// The bloom filter over every key, from week 1 day 7.
     pub(crate) bloom: Option<Bloom>,
+    /// The largest timestamp of any key in the table (from week 3 day 1; 0 before).
+    max_ts: u64,
     /// Blocks read from the file (cache misses and uncached reads); tests use it to prove that a
     /// lookup skipped the table.
     block_reads: AtomicU64,
@@ -115,6 +122,7 @@ impl SsTable {
         block_meta_offset: usize,
         block_cache: Option<Arc<BlockCache>>,
         bloom: Option<Bloom>,
+        max_ts: u64,
     ) -> Result<Self> {
         let (Some(first), Some(last)) = (block_meta.first(), block_meta.last()) else {
             bail!("{}: the SST has no blocks", file.path().display());
@@ -129,6 +137,7 @@ impl SsTable {
             id,
             block_cache,
             bloom,
+            max_ts,
             block_reads: AtomicU64::new(0),
             delete_on_drop: Mutex::new(None),
         })
@@ -185,6 +194,12 @@ impl SsTable {
     /// The largest key in the table.
     pub fn last_key(&self) -> &KeyBytes {
         &self.last_key
+    }
+
+    /// The largest timestamp of any key in the table (from week 3 day 1; 0 before, when no key
+    /// has a timestamp of its own).
+    pub fn max_ts(&self) -> u64 {
+        self.max_ts
     }
 
     /// The size of the file in bytes.

@@ -5,7 +5,7 @@ use bytes::BufMut;
 
 use crate::key::{KeySlice, KeyVec};
 
-use super::{encode_key, Block, SIZEOF_U16};
+use super::{encode_key, Block, BlockTimestamps, SIZEOF_TS, SIZEOF_U16};
 
 // ANCHOR: block_builder_struct
 /// Builds a [`Block`] from entries added in key order.
@@ -18,6 +18,10 @@ pub struct BlockBuilder {
     block_size: usize,
     /// The key of entry 0; later keys are encoded against it.
     first_key: KeyVec,
+    /// Each entry's timestamp (week 3), and whether they differ: the block then stores all of
+    /// them, rather than one.
+    timestamps: Vec<u64>,
+    mixed_timestamps: bool,
 }
 // ANCHOR_END: block_builder_struct
 
@@ -29,6 +33,8 @@ impl BlockBuilder {
             data: Vec::new(),
             block_size,
             first_key: KeyVec::new(),
+            timestamps: Vec::new(),
+            mixed_timestamps: false,
         }
     }
 
@@ -53,6 +59,17 @@ impl BlockBuilder {
         self.data.extend_from_slice(value);
         // The encoded block is the entries, one offset per entry and the count.
         let encoded_size = self.data.len() + (self.offsets.len() + 2) * SIZEOF_U16;
+        // @task week3_day1 1 stub=comment
+        // ... and the timestamp column and its kind: one timestamp, or one per entry.
+        let mixed =
+            self.mixed_timestamps || self.timestamps.first().is_some_and(|&t| t != key.ts());
+        let column = if mixed {
+            (self.timestamps.len() + 1) * SIZEOF_TS
+        } else {
+            SIZEOF_TS
+        };
+        let encoded_size = encoded_size + column + 1;
+        // @end
         if !self.is_empty() && encoded_size > self.block_size {
             self.data.truncate(start);
             return false;
@@ -61,6 +78,10 @@ impl BlockBuilder {
             self.first_key = key.to_key_vec();
         }
         self.offsets.push(start as u16);
+        // @task week3_day1 1 stub=comment
+        self.timestamps.push(key.ts());
+        self.mixed_timestamps = mixed;
+        // @end
         true
         // @end
     }
@@ -79,6 +100,15 @@ impl BlockBuilder {
         Block {
             data: self.data,
             offsets: self.offsets,
+            // @task week3_day1 1
+            timestamps: match self.timestamps.first() {
+                Some(_) if self.mixed_timestamps => BlockTimestamps::Each(self.timestamps),
+                Some(&ts) => BlockTimestamps::Same(ts),
+                None => BlockTimestamps::default(),
+            },
+            // @stub
+            // timestamps: BlockTimestamps::default(),
+            // @end
         }
         // @end
     }

@@ -119,6 +119,9 @@ impl BlockIterator {
         let shared = self.first_key.start..self.first_key.start + entry.overlap;
         self.key.append(&self.block.data[shared]);
         self.key.append(&self.block.data[entry.rest]);
+        // @task week3_day1 1 stub=comment
+        self.key.set_ts(self.block.timestamps.get(idx));
+        // @end
         self.value_range = (entry.value.start, entry.value.end);
         // @end
     }

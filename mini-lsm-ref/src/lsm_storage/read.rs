@@ -16,8 +16,9 @@ use super::{LsmStorageInner, LsmStorageState};
 use crate::iterators::concat_iterator::SstConcatIterator;
 use crate::iterators::merge_iterator::MergeIterator;
 use crate::iterators::two_merge_iterator::TwoMergeIterator;
+use crate::iterators::visible_iterator::VisibleIterator;
 use crate::iterators::StorageIterator;
-use crate::key::{KeyBytes, KeySlice};
+use crate::key::{KeyBytes, KeySlice, TS_RANGE_BEGIN, TS_RANGE_END};
 use crate::lsm_iterator::{FusedIterator, LsmIterator};
 use crate::mem_table::{map_bound, MemTableIterator};
 use crate::table::bloom::key_hash;
@@ -81,11 +82,25 @@ where
         Bound::Included(key) => (key, false),
         Bound::Excluded(key) => (key, true),
     };
-    // The seek lands on the first key `>= key`; an excluded bound also rules out `key` itself.
-    let mut iter = to_key(source, KeySlice::from_slice(key))?;
-    if exclusive && iter.is_valid() && iter.key().raw_ref() == key {
+    // @task week3_day1 3
+    // A key's versions lie from (key, TS_RANGE_BEGIN), the newest, to (key, TS_RANGE_END). An
+    // included bound starts at the newest; an excluded one rules out every version, not just one.
+    let ts = if exclusive {
+        TS_RANGE_END
+    } else {
+        TS_RANGE_BEGIN
+    };
+    let mut iter = to_key(source, KeySlice::from_slice_ts(key, ts))?;
+    while exclusive && iter.is_valid() && iter.key().key_ref() == key {
         iter.next()?;
     }
+    // @or week1_day5 3
+    // // The seek lands on the first key `>= key`; an excluded bound also rules out `key` itself.
+    // let mut iter = to_key(source, KeySlice::from_slice(key))?;
+    // if exclusive && iter.is_valid() && iter.key().raw_ref() == key {
+    //     iter.next()?;
+    // }
+    // @end
     Ok(iter)
     // @end
 }
@@ -202,16 +217,37 @@ impl LsmStorageInner {
     /// # Errors
     /// If an SST block cannot be read or is corrupt.
     pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.get_with_ts(key, TS_RANGE_BEGIN)
+    }
+
+    /// Returns the value of `key` as of `read_ts`: its newest version with a timestamp at most
+    /// `read_ts`, or `None` if there is none or that version is a tombstone. (Timestamps come in
+    /// week 3; `TS_RANGE_BEGIN` sees every version, and until week 3 day 2 the argument is
+    /// ignored.)
+    ///
+    /// # Errors
+    /// If an SST block cannot be read or is corrupt.
+    pub fn get_with_ts(&self, key: &[u8], read_ts: u64) -> Result<Option<Bytes>> {
         // @task week1_day1 4
         let snapshot = self.snapshot();
         let memtables = std::iter::once(&snapshot.memtable).chain(snapshot.imm_memtables.iter());
         for memtable in memtables {
-            if let Some(value) = memtable.get(key) {
+            // @task week3_day2 3
+            let found = memtable.get_at(key, read_ts);
+            // @stub
+            // let found = memtable.get(key);
+            // @end
+            if let Some(value) = found {
                 return Ok(live(value));
             }
         }
         // @task week1_day5 2 stub=comment
-        let key_slice = KeySlice::from_slice(key);
+        // @task week3_day2 3
+        // The seek lands on the newest version at or before `read_ts`, if the table has one.
+        let key_slice = KeySlice::from_slice_ts(key, read_ts);
+        // @stub
+        // let key_slice = KeySlice::from_slice(key);
+        // @end
         // @task week1_day7 2 stub=comment
         let hash = key_hash(key);
         // @end
@@ -228,7 +264,7 @@ impl LsmStorageInner {
             }
             // @end
             let iter = SsTableIterator::create_and_seek_to_key(table.clone(), key_slice)?;
-            if iter.is_valid() && iter.key() == key_slice {
+            if iter.is_valid() && iter.key().raw_ref() == key {
                 return Ok(live(Bytes::copy_from_slice(iter.value())));
             }
         }
@@ -242,7 +278,7 @@ impl LsmStorageInner {
                 continue;
             }
             let iter = SsTableIterator::create_and_seek_to_key(table.clone(), key_slice)?;
-            if iter.is_valid() && iter.key() == key_slice {
+            if iter.is_valid() && iter.key().raw_ref() == key {
                 return Ok(live(Bytes::copy_from_slice(iter.value())));
             }
         }
@@ -263,6 +299,22 @@ impl LsmStorageInner {
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
     ) -> Result<FusedIterator<LsmIterator>> {
+        self.scan_with_ts(lower, upper, TS_RANGE_BEGIN)
+    }
+
+    /// Returns an iterator over the entries with keys in `lower..upper` as of `read_ts`: of each
+    /// key its newest version at or before `read_ts`, unless that is a tombstone. (Timestamps come
+    /// in week 3; `TS_RANGE_BEGIN` sees every version, and until week 3 day 2 the argument is
+    /// ignored.)
+    ///
+    /// # Errors
+    /// If an SST block cannot be read or is corrupt.
+    pub fn scan_with_ts(
+        &self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        read_ts: u64,
+    ) -> Result<FusedIterator<LsmIterator>> {
         // @task week1_day5 3
         let snapshot = self.snapshot();
         let memtables = memtables_iter(&snapshot, lower, upper);
@@ -279,6 +331,9 @@ impl LsmStorageInner {
         let inner = TwoMergeIterator::create(memtables, MergeIterator::create(tables))?;
         // @task week2_day1 5 stub=comment
         let inner = TwoMergeIterator::create(inner, levels_iter(&snapshot, lower, upper)?)?;
+        // @end
+        // @task week3_day2 2 stub=comment
+        let inner = VisibleIterator::new(inner, read_ts)?;
         // @end
         Ok(FusedIterator::new(LsmIterator::new(
             inner,

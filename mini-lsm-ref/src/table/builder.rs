@@ -49,6 +49,8 @@ pub struct SsTableBuilder {
     block_size: usize,
     /// The hash of every key added, for the bloom filter.
     key_hashes: Vec<u32>,
+    /// The largest timestamp of any key added (week 3 day 1).
+    max_ts: u64,
     bloom_bits_per_key: usize,
 }
 
@@ -66,6 +68,7 @@ impl SsTableBuilder {
             meta: Vec::new(),
             block_size,
             key_hashes: Vec::new(),
+            max_ts: 0,
             bloom_bits_per_key: DEFAULT_BLOOM_BITS_PER_KEY,
         }
     }
@@ -110,6 +113,9 @@ impl SsTableBuilder {
         // @task week1_day4 1
         // @task week1_day7 2 stub=comment
         self.key_hashes.push(key_hash(key.raw_ref()));
+        // @end
+        // @task week3_day1 2 stub=comment
+        self.max_ts = self.max_ts.max(key.ts());
         // @end
         if self.builder.is_empty() {
             self.first_key.set_from_slice(key);
@@ -193,6 +199,9 @@ impl SsTableBuilder {
         let meta_start = buf.len();
         let meta_offset = self.written + meta_start;
         BlockMeta::encode_block_meta(&self.meta, &mut buf);
+        // @task week3_day1 2 stub=comment
+        buf.put_u64(self.max_ts);
+        // @end
         // @task week2_day7 3 stub=comment
         let crc = crc32fast::hash(&buf[meta_start..]);
         buf.put_u32(crc);
@@ -230,7 +239,15 @@ impl SsTableBuilder {
             }
             None => FileObject::create_in(fs, path, buf)?,
         };
-        SsTable::from_parts(id, file, self.meta, meta_offset, block_cache, bloom)
+        SsTable::from_parts(
+            id,
+            file,
+            self.meta,
+            meta_offset,
+            block_cache,
+            bloom,
+            self.max_ts,
+        )
         // @end
     }
     // ANCHOR_END: sst_builder_build

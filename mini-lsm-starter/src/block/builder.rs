@@ -5,7 +5,7 @@ use bytes::BufMut;
 
 use crate::key::{KeySlice, KeyVec};
 
-use super::{encode_key, Block, SIZEOF_U16};
+use super::{encode_key, Block, BlockTimestamps, SIZEOF_TS, SIZEOF_U16};
 
 /// Builds a [`Block`] from entries added in key order.
 pub struct BlockBuilder {
@@ -17,6 +17,10 @@ pub struct BlockBuilder {
     block_size: usize,
     /// The key of entry 0; later keys are encoded against it.
     first_key: KeyVec,
+    /// Each entry's timestamp (week 3), and whether they differ: the block then stores all of
+    /// them, rather than one.
+    timestamps: Vec<u64>,
+    mixed_timestamps: bool,
 }
 
 impl BlockBuilder {
@@ -27,6 +31,8 @@ impl BlockBuilder {
             data: Vec::new(),
             block_size,
             first_key: KeyVec::new(),
+            timestamps: Vec::new(),
+            mixed_timestamps: false,
         }
     }
 

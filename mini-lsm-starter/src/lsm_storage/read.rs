@@ -16,8 +16,9 @@ use super::{LsmStorageInner, LsmStorageState};
 use crate::iterators::concat_iterator::SstConcatIterator;
 use crate::iterators::merge_iterator::MergeIterator;
 use crate::iterators::two_merge_iterator::TwoMergeIterator;
+use crate::iterators::visible_iterator::VisibleIterator;
 use crate::iterators::StorageIterator;
-use crate::key::{KeyBytes, KeySlice};
+use crate::key::{KeyBytes, KeySlice, TS_RANGE_BEGIN, TS_RANGE_END};
 use crate::lsm_iterator::{FusedIterator, LsmIterator};
 use crate::mem_table::{map_bound, MemTableIterator};
 use crate::table::bloom::key_hash;
@@ -116,6 +117,17 @@ impl LsmStorageInner {
     /// # Errors
     /// If an SST block cannot be read or is corrupt.
     pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.get_with_ts(key, TS_RANGE_BEGIN)
+    }
+
+    /// Returns the value of `key` as of `read_ts`: its newest version with a timestamp at most
+    /// `read_ts`, or `None` if there is none or that version is a tombstone. (Timestamps come in
+    /// week 3; `TS_RANGE_BEGIN` sees every version, and until week 3 day 2 the argument is
+    /// ignored.)
+    ///
+    /// # Errors
+    /// If an SST block cannot be read or is corrupt.
+    pub fn get_with_ts(&self, key: &[u8], read_ts: u64) -> Result<Option<Bytes>> {
         todo!("week 1 day 1, task 4: read through every memtable, newest first (book: week1-01-memtable)")
     }
 
@@ -127,6 +139,22 @@ impl LsmStorageInner {
         &self,
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
+    ) -> Result<FusedIterator<LsmIterator>> {
+        self.scan_with_ts(lower, upper, TS_RANGE_BEGIN)
+    }
+
+    /// Returns an iterator over the entries with keys in `lower..upper` as of `read_ts`: of each
+    /// key its newest version at or before `read_ts`, unless that is a tombstone. (Timestamps come
+    /// in week 3; `TS_RANGE_BEGIN` sees every version, and until week 3 day 2 the argument is
+    /// ignored.)
+    ///
+    /// # Errors
+    /// If an SST block cannot be read or is corrupt.
+    pub fn scan_with_ts(
+        &self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        read_ts: u64,
     ) -> Result<FusedIterator<LsmIterator>> {
         todo!("week 1 day 2, task 4: scan the engine across every memtable (book: week1-02-merge-iterator)")
     }

@@ -8,68 +8,88 @@
 //! so a step reads one place; longer keys fall back to a slice of the memtable's arena.
 //!
 //! ```text
-//!   node: [ slot | MemKey::Inline { len, bytes: "0000000000042..." } | refs | tower ]
-//!   node: [ slot | MemKey::Shared(Bytes) ]──▶ arena chunk: [ ...long key... ]
+//!   node: [ slot | MemKey::Inline { len, bytes: "0000000000042...", ts } | refs | tower ]
+//!   node: [ slot | MemKey::Shared { bytes, ts } ]──▶ arena chunk: [ ...long key... ]
 //! ```
 //!
-//! The two forms compare by their bytes, so the map's order is the order of the raw keys whatever
-//! form each key takes.
+//! The two forms compare by their bytes, and then by the key's timestamp (newest first, as
+//! [`crate::key::Key`] does), so the map's order is the order of the engine's keys whatever form
+//! each takes. The timestamp (week 3) lives in the node too; to keep the node the size it was, a
+//! key is inline up to 23 bytes, not the 38 it was before.
 
-use std::borrow::Borrow;
 use std::cmp::Ordering;
 
 use bytes::Bytes;
 
-/// The longest key kept inline: as many bytes as fit beside the length in the size of the
-/// `Shared` form and the tag, so that inlining costs no memory.
-pub const INLINE: usize = 38;
+use crate::key::KeySlice;
 
-/// A key of the memtable's skip list.
+/// The longest key kept inline: as many bytes as fit beside the length and the timestamp in the
+/// size of the `Shared` form, so that inlining costs no memory (the tag that tells the forms
+/// apart hides in a bit pattern a `Bytes` never takes).
+pub const INLINE: usize = 23;
+
+/// A key of the memtable's skip list: the user key, inline or shared, and its timestamp.
 #[derive(Clone)]
 pub enum MemKey {
-    /// A key of at most `INLINE` bytes: `bytes[..len]`.
-    Inline { len: u8, bytes: [u8; INLINE] },
-    /// A longer key, a slice of the arena (or of its own buffer, for a scan bound).
-    Shared(Bytes),
+    /// A user key of at most `INLINE` bytes, `bytes[..len]`, at timestamp `ts`.
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE],
+        ts: u64,
+    },
+    /// A longer user key, a slice of the arena (or of its own buffer, for a scan bound).
+    Shared { bytes: Bytes, ts: u64 },
 }
 
 // The inline form must not make every node bigger than the `Bytes` form does.
 const _: () = assert!(std::mem::size_of::<MemKey>() <= std::mem::size_of::<Bytes>() + 8);
 
 impl MemKey {
-    /// `key`, inline when it is short enough, otherwise through `copy` (which copies it into
-    /// memory of the caller's choosing: the arena, or a buffer of its own).
-    pub fn new(key: &[u8], copy: impl FnOnce(&[u8]) -> Bytes) -> Self {
-        if key.len() <= INLINE {
+    /// `key` and its timestamp, the bytes inline when they are short enough, otherwise through
+    /// `copy` (which copies them into memory of the caller's choosing: the arena, or a buffer of
+    /// its own).
+    pub fn new(key: KeySlice, copy: impl FnOnce(&[u8]) -> Bytes) -> Self {
+        let (raw, ts) = (key.raw_ref(), key.ts());
+        if raw.len() <= INLINE {
             let mut bytes = [0; INLINE];
-            bytes[..key.len()].copy_from_slice(key);
+            bytes[..raw.len()].copy_from_slice(raw);
             Self::Inline {
-                len: key.len() as u8,
+                len: raw.len() as u8,
                 bytes,
+                ts,
             }
         } else {
-            Self::Shared(copy(key))
+            Self::Shared {
+                bytes: copy(raw),
+                ts,
+            }
         }
     }
 
-    /// The key's bytes.
+    /// The user key's bytes.
     pub fn as_slice(&self) -> &[u8] {
         match self {
-            Self::Inline { len, bytes } => &bytes[..*len as usize],
-            Self::Shared(bytes) => bytes,
+            Self::Inline { len, bytes, .. } => &bytes[..*len as usize],
+            Self::Shared { bytes, .. } => bytes,
         }
     }
-}
 
-impl Borrow<[u8]> for MemKey {
-    fn borrow(&self) -> &[u8] {
-        self.as_slice()
+    /// The key's timestamp.
+    pub fn ts(&self) -> u64 {
+        match self {
+            Self::Inline { ts, .. } | Self::Shared { ts, .. } => *ts,
+        }
+    }
+
+    /// The key as the engine's key type.
+    pub fn as_key_slice(&self) -> KeySlice<'_> {
+        KeySlice::from_slice_ts(self.as_slice(), self.ts())
     }
 }
 
 impl PartialEq for MemKey {
     fn eq(&self, other: &Self) -> bool {
-        self.as_slice() == other.as_slice()
+        self.as_key_slice() == other.as_key_slice()
     }
 }
 
@@ -82,14 +102,15 @@ impl PartialOrd for MemKey {
 }
 
 impl Ord for MemKey {
+    /// As [`crate::key::Key`]: user key ascending, then timestamp descending.
     fn cmp(&self, other: &Self) -> Ordering {
-        self.as_slice().cmp(other.as_slice())
+        self.as_key_slice().cmp(&other.as_key_slice())
     }
 }
 
 impl std::fmt::Debug for MemKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", Bytes::copy_from_slice(self.as_slice()))
+        write!(f, "{:?}", self.as_key_slice())
     }
 }
 
@@ -97,22 +118,29 @@ impl std::fmt::Debug for MemKey {
 mod tests {
     use super::*;
 
-    /// Inline and shared keys order and compare by their bytes alone, at the length boundary too.
+    /// Inline and shared keys order and compare by their bytes, then newest timestamp first, at
+    /// the length boundary too.
     #[test]
-    fn forms_compare_by_bytes() {
-        let shared = |k: &[u8]| MemKey::Shared(Bytes::copy_from_slice(k));
+    fn forms_compare_by_bytes_then_timestamp() {
         let copy = |k: &[u8]| Bytes::copy_from_slice(k);
+        let make = |k: &[u8], ts| MemKey::new(KeySlice::from_slice_ts(k, ts), copy);
+        let shared = |k: &[u8], ts| MemKey::Shared {
+            bytes: Bytes::copy_from_slice(k),
+            ts,
+        };
         let long = vec![b'a'; INLINE + 1];
         let edge = vec![b'a'; INLINE];
         for key in [&b""[..], b"k", &edge, &long] {
-            let made = MemKey::new(key, copy);
+            let made = make(key, 5);
             assert_eq!(made.as_slice(), key);
-            assert_eq!(made, shared(key));
+            assert_eq!(made.ts(), 5);
+            assert_eq!(made, shared(key, 5));
+            assert!(made < make(key, 4), "newer versions first");
         }
-        assert!(matches!(MemKey::new(&edge, copy), MemKey::Inline { .. }));
-        assert!(matches!(MemKey::new(&long, copy), MemKey::Shared(_)));
-        assert!(MemKey::new(&edge, copy) < shared(&long));
-        assert!(MemKey::new(b"b", copy) > shared(&long));
-        assert!(MemKey::new(b"", copy) < MemKey::new(b"\0", copy));
+        assert!(matches!(make(&edge, 1), MemKey::Inline { .. }));
+        assert!(matches!(make(&long, 1), MemKey::Shared { .. }));
+        assert!(make(&edge, 1) < shared(&long, 9));
+        assert!(make(b"b", 9) > shared(&long, 1));
+        assert!(make(b"", 1) < make(b"\0", 9));
     }
 }

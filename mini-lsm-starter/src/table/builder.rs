@@ -49,6 +49,8 @@ pub struct SsTableBuilder {
     block_size: usize,
     /// The hash of every key added, for the bloom filter.
     key_hashes: Vec<u32>,
+    /// The largest timestamp of any key added (week 3 day 1).
+    max_ts: u64,
     bloom_bits_per_key: usize,
 }
 
@@ -66,6 +68,7 @@ impl SsTableBuilder {
             meta: Vec::new(),
             block_size,
             key_hashes: Vec::new(),
+            max_ts: 0,
             bloom_bits_per_key: DEFAULT_BLOOM_BITS_PER_KEY,
         }
     }

@@ -9,19 +9,27 @@
 //!
 //! ```text
 //!   ends:  [ 16 | 32 | 48 | ... ]            u32 per block
+//!   ts:    [ 9  | 7  | 12 | ... ]            u64 per block: each last key's timestamp (week 3)
 //!   keys:  [ last key 0 | last key 1 | ... ] one allocation
 //! ```
 //!
 //! which is a third of the size, so that far more of it stays in the cache between lookups. It
-//! duplicates what `block_meta` holds (about 20 bytes per block), which is the price.
+//! duplicates what `block_meta` holds (about 30 bytes per block), which is the price. Keys compare
+//! as [`crate::key::Key`]s do: by user key, then newest timestamp first, so that a seek finds the
+//! block holding the version it asks for even when a key's versions span blocks.
+
+use std::cmp::Ordering;
 
 use super::BlockMeta;
+use crate::key::KeySlice;
 
 /// The last key of every block, contiguous.
 pub(crate) struct LastKeys {
     keys: Vec<u8>,
     /// `ends[i]` is where block `i`'s last key ends in `keys`; it starts where `ends[i - 1]` does.
     ends: Vec<u32>,
+    /// Block `i`'s last key's timestamp.
+    ts: Vec<u64>,
 }
 
 impl LastKeys {
@@ -29,25 +37,31 @@ impl LastKeys {
     pub(crate) fn new(block_meta: &[BlockMeta]) -> Self {
         let mut keys = Vec::with_capacity(block_meta.iter().map(|m| m.last_key.len()).sum());
         let mut ends = Vec::with_capacity(block_meta.len());
+        let mut ts = Vec::with_capacity(block_meta.len());
         for meta in block_meta {
             keys.extend_from_slice(meta.last_key.raw_ref());
             ends.push(keys.len() as u32);
+            ts.push(meta.last_key.ts());
         }
-        Self { keys, ends }
+        Self { keys, ends, ts }
     }
 
-    /// Block `i`'s last key.
-    fn get(&self, i: usize) -> &[u8] {
+    /// How block `i`'s last key compares with `key`.
+    fn cmp(&self, i: usize, key: KeySlice) -> Ordering {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.keys[start as usize..self.ends[i] as usize]
+        let last = KeySlice::from_slice_ts(
+            &self.keys[start as usize..self.ends[i] as usize],
+            self.ts[i],
+        );
+        last.cmp(&key)
     }
 
     /// The index of the first block whose last key is `>= key`; the number of blocks if none is.
-    pub(crate) fn first_at_or_after(&self, key: &[u8]) -> usize {
+    pub(crate) fn first_at_or_after(&self, key: KeySlice) -> usize {
         let (mut low, mut high) = (0, self.ends.len());
         while low < high {
             let mid = low + (high - low) / 2;
-            if self.get(mid) < key {
+            if self.cmp(mid, key) == Ordering::Less {
                 low = mid + 1;
             } else {
                 high = mid;
