@@ -182,11 +182,12 @@ impl VersionModel {
     }
 }
 
+/// A scan's bounds.
+pub(crate) type Range = (Bound<&'static [u8]>, Bound<&'static [u8]>);
+
 /// Every pair of bounds over the probe keys `probes`: unbounded, and each probe included and
 /// excluded, on both sides.
-pub(crate) fn all_bounds(
-    probes: &[&'static [u8]],
-) -> Vec<(Bound<&'static [u8]>, Bound<&'static [u8]>)> {
+pub(crate) fn all_bounds(probes: &[&'static [u8]]) -> Vec<Range> {
     let mut sides = vec![Bound::Unbounded];
     for probe in probes {
         sides.push(Bound::Included(*probe));

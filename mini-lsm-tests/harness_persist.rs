@@ -355,6 +355,9 @@ pub(crate) struct Run {
     pub durable: usize,
     /// The error that stopped the workload, if one did.
     pub error: Option<String>,
+    /// `commit_ts[k]`: the engine's latest commit timestamp after the first `k` writes (week 3;
+    /// always 0 before week 3 day 3).
+    pub commit_ts: Vec<u64>,
 }
 
 impl Run {
@@ -363,6 +366,7 @@ impl Run {
             models: vec![Model::new()],
             durable: 0,
             error: None,
+            commit_ts: vec![0],
         }
     }
 }
@@ -371,6 +375,7 @@ impl Run {
 /// operation fail).
 pub(crate) fn run_steps(inner: &LsmStorageInner, steps: &[Step], wal: bool) -> Run {
     let mut run = Run::empty();
+    run.commit_ts = vec![inner.latest_commit_ts()];
     // The number of writes before each freeze of a memtable not yet flushed, oldest first.
     let mut frozen_at: VecDeque<usize> = VecDeque::new();
     for step in steps {
@@ -413,6 +418,9 @@ pub(crate) fn run_steps(inner: &LsmStorageInner, steps: &[Step], wal: bool) -> R
                 })
             }
         };
+        if step.writes() {
+            run.commit_ts.push(inner.latest_commit_ts());
+        }
         if let Err(error) = result {
             run.error = Some(format!("{error:#}"));
             break;
@@ -428,24 +436,27 @@ pub(crate) fn keys_of(steps: &[Step]) -> Vec<Vec<u8>> {
 }
 
 /// Opens the engine on a crash image and checks the recovered state against the run: it must
-/// equal the model after some `k` writes with `durable <= k`. Returns the state and how many
-/// file operations the recovery made.
+/// equal the model after some `k` writes with `durable <= k`, and with `timestamps` (week 3),
+/// the recovered latest commit timestamp must be at least that of write `k`, so that no later
+/// commit reuses one. Returns the state and how many file operations the recovery made.
 ///
 /// # Errors
-/// A failure message (recovery failed, a read failed or panicked, or the state is not such a
-/// prefix); `lost` counts the durable writes missing from the best matching prefix.
+/// A failure message (recovery failed, a read failed or panicked, the state is not such a
+/// prefix, or a timestamp would be reused); `lost` counts the durable writes missing from the
+/// best matching prefix.
 fn check_recovery(
     image: &MemFs,
     open: Opener<'_>,
     run: &Run,
     probe: &[Vec<u8>],
     lost: &mut usize,
+    timestamps: bool,
 ) -> std::result::Result<(Model, u64), String> {
-    let opened = catch_unwind(AssertUnwindSafe(|| -> Result<Model> {
+    let opened = catch_unwind(AssertUnwindSafe(|| -> Result<(Model, u64)> {
         let inner = open(image)?;
-        read_state(&inner, probe)
+        Ok((read_state(&inner, probe)?, inner.latest_commit_ts()))
     }));
-    let state = match opened {
+    let (state, latest) = match opened {
         Ok(Ok(state)) => state,
         Ok(Err(error)) => return Err(format!("recovery or a read failed: {error:#}")),
         Err(panic) => return Err(format!("recovery panicked: {}", panic_message(&panic))),
@@ -468,6 +479,13 @@ fn check_recovery(
              first {} were durable: {}",
             run.durable,
             show_model(&state)
+        ));
+    }
+    if timestamps && latest < run.commit_ts[k] {
+        return Err(format!(
+            "the recovered latest commit timestamp is {latest}, but the state holds write {k}, \
+             committed at {}: the next commit would reuse a timestamp",
+            run.commit_ts[k]
         ));
     }
     Ok((state, ops))
@@ -510,6 +528,23 @@ pub(crate) fn crash_sweep_with(
     open: Opener<'_>,
     steps: &[Step],
 ) -> SweepStats {
+    sweep(name, wal, open, steps, false)
+}
+
+/// [`crash_sweep_with`] for week 3: every recovery must also start the commit timestamp at or
+/// above that of the last write it recovered, and each workload must give every write a value
+/// of its own (so that the recovered state names exactly one prefix).
+pub(crate) fn crash_sweep_timestamps(
+    name: &str,
+    wal: bool,
+    open: Opener<'_>,
+    steps: &[Step],
+) -> SweepStats {
+    sweep(name, wal, open, steps, true)
+}
+
+/// The crash sweep (see [`crash_sweep`]); `timestamps` adds the check of week 3.
+fn sweep(name: &str, wal: bool, open: Opener<'_>, steps: &[Step], timestamps: bool) -> SweepStats {
     let full = full_sweep();
     let probe = keys_of(steps);
     let fs = MemFs::new();
@@ -545,7 +580,7 @@ pub(crate) fn crash_sweep_with(
             );
             let image = || fs.crash_image().expect("the file system crashed");
             let (state, recovery_ops) =
-                match check_recovery(&image(), open, &run, &probe, &mut stats.lost) {
+                match check_recovery(&image(), open, &run, &probe, &mut stats.lost, timestamps) {
                     Ok(found) => found,
                     Err(failure) => {
                         stats.failures.push(format!("{case}: {failure}"));
@@ -580,7 +615,7 @@ pub(crate) fn crash_sweep_with(
                     second.crash_now(tear);
                 }
                 let third = second.crash_image().expect("crashed");
-                match check_recovery(&third, open, &run, &probe, &mut stats.lost) {
+                match check_recovery(&third, open, &run, &probe, &mut stats.lost, timestamps) {
                     Ok((again, _)) if again == state => {}
                     Ok((again, _)) => stats.failures.push(format!(
                         "{case}, then a crash at operation {m} of the recovery (tear: \

@@ -66,7 +66,7 @@ fn record_tags(log: &[u8]) -> Vec<usize> {
         let mut pos = 0;
         while pos < log.len() {
             let len = u32::from_be_bytes(log.get(pos..pos + 4)?.try_into().ok()?) as usize;
-            if !(1..=8).contains(log.get(pos + header)?) {
+            if !matches!(log.get(pos + header)?, 1..=8 | 10..=12) {
                 return None;
             }
             tags.push(pos + header);

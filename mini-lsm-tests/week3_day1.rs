@@ -376,7 +376,8 @@ fn test_task3_excluded_lower_bound_skips_every_version() {
             .collect::<Vec<_>>()
     };
     let value = |v: &str| Some(Bytes::copy_from_slice(v.as_bytes()));
-    let cases: [(Bound<&[u8]>, Vec<Bytes>, Option<Bytes>); 6] = [
+    type Case<'a> = (Bound<&'a [u8]>, Vec<Bytes>, Option<Bytes>);
+    let cases: [Case; 6] = [
         (
             Bound::Excluded(b"a"),
             keys(&[b"b", b"c", b"d"]),

@@ -34,3 +34,5 @@ mod week2_day7;
 mod week3_day1;
 #[path = "../../mini-lsm-tests/week3_day2.rs"]
 mod week3_day2;
+#[path = "../../mini-lsm-tests/week3_day3.rs"]
+mod week3_day3;

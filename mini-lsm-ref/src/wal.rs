@@ -30,8 +30,12 @@
 //! The file is a log of records (see [`crate::record`]); each payload is a batch (big-endian):
 //!
 //! ```text
-//! payload := count:u32  (key_len:u16 key value_len:u16 value){count}     an empty value deletes
+//! payload := ts:u64  count:u32  (key_len:u16 key value_len:u16 value){count}    (week 3 day 3)
+//! payload := count:u32  (key_len:u16 key value_len:u16 value){count}           (before it)
 //! ```
+//!
+//! An empty value deletes. `ts` is the batch's commit timestamp: every entry of a record is a
+//! version at that one timestamp, which is how a batch stays one commit after a crash.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,6 +45,7 @@ use bytes::{Buf, BufMut};
 use parking_lot::Mutex;
 
 use crate::fs::{FileSystem, WritableFile};
+use crate::key::{KeySlice, TS_DEFAULT};
 use crate::record::{decode_records, encode_record, salvage_records};
 
 /// With [`WalMode::Buffered`], appends reach the file once this many bytes are buffered.
@@ -105,6 +110,8 @@ pub struct WalReplay {
     pub batches: usize,
     /// The offset of a dropped, incomplete last record.
     pub torn_tail_at: Option<usize>,
+    /// The largest commit timestamp of a replayed batch (week 3 day 3; 0 before, or if none).
+    pub max_ts: u64,
 }
 
 impl Wal {
@@ -143,19 +150,52 @@ impl Wal {
         path: &Path,
         mut apply: impl FnMut(&[u8], &[u8]),
     ) -> Result<WalReplay> {
-        // @task week2_day6 1
+        // @task week3_day3 1
+        Self::replay_at(fs, path, |key, value| apply(key.key_ref(), value))
+        // @or week2_day6 1
+        // let data = fs.read_all(path)?;
+        // let log = decode_records(path, &data)?;
+        // for (i, payload) in log.payloads.iter().enumerate() {
+        //     let batch = decode_batch(payload)
+        //         .with_context(|| format!("{}: batch {i} is corrupt", path.display()))?;
+        //     for (key, value) in batch {
+        //         apply(key, value);
+        //     }
+        // }
+        // Ok(WalReplay {
+        //     batches: log.payloads.len(),
+        //     torn_tail_at: log.torn_tail_at,
+        //     max_ts: 0,
+        // })
+        // @end
+    }
+
+    /// Replays the log at `path`, handing every entry to `apply` with its batch's commit timestamp
+    /// (week 3), batch by batch, in order.
+    ///
+    /// # Errors
+    /// As [`Self::replay`].
+    pub fn replay_at(
+        fs: &dyn FileSystem,
+        path: &Path,
+        mut apply: impl FnMut(KeySlice, &[u8]),
+    ) -> Result<WalReplay> {
+        // @task week3_day3 1
         let data = fs.read_all(path)?;
         let log = decode_records(path, &data)?;
+        let mut max_ts = 0;
         for (i, payload) in log.payloads.iter().enumerate() {
-            let batch = decode_batch(payload)
+            let (ts, batch) = parse_payload(payload)
                 .with_context(|| format!("{}: batch {i} is corrupt", path.display()))?;
+            max_ts = max_ts.max(ts);
             for (key, value) in batch {
-                apply(key, value);
+                apply(KeySlice::from_slice_ts(key, ts), value);
             }
         }
         Ok(WalReplay {
             batches: log.payloads.len(),
             torn_tail_at: log.torn_tail_at,
+            max_ts,
         })
         // @end
     }
@@ -163,12 +203,47 @@ impl Wal {
 
     // ANCHOR: wal_put
     /// Appends one batch as one record, written out at once or once `buffer_limit` bytes are
-    /// buffered, as the log's [`WalMode`] says. Durable after [`Wal::sync`].
+    /// buffered, as the log's [`WalMode`] says. Durable after [`Wal::sync`]. (From week 3 day 3,
+    /// at [`TS_DEFAULT`]: see [`Self::put_batch_at`].)
     ///
     /// # Errors
     /// If the buffer had to be written out and the write failed.
     pub fn put_batch(&self, batch: &[(&[u8], &[u8])]) -> Result<()> {
-        // @task week2_day6 1
+        // @task week3_day3 1
+        self.put_batch_at(batch, TS_DEFAULT)
+        // @or week2_day6 1
+        // let mut inner = self.inner.lock();
+        // // The payload is built in a buffer the log keeps, not a fresh `Vec` per put: one
+        // // allocation and free less on every write.
+        // let WalInner {
+        //     buffer, payload, ..
+        // } = &mut *inner;
+        // payload.clear();
+        // payload.put_u32(batch.len() as u32);
+        // for (key, value) in batch {
+        //     payload.put_u16(key.len() as u16);
+        //     payload.put_slice(key);
+        //     payload.put_u16(value.len() as u16);
+        //     payload.put_slice(value);
+        // }
+        // encode_record(buffer, payload);
+        // if payload.capacity() > BUFFER_LIMIT {
+        //     *payload = Vec::new(); // Do not keep a huge batch's worth of memory.
+        // }
+        // if inner.buffer.len() >= inner.buffer_limit {
+        //     inner.write_out()?;
+        // }
+        // Ok(())
+        // @end
+    }
+
+    /// Appends one batch as one record, with its commit timestamp `ts` (week 3), written out as
+    /// the log's [`WalMode`] says. Durable after [`Wal::sync`].
+    ///
+    /// # Errors
+    /// If the buffer had to be written out and the write failed.
+    pub fn put_batch_at(&self, batch: &[(&[u8], &[u8])], ts: u64) -> Result<()> {
+        // @task week3_day3 1
         let mut inner = self.inner.lock();
         // The payload is built in a buffer the log keeps, not a fresh `Vec` per put: one
         // allocation and free less on every write.
@@ -176,6 +251,7 @@ impl Wal {
             buffer, payload, ..
         } = &mut *inner;
         payload.clear();
+        payload.put_u64(ts);
         payload.put_u32(batch.len() as u32);
         for (key, value) in batch {
             payload.put_u16(key.len() as u16);
@@ -254,6 +330,8 @@ pub struct WalSalvage {
     pub keep: usize,
     /// The batches in that prefix.
     pub batches: usize,
+    /// The largest commit timestamp of those batches (week 3 day 3; 0 before).
+    pub max_ts: u64,
 }
 
 impl Wal {
@@ -264,11 +342,13 @@ impl Wal {
     pub fn salvage(fs: &dyn FileSystem, path: &Path) -> Result<WalSalvage> {
         let data = fs.read_all(path)?;
         let salvaged = salvage_records(path, &data);
-        let batches = salvaged
+        let parsed: Vec<u64> = salvaged
             .payloads
             .iter()
-            .take_while(|p| decode_batch(p).is_ok())
-            .count();
+            .map_while(|p| parse_payload(p).ok().map(|(ts, _)| ts))
+            .collect();
+        let batches = parsed.len();
+        let max_ts = parsed.into_iter().max().unwrap_or(0);
         let keep = match salvaged.starts.get(batches) {
             Some(&start) => start,
             None => salvaged.end,
@@ -277,6 +357,7 @@ impl Wal {
             data,
             keep,
             batches,
+            max_ts,
         })
     }
 }
@@ -298,6 +379,23 @@ impl WalInner {
     }
 }
 // ANCHOR_END: write_out
+
+/// A batch's entries, as `(key, value)` pairs borrowed from a payload.
+type Batch<'a> = Vec<(&'a [u8], &'a [u8])>;
+
+// ANCHOR: parse_payload
+/// Parses a record's payload: its batch's commit timestamp (week 3 day 3; 0 before it) and
+/// entries.
+fn parse_payload(payload: &[u8]) -> Result<(u64, Batch<'_>)> {
+    // @task week3_day3 1 stub=oldest
+    ensure!(payload.len() >= 8, "batch cut short in its timestamp");
+    let (mut ts, batch) = payload.split_at(8);
+    Ok((ts.get_u64(), decode_batch(batch)?))
+    // @or week2_day6 1
+    // Ok((0, decode_batch(payload)?))
+    // @end
+}
+// ANCHOR_END: parse_payload
 
 // ANCHOR: decode_batch
 /// Parses a batch payload into `(key, value)` pairs.

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use mini_lsm::compact::{StrategyKind, TreeLayout};
 use mini_lsm::lsm_storage::{LsmStorageInner, LsmStorageOptions};
 use mini_lsm::manifest::{ManifestRecord, MANIFEST_NAME};
-use mini_lsm::record::decode_records;
+use mini_lsm::record::{decode_records, encode_record};
 
 /// The book's source folder.
 fn book_src() -> PathBuf {
@@ -107,6 +107,32 @@ fn engine_records(bytes: &[u8]) -> Vec<Framed> {
     framed
 }
 
+/// `records` as a week 2 engine writes them: from week 3 day 3 a flush is a `FlushAt` record,
+/// which also carries the commit timestamp; before it, a `Flush`, framed by the engine's own
+/// encoders. Week 3's other records stay, for the notes to name.
+fn week2_view(records: Vec<Framed>) -> Vec<Framed> {
+    records
+        .into_iter()
+        .map(|framed| match framed.record {
+            ManifestRecord::FlushAt { id, .. } => {
+                let record = ManifestRecord::Flush(id);
+                let mut payload = Vec::new();
+                record.encode(&mut payload);
+                let mut bytes = Vec::new();
+                encode_record(&mut bytes, &payload);
+                let end = bytes.len();
+                Framed {
+                    record,
+                    head: vec![bytes[..4].to_vec(), bytes[4..8].to_vec()],
+                    payload,
+                    tail: vec![bytes[end - 4..].to_vec()],
+                }
+            }
+            _ => framed,
+        })
+        .collect()
+}
+
 /// `records` framed as a day-5 engine frames them: `len:u32 payload`.
 fn day5_frames(records: &[Framed]) -> Vec<Framed> {
     records
@@ -131,6 +157,10 @@ fn written_at_day5(record: &ManifestRecord) -> bool {
         | ManifestRecord::Reserved(_)
         | ManifestRecord::Floor(_) => true,
         ManifestRecord::LogSealed { .. } | ManifestRecord::LogSynced { .. } => false,
+        // Week 3 day 3's.
+        ManifestRecord::Format(_)
+        | ManifestRecord::CommitTs(_)
+        | ManifestRecord::FlushAt { .. } => false,
     }
 }
 
@@ -146,6 +176,10 @@ fn written_by_day7(record: &ManifestRecord) -> bool {
         | ManifestRecord::LogSynced { .. }
         | ManifestRecord::Reserved(_)
         | ManifestRecord::Floor(_) => true,
+        // Week 3 day 3's.
+        ManifestRecord::Format(_)
+        | ManifestRecord::CommitTs(_)
+        | ManifestRecord::FlushAt { .. } => false,
     }
 }
 
@@ -178,6 +212,9 @@ fn describe(record: &ManifestRecord) -> String {
         ManifestRecord::LogSynced { id, len } => format!("LogSynced {id} (len {len})"),
         ManifestRecord::Reserved(id) => format!("Reserved {id}"),
         ManifestRecord::Floor(id) => format!("Floor {id}"),
+        ManifestRecord::Format(version) => format!("Format {version}"),
+        ManifestRecord::CommitTs(ts) => format!("CommitTs {ts}"),
+        ManifestRecord::FlushAt { id, commit_ts } => format!("FlushAt {id} (ts {commit_ts})"),
     }
 }
 
@@ -196,6 +233,9 @@ fn field_widths(record: &ManifestRecord) -> Vec<usize> {
         | ManifestRecord::Reserved(_)
         | ManifestRecord::Floor(_) => widths.push(8),
         ManifestRecord::Layout(_) => widths.extend([1, 4]),
+        ManifestRecord::Format(_) => widths.push(4),
+        ManifestRecord::CommitTs(_) => widths.push(8),
+        ManifestRecord::FlushAt { .. } => widths.extend([8, 8]),
         ManifestRecord::LogSealed { .. } | ManifestRecord::LogSynced { .. } => {
             widths.extend([8, 8]);
         }
@@ -296,7 +336,8 @@ fn dump(records: &[Framed], head: &[&str], tail: &[&str], column: usize) -> (Str
 /// (and its end): the records a day-5 engine writes, framed as it frames them, and a note on
 /// what the finished engine writes besides.
 fn day5_dump(bytes: &[u8]) -> (String, Vec<usize>) {
-    let all = engine_records(bytes);
+    let engine = engine_records(bytes);
+    let all = week2_view(engine.clone());
     let kept = day5_frames(
         &all.iter()
             .filter(|r| written_at_day5(&r.record))
@@ -306,12 +347,14 @@ fn day5_dump(bytes: &[u8]) -> (String, Vec<usize>) {
     let (mut out, offsets) = dump(&kept, &["len"], &[], 41);
     // What the finished engine writes besides, each after the record it follows.
     let mut extra = Vec::new();
-    for (i, framed) in all.iter().enumerate() {
-        if !written_at_day5(&framed.record) {
+    for (i, framed) in engine.iter().enumerate() {
+        if let ManifestRecord::FlushAt { id, .. } = framed.record {
+            extra.push(format!("{} for Flush {id}", describe(&framed.record)));
+        } else if !written_at_day5(&framed.record) {
             let after = i
                 .checked_sub(1)
                 .map_or("as the first record".to_string(), |p| {
-                    format!("after {}", describe(&all[p].record))
+                    format!("after {}", describe(&engine[p].record))
                 });
             extra.push(format!("{} {after}", describe(&framed.record)));
         }
@@ -338,7 +381,7 @@ fn day5_dump(bytes: &[u8]) -> (String, Vec<usize>) {
 /// The dump the checksums chapter shows of the manifest `bytes`: every record a day-7 engine
 /// writes, framed as the file frames it.
 fn day7_dump(bytes: &[u8]) -> String {
-    let kept: Vec<Framed> = engine_records(bytes)
+    let kept: Vec<Framed> = week2_view(engine_records(bytes))
         .into_iter()
         .filter(|r| written_by_day7(&r.record))
         .collect();
@@ -408,7 +451,7 @@ fn figure_offsets(svg: &str, id: &str) -> Vec<usize> {
 fn test_book_manifest_example_is_the_engines() {
     let (first, reopened) = example_manifests();
     let day5 = |bytes: &[u8]| -> Vec<ManifestRecord> {
-        engine_records(bytes)
+        week2_view(engine_records(bytes))
             .into_iter()
             .map(|framed| framed.record)
             .filter(written_at_day5)

@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use bytes::Bytes;
+
 use crate::lsm_storage::LsmStorageInner;
 
 impl LsmStorageInner {
@@ -40,8 +42,9 @@ impl LsmStorageInner {
                         id,
                         table.table_size(),
                         table.num_of_blocks(),
-                        table.first_key(),
-                        table.last_key()
+                        // User keys: a range of keys, whatever their versions' timestamps.
+                        Bytes::copy_from_slice(table.first_key().raw_ref()),
+                        Bytes::copy_from_slice(table.last_key().raw_ref())
                     );
                 }
                 None => {

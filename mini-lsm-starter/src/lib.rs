@@ -7,6 +7,7 @@
 //!   lsm_storage   the engine: state, read path, write path, flush thread,
 //!                 recovery at open                                          (week 1, days 1, 5, 6;
 //!                                                                            week 2, days 5-7)
+//!   mvcc          commit timestamps and what readers hold                   (week 3)
 //!   manifest      the log of state changes that `open` replays              (week 2, day 5)
 //!   wal           the write-ahead log of each memtable                      (week 2, day 6)
 //!   record        checksummed record framing of both logs                   (week 2, days 5-7)
@@ -41,6 +42,7 @@ pub mod lsm_iterator;
 pub mod lsm_storage;
 pub mod manifest;
 pub mod mem_table;
+pub mod mvcc;
 pub mod record;
 pub mod table;
 pub mod wal;

@@ -79,6 +79,7 @@ pub use crate::compact::CompactionOptions;
 use crate::id_hash::IdMap;
 use crate::manifest::{Manifest, ManifestRecord};
 use crate::mem_table::MemTable;
+use crate::mvcc::Mvcc;
 use crate::table::{sst_path, SsTable};
 use crate::wal::wal_path;
 pub use crate::wal::WalMode;
@@ -159,6 +160,8 @@ pub struct LsmStorageInner {
     manifest: Option<Manifest>,
     /// What `open` had to repair or drop (torn log tails, stray files), one line each.
     recovery_report: Vec<String>,
+    /// Commit timestamps (week 3).
+    pub(crate) mvcc: Mvcc,
 }
 
 impl LsmStorageInner {
@@ -192,6 +195,7 @@ impl LsmStorageInner {
             bg_error: Mutex::new(None),
             manifest: recovered.manifest,
             recovery_report: recovered.report,
+            mvcc: Mvcc::new(recovered.latest_commit_ts),
         })
     }
 
@@ -302,6 +306,12 @@ impl LsmStorageInner {
     /// The database directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The latest commit timestamp (week 3): every write at or below it is wholly applied, and
+    /// reads see exactly those. 0 before the first commit (and before week 3 day 3).
+    pub fn latest_commit_ts(&self) -> u64 {
+        self.mvcc.latest_commit_ts()
     }
 
     /// The current state snapshot, loaded without a lock (see `state_cell.rs`).

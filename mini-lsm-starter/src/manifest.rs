@@ -31,6 +31,12 @@
 //! tag 7  Reserved     body := id:u64                 a compaction is about to write SST `id`
 //! tag 8  Floor        body := id:u64                 every engine file with an id below `id` that
 //!                                                    the manifest does not list is obsolete
+//! tag 10 Format       body := version:u32            what the keys and logs hold (week 3 day 3):
+//!                                                    1 = commit timestamps; first in the file
+//! tag 11 CommitTs     body := ts:u64                 every commit timestamp up to `ts` may have
+//!                                                    been given (week 3 day 3)
+//! tag 12 FlushAt      body := id:u64 ts:u64          Flush, and CommitTs(ts) (week 3 day 3: a
+//!                                                    flush from then on, one record as before)
 //! ```
 //!
 //! `open` writes a Layout record (after the Floor) in every manifest it writes, so that a later `open` with another
@@ -38,7 +44,7 @@
 //! [`crate::compact::TreeLayout`]). A manifest without one (written before the course recorded
 //! it) is read with the layout of the strategy it is opened with.
 //!
-//! Tags are never renumbered; a new kind of record gets a new tag.
+//! Tags are never renumbered; a new kind of record gets a new tag. Tags 10 to 14 are week 3's.
 //!
 //! # What the manifest vouches for
 //!
@@ -100,9 +106,28 @@ pub enum ManifestRecord {
     /// file a crash leaves behind always has an id the manifest knows.
     Reserved(usize),
     /// Every engine file with an id below this that the manifest does not list is obsolete. The
-    /// first record of each manifest `open` writes.
+    /// first record of each manifest `open` writes (from week 3 day 3, the second, after Format).
     Floor(usize),
+    /// The format of the database's keys and logs (week 3 day 3; see [`FORMAT_VERSION`]). The
+    /// first record of every manifest from then on: a manifest without it was written by an
+    /// engine before week 3 day 3, whose data has no commit timestamps.
+    Format(u32),
+    /// Every commit timestamp up to this one may have been given (week 3 day 3): recovery starts
+    /// the next commit above it, even when no key or log holds that timestamp any more.
+    CommitTs(u64),
+    /// [`ManifestRecord::Flush`] and [`ManifestRecord::CommitTs`] in one (week 3 day 3): memtable
+    /// `id` became SST `id`, whose latest commit timestamp is `commit_ts`.
+    FlushAt {
+        /// The memtable's and the SST's id.
+        id: usize,
+        /// The largest commit timestamp in the SST.
+        commit_ts: u64,
+    },
 }
+
+/// The format [`ManifestRecord::Format`] names: keys carry commit timestamps, and every log
+/// record its batch's.
+pub const FORMAT_VERSION: u32 = 1;
 
 const TAG_NEW_MEMTABLE: u8 = 1;
 const TAG_FLUSH: u8 = 2;
@@ -112,11 +137,19 @@ const TAG_LOG_SEALED: u8 = 5;
 const TAG_LOG_SYNCED: u8 = 6;
 const TAG_RESERVED: u8 = 7;
 const TAG_FLOOR: u8 = 8;
+const TAG_FORMAT: u8 = 10;
+const TAG_COMMIT_TS: u8 = 11;
+const TAG_FLUSH_AT: u8 = 12;
 
 impl ManifestRecord {
     /// Appends the record's payload (see the module docs) to `buf`.
     pub fn encode(&self, buf: &mut Vec<u8>) {
         todo!("week 2 day 5, task 1: encode, append and read back manifest records (book: week2-05-manifest)")
+    }
+
+    /// Appends the payload of one of week 3's records.
+    fn encode_week3(&self, buf: &mut Vec<u8>) {
+        todo!("week 3 day 3, task 3: read at the latest commit timestamp, and recover it at open (book: week3-03-commit-timestamps)")
     }
 
     /// Parses a payload.

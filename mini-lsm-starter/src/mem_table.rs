@@ -58,7 +58,8 @@ pub use key::MemKey;
 /// crossbeam's `insert` on an existing key unlinks the old entry before it links the new one, and a
 /// reader arriving in between would miss the key and fall through to an older memtable or SST, a
 /// read going back in time. A slot, once inserted, is never removed. (Week 3 gives every version
-/// its own key, and the slot goes away.) The lock is held only to clone or swap the `Bytes`.
+/// its own key, and an overwrite through the slot is rare then: a key written twice by one batch,
+/// at one timestamp.) The lock is held only to clone or swap the `Bytes`.
 pub type Slot = RwLock<Bytes>;
 
 /// The memory an entry takes besides its key and value bytes: the skip-list node, which holds the

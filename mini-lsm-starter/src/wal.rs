@@ -30,8 +30,12 @@
 //! The file is a log of records (see [`crate::record`]); each payload is a batch (big-endian):
 //!
 //! ```text
-//! payload := count:u32  (key_len:u16 key value_len:u16 value){count}     an empty value deletes
+//! payload := ts:u64  count:u32  (key_len:u16 key value_len:u16 value){count}    (week 3 day 3)
+//! payload := count:u32  (key_len:u16 key value_len:u16 value){count}           (before it)
 //! ```
+//!
+//! An empty value deletes. `ts` is the batch's commit timestamp: every entry of a record is a
+//! version at that one timestamp, which is how a batch stays one commit after a crash.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,6 +45,7 @@ use bytes::{Buf, BufMut};
 use parking_lot::Mutex;
 
 use crate::fs::{FileSystem, WritableFile};
+use crate::key::{KeySlice, TS_DEFAULT};
 use crate::record::{decode_records, encode_record, salvage_records};
 
 /// With [`WalMode::Buffered`], appends reach the file once this many bytes are buffered.
@@ -105,6 +110,8 @@ pub struct WalReplay {
     pub batches: usize,
     /// The offset of a dropped, incomplete last record.
     pub torn_tail_at: Option<usize>,
+    /// The largest commit timestamp of a replayed batch (week 3 day 3; 0 before, or if none).
+    pub max_ts: u64,
 }
 
 impl Wal {
@@ -145,13 +152,36 @@ impl Wal {
         todo!("week 2 day 6, task 1: append, sync and replay the log (book: week2-06-wal)")
     }
 
+    /// Replays the log at `path`, handing every entry to `apply` with its batch's commit timestamp
+    /// (week 3), batch by batch, in order.
+    ///
+    /// # Errors
+    /// As [`Self::replay`].
+    pub fn replay_at(
+        fs: &dyn FileSystem,
+        path: &Path,
+        mut apply: impl FnMut(KeySlice, &[u8]),
+    ) -> Result<WalReplay> {
+        todo!("week 3 day 3, task 1: log each batch with its commit timestamp, and replay it at that timestamp (book: week3-03-commit-timestamps)")
+    }
+
     /// Appends one batch as one record, written out at once or once `buffer_limit` bytes are
-    /// buffered, as the log's [`WalMode`] says. Durable after [`Wal::sync`].
+    /// buffered, as the log's [`WalMode`] says. Durable after [`Wal::sync`]. (From week 3 day 3,
+    /// at [`TS_DEFAULT`]: see [`Self::put_batch_at`].)
     ///
     /// # Errors
     /// If the buffer had to be written out and the write failed.
     pub fn put_batch(&self, batch: &[(&[u8], &[u8])]) -> Result<()> {
         todo!("week 2 day 6, task 1: append, sync and replay the log (book: week2-06-wal)")
+    }
+
+    /// Appends one batch as one record, with its commit timestamp `ts` (week 3), written out as
+    /// the log's [`WalMode`] says. Durable after [`Wal::sync`].
+    ///
+    /// # Errors
+    /// If the buffer had to be written out and the write failed.
+    pub fn put_batch_at(&self, batch: &[(&[u8], &[u8])], ts: u64) -> Result<()> {
+        todo!("week 3 day 3, task 1: log each batch with its commit timestamp, and replay it at that timestamp (book: week3-03-commit-timestamps)")
     }
 
     /// Writes out the buffer and syncs the file: every batch put so far is durable.
@@ -201,6 +231,8 @@ pub struct WalSalvage {
     pub keep: usize,
     /// The batches in that prefix.
     pub batches: usize,
+    /// The largest commit timestamp of those batches (week 3 day 3; 0 before).
+    pub max_ts: u64,
 }
 
 impl Wal {
@@ -211,11 +243,13 @@ impl Wal {
     pub fn salvage(fs: &dyn FileSystem, path: &Path) -> Result<WalSalvage> {
         let data = fs.read_all(path)?;
         let salvaged = salvage_records(path, &data);
-        let batches = salvaged
+        let parsed: Vec<u64> = salvaged
             .payloads
             .iter()
-            .take_while(|p| decode_batch(p).is_ok())
-            .count();
+            .map_while(|p| parse_payload(p).ok().map(|(ts, _)| ts))
+            .collect();
+        let batches = parsed.len();
+        let max_ts = parsed.into_iter().max().unwrap_or(0);
         let keep = match salvaged.starts.get(batches) {
             Some(&start) => start,
             None => salvaged.end,
@@ -224,6 +258,7 @@ impl Wal {
             data,
             keep,
             batches,
+            max_ts,
         })
     }
 }
@@ -241,6 +276,16 @@ impl WalInner {
         }
         Ok(())
     }
+}
+
+/// A batch's entries, as `(key, value)` pairs borrowed from a payload.
+type Batch<'a> = Vec<(&'a [u8], &'a [u8])>;
+
+/// Parses a record's payload: its batch's commit timestamp (week 3 day 3; 0 before it) and
+/// entries.
+fn parse_payload(payload: &[u8]) -> Result<(u64, Batch<'_>)> {
+    // TODO(week 3 day 3, task 1: log each batch with its commit timestamp, and replay it at that timestamp (book: week3-03-commit-timestamps))
+    Ok((0, decode_batch(payload)?))
 }
 
 /// Parses a batch payload into `(key, value)` pairs.

@@ -94,7 +94,17 @@ impl LsmStorageInner {
             // Recorded before the SST becomes visible. An empty memtable has no SST, and stays
             // "live" in the manifest; recovery finds its log empty (or gone) and skips it.
             if let Some(table) = &table {
-                self.log_change(&_state_lock, &ManifestRecord::Flush(table.sst_id()))?;
+                // @task week3_day3 3
+                // With the latest commit timestamp the SST holds: the memtable's log, which holds
+                // it too, goes next, and a compaction may later drop it from every SST.
+                let record = ManifestRecord::FlushAt {
+                    id: table.sst_id(),
+                    commit_ts: table.max_ts(),
+                };
+                // @or week2_day5 3
+                // let record = ManifestRecord::Flush(table.sst_id());
+                // @end
+                self.log_change(&_state_lock, &record)?;
             }
             // @end
             let mut guard = self.state.write();

@@ -123,6 +123,11 @@ impl MiniLsm {
         self.inner.get(key)
     }
 
+    /// See [`LsmStorageInner::latest_commit_ts`].
+    pub fn latest_commit_ts(&self) -> u64 {
+        self.inner.latest_commit_ts()
+    }
+
     /// See [`LsmStorageInner::put`].
     ///
     /// # Errors

@@ -27,9 +27,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Result;
-
-use anyhow::Context;
+use anyhow::{bail, Context, Result};
 
 use super::compact::adopt_layout;
 use super::flush::place_flushed;
@@ -37,7 +35,8 @@ use super::{new_memtable, LsmStorageOptions, LsmStorageState};
 use crate::block_cache::BlockCache;
 use crate::compact::{CompactionController, TreeLayout};
 use crate::id_hash::IdMap;
-use crate::manifest::{Manifest, ManifestRecord, MANIFEST_NAME};
+use crate::key::TS_DEFAULT;
+use crate::manifest::{Manifest, ManifestRecord, FORMAT_VERSION, MANIFEST_NAME};
 use crate::mem_table::MemTable;
 use crate::table::{sst_path, FileObject, SsTable};
 use crate::wal::wal_path;
@@ -49,6 +48,8 @@ pub(crate) struct Recovered {
     pub manifest: Option<Manifest>,
     pub next_sst_id: usize,
     pub report: Vec<String>,
+    /// The latest commit timestamp of anything recovered (week 3 day 3; 0 before).
+    pub latest_commit_ts: u64,
 }
 
 impl Recovered {
@@ -60,6 +61,7 @@ impl Recovered {
             manifest: None,
             next_sst_id: 1,
             report: Vec::new(),
+            latest_commit_ts: 0,
         }
     }
 }
@@ -75,6 +77,8 @@ pub(super) struct Shape {
     pub flush_to_l0: bool,
     /// The layout the manifest records, if it records one (compaction strategy and levels).
     pub layout: Option<TreeLayout>,
+    /// The largest commit timestamp the manifest records (week 3).
+    pub commit_ts: u64,
 }
 // ANCHOR_END: shape
 
@@ -82,11 +86,17 @@ impl Shape {
     // ANCHOR: replay
     pub(super) fn apply(&mut self, record: ManifestRecord) {
         // @task week2_day5 2
+        // @task week3_day3 3 stub=comment
+        if let ManifestRecord::CommitTs(ts) | ManifestRecord::FlushAt { commit_ts: ts, .. } = record
+        {
+            self.commit_ts = self.commit_ts.max(ts);
+        }
+        // @end
         match record {
             ManifestRecord::NewMemtable(id) => {
                 self.live_memtables.insert(id);
             }
-            ManifestRecord::Flush(id) => {
+            ManifestRecord::Flush(id) | ManifestRecord::FlushAt { id, .. } => {
                 self.live_memtables.remove(&id);
                 place_flushed(&mut self.l0, &mut self.levels, id, self.flush_to_l0);
             }
@@ -103,6 +113,9 @@ impl Shape {
                 self.flush_to_l0 = layout.flush_to_l0();
                 self.layout = Some(layout);
             }
+            // Week 3's format is checked before the replay (see `check_format`), and its commit
+            // timestamps tracked above.
+            ManifestRecord::Format(_) | ManifestRecord::CommitTs(_) => {}
         }
         // @end
     }
@@ -134,12 +147,16 @@ pub(crate) fn recover(
     let mut report = Vec::new();
     let files = EngineFiles::list(fs, dir)?;
     let records = read_manifest(fs, dir, &files, options.recovery_mode, &mut report)?;
+    // @task week3_day3 3 stub=comment
+    check_format(&dir.join(MANIFEST_NAME), &records)?;
+    // @end
     let mut shape = Shape {
         l0: Vec::new(),
         levels: controller.initial_levels(),
         live_memtables: BTreeSet::new(),
         flush_to_l0: controller.flush_to_l0(),
         layout: None,
+        commit_ts: 0,
     };
     for record in &records {
         shape.apply(record.clone());
@@ -171,6 +188,8 @@ pub(crate) fn recover(
     let mut imm_memtables: Vec<Arc<MemTable>> = Vec::new();
     let mut sealed = Vec::new();
     let mut replayed = BTreeSet::new();
+    // The largest commit timestamp of a replayed log (week 3).
+    let mut replayed_ts = 0;
     // @task week2_day6 3 stub=comment
     if options.enable_wal {
         for &id in &shape.live_memtables {
@@ -179,12 +198,18 @@ pub(crate) fn recover(
             let len =
                 ledger.check_log(fs, &path, id, &replay, options.recovery_mode, &mut report)?;
             replayed.insert(id);
+            replayed_ts = replayed_ts.max(replay.max_ts);
             if !memtable.is_empty() {
                 sealed.push(ManifestRecord::LogSealed { id, len });
                 imm_memtables.insert(0, Arc::new(memtable));
             }
         }
     }
+    // @end
+    // @task week3_day3 3
+    let latest_commit_ts = latest_commit_ts(shape.commit_ts, &sstables, replayed_ts);
+    // @stub
+    // let latest_commit_ts = 0;
     // @end
     let kept: BTreeSet<usize> = imm_memtables.iter().map(|m| m.id()).collect();
     let listed: BTreeSet<usize> = sstables.keys().copied().collect();
@@ -216,6 +241,7 @@ pub(crate) fn recover(
         });
     }
     // @end
+    stamp_manifest(&mut records, latest_commit_ts);
     let manifest = Manifest::create(fs, dir, &records)?;
     cleanup.run(fs, dir, &mut report)?;
     Ok(Recovered {
@@ -229,7 +255,70 @@ pub(crate) fn recover(
         manifest: Some(manifest),
         next_sst_id: next_id + 1,
         report,
+        latest_commit_ts,
     })
     // @end
 }
 // ANCHOR_END: recover
+
+// ANCHOR: stamp_manifest
+/// Adds what every manifest that `open` (or a repair) writes says about commit timestamps, from
+/// week 3 day 3: the format, first, so that an engine before week 3 stops at once; and the latest
+/// commit timestamp, which the logs and SSTs may no longer hold once they are gone.
+pub(super) fn stamp_manifest(records: &mut Vec<ManifestRecord>, latest_commit_ts: u64) {
+    // @task week3_day3 3 stub=comment
+    records.insert(0, ManifestRecord::Format(FORMAT_VERSION));
+    records.push(ManifestRecord::CommitTs(latest_commit_ts));
+    // @end
+}
+// ANCHOR_END: stamp_manifest
+
+// ANCHOR: check_format
+/// Refuses a manifest (at `path`, holding `records`) written by an engine before week 3 day 3,
+/// whose keys carry no commit timestamps, or by a newer engine: reading either would give wrong
+/// answers without a word.
+///
+/// # Errors
+/// If the manifest has records and the first is not [`ManifestRecord::Format`] with
+/// [`FORMAT_VERSION`].
+pub(super) fn check_format(path: &Path, records: &[ManifestRecord]) -> Result<()> {
+    // @task week3_day3 3
+    match records.first() {
+        None | Some(ManifestRecord::Format(FORMAT_VERSION)) => Ok(()),
+        Some(ManifestRecord::Format(version)) => bail!(
+            "{}: the database has format {version}, and this engine reads format \
+             {FORMAT_VERSION} only: open it with the engine that wrote it",
+            path.display()
+        ),
+        Some(_) => bail!(
+            "{}: the database was written by an engine before week 3 day 3 (its manifest names no \
+             format, and its keys have no commit timestamps), which this engine cannot read. Open \
+             it with that engine, or start a new database in an empty directory",
+            path.display()
+        ),
+    }
+    // @end
+}
+// ANCHOR_END: check_format
+
+// ANCHOR: latest_commit_ts
+/// The latest commit timestamp of everything recovered: the manifest's high-water mark
+/// (`manifest_ts`), the largest timestamp of each SST, and of each replayed log (`replayed_ts`).
+/// No commit may reuse any of them. A key at [`TS_DEFAULT`] (written without a timestamp, as
+/// `MemTable::put` does) was not committed, and does not count.
+fn latest_commit_ts(
+    manifest_ts: u64,
+    sstables: &IdMap<usize, Arc<SsTable>>,
+    replayed_ts: u64,
+) -> u64 {
+    // @task week3_day3 3
+    sstables
+        .values()
+        .map(|table| table.max_ts())
+        .chain([manifest_ts, replayed_ts])
+        .filter(|&ts| ts != TS_DEFAULT)
+        .max()
+        .unwrap_or(0)
+    // @end
+}
+// ANCHOR_END: latest_commit_ts

@@ -120,6 +120,9 @@ impl LsmStorageInner {
     /// bottom of the tree. An output SST is finished as soon as its builder's `estimated_size()`
     /// reaches `target_sst_size` after an entry was added, so outputs are split by target size.
     ///
+    /// From week 3 a key has versions: every version above the watermark is kept (a reader may
+    /// still see it), and of the versions at or below it only the newest (see `write_outputs`).
+    ///
     /// # Errors
     /// If an input block cannot be read or an output cannot be written; the outputs written so
     /// far are then marked obsolete, so that their files go. (An output cut short is a file no
@@ -134,10 +137,23 @@ impl LsmStorageInner {
 
     /// Writes the entries of `iter` into SSTs of about `target_sst_size` bytes, appending each to
     /// `outputs` as soon as it is written.
+    ///
+    /// From week 3 day 3, of each key's versions (which `iter` hands out newest first) it keeps
+    /// every version above `watermark` and the newest at or below it, which every reader at or
+    /// above the watermark that passes over the newer ones sees; the older ones no reader can
+    /// see. At the bottom that newest version is dropped too if it is a tombstone: nothing older
+    /// is left for it to hide. An output is cut only between two user keys, so that a level's
+    /// SSTs keep disjoint user-key ranges.
+    ///
+    /// ```text
+    ///   in:   a@9 a@7 a@4 a@2 | b@3(tombstone) b@1      watermark 5, bottom
+    ///   out:  a@9 a@7 a@4                               (b@3 hides b@1: both go)
+    /// ```
     fn write_outputs(
         &self,
         iter: &mut MergeIterator<SstConcatIterator>,
         bottom: bool,
+        watermark: u64,
         outputs: &mut Vec<Arc<SsTable>>,
     ) -> Result<()> {
         todo!("week 2 day 1, task 2: merge a compaction's input runs into new SSTs split by target size (book: week2-01-compaction)")

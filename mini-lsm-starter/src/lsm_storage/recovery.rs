@@ -27,9 +27,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Result;
-
-use anyhow::Context;
+use anyhow::{bail, Context, Result};
 
 use super::compact::adopt_layout;
 use super::flush::place_flushed;
@@ -37,7 +35,8 @@ use super::{new_memtable, LsmStorageOptions, LsmStorageState};
 use crate::block_cache::BlockCache;
 use crate::compact::{CompactionController, TreeLayout};
 use crate::id_hash::IdMap;
-use crate::manifest::{Manifest, ManifestRecord, MANIFEST_NAME};
+use crate::key::TS_DEFAULT;
+use crate::manifest::{Manifest, ManifestRecord, FORMAT_VERSION, MANIFEST_NAME};
 use crate::mem_table::MemTable;
 use crate::table::{sst_path, FileObject, SsTable};
 use crate::wal::wal_path;
@@ -49,6 +48,8 @@ pub(crate) struct Recovered {
     pub manifest: Option<Manifest>,
     pub next_sst_id: usize,
     pub report: Vec<String>,
+    /// The latest commit timestamp of anything recovered (week 3 day 3; 0 before).
+    pub latest_commit_ts: u64,
 }
 
 impl Recovered {
@@ -60,6 +61,7 @@ impl Recovered {
             manifest: None,
             next_sst_id: 1,
             report: Vec::new(),
+            latest_commit_ts: 0,
         }
     }
 }
@@ -74,6 +76,8 @@ pub(super) struct Shape {
     pub flush_to_l0: bool,
     /// The layout the manifest records, if it records one (compaction strategy and levels).
     pub layout: Option<TreeLayout>,
+    /// The largest commit timestamp the manifest records (week 3).
+    pub commit_ts: u64,
 }
 
 impl Shape {
@@ -102,4 +106,34 @@ pub(crate) fn recover(
     controller: &CompactionController,
 ) -> Result<Recovered> {
     todo!("week 2 day 5, task 2: rebuild the state at open from the manifest (book: week2-05-manifest)")
+}
+
+/// Adds what every manifest that `open` (or a repair) writes says about commit timestamps, from
+/// week 3 day 3: the format, first, so that an engine before week 3 stops at once; and the latest
+/// commit timestamp, which the logs and SSTs may no longer hold once they are gone.
+pub(super) fn stamp_manifest(records: &mut Vec<ManifestRecord>, latest_commit_ts: u64) {
+    // TODO(week 3 day 3, task 3: read at the latest commit timestamp, and recover it at open (book: week3-03-commit-timestamps))
+}
+
+/// Refuses a manifest (at `path`, holding `records`) written by an engine before week 3 day 3,
+/// whose keys carry no commit timestamps, or by a newer engine: reading either would give wrong
+/// answers without a word.
+///
+/// # Errors
+/// If the manifest has records and the first is not [`ManifestRecord::Format`] with
+/// [`FORMAT_VERSION`].
+pub(super) fn check_format(path: &Path, records: &[ManifestRecord]) -> Result<()> {
+    todo!("week 3 day 3, task 3: read at the latest commit timestamp, and recover it at open (book: week3-03-commit-timestamps)")
+}
+
+/// The latest commit timestamp of everything recovered: the manifest's high-water mark
+/// (`manifest_ts`), the largest timestamp of each SST, and of each replayed log (`replayed_ts`).
+/// No commit may reuse any of them. A key at [`TS_DEFAULT`] (written without a timestamp, as
+/// `MemTable::put` does) was not committed, and does not count.
+fn latest_commit_ts(
+    manifest_ts: u64,
+    sstables: &IdMap<usize, Arc<SsTable>>,
+    replayed_ts: u64,
+) -> u64 {
+    todo!("week 3 day 3, task 3: read at the latest commit timestamp, and recover it at open (book: week3-03-commit-timestamps)")
 }

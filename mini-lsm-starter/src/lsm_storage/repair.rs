@@ -17,12 +17,14 @@
 //!   MANIFEST (old)    copied into quarantine/ first; the new one replaces it atomically
 //! ```
 //!
-//! What it cannot do: order SSTs that the manifest never placed. Without sequence numbers (week
-//! 3 adds timestamps), the only record of which SST is newer is the manifest. Repair puts such
-//! SSTs at the front of L0 by id, newest id first. That is the true order for SSTs written by
-//! flushes, whose ids grow with time, but a compaction's output gets a new, high id while holding
-//! old data: if one ran after the manifest's end, an older value can hide a newer one. The report
-//! says when it had to guess (`RepairReport::ordered_by_id`).
+//! What it cannot do: order SSTs that the manifest never placed. Without timestamps (week 3 adds
+//! them), the only record of which SST is newer is the manifest. Repair puts such SSTs at the
+//! front of L0 by id, newest id first. That is the true order for SSTs written by flushes, whose
+//! ids grow with time, but a compaction's output gets a new, high id while holding old data: if
+//! one ran after the manifest's end, an older value can hide a newer one. From week 3 it orders
+//! them by their largest commit timestamp instead, which a compaction's output does not inflate;
+//! still a guess where two SSTs hold versions of one key from interleaved times. The report says
+//! when it had to guess (`RepairReport::ordered_by_id`).
 //!
 //! Repair is crash-safe in the only way that matters: it moves files and writes the new manifest
 //! last, so an interrupted repair leaves a directory that `open` refuses and repair can run on
@@ -36,11 +38,14 @@ use anyhow::{ensure, Context, Result};
 
 use super::compact::adopt_layout;
 use super::flush::place_flushed;
-use super::recovery::{EngineFile, EngineFiles, Fate, FileKind, Ledger, Shape};
+use super::recovery::{
+    check_format, stamp_manifest, EngineFile, EngineFiles, Fate, FileKind, Ledger, Shape,
+};
 use super::LsmStorageOptions;
 use crate::compact::CompactionController;
 use crate::fs::FileSystem;
 use crate::iterators::StorageIterator;
+use crate::key::TS_DEFAULT;
 use crate::manifest::{Manifest, ManifestRecord, MANIFEST_NAME};
 use crate::table::{FileObject, SsTable, SsTableIterator};
 use crate::wal::{wal_path, Wal};
@@ -73,11 +78,14 @@ impl RepairReport {
 struct SstSummary {
     entries: usize,
     range: String,
+    /// The largest timestamp in the table (week 3; 0 before).
+    max_ts: u64,
 }
 
 /// Reads every block of the SST at `file` (each checksum is checked on the way).
 fn verify_sst(fs: &dyn FileSystem, file: &EngineFile) -> Result<SstSummary> {
     let table = SsTable::open(file.id, None, FileObject::open_in(fs, &file.path)?)?;
+    let max_ts = table.max_ts();
     let range = format!(
         "{}..={}",
         table.first_key().raw_ref().escape_ascii(),
@@ -89,7 +97,11 @@ fn verify_sst(fs: &dyn FileSystem, file: &EngineFile) -> Result<SstSummary> {
         entries += 1;
         iter.next()?;
     }
-    Ok(SstSummary { entries, range })
+    Ok(SstSummary {
+        entries,
+        range,
+        max_ts,
+    })
 }
 
 /// A log that repair keeps, and how much of it.
@@ -98,6 +110,8 @@ struct KeptLog {
     /// The bytes to keep, when less than the whole file: the file is then replaced by them.
     prefix: Option<Vec<u8>>,
     len: u64,
+    /// The largest commit timestamp of its kept batches (week 3; 0 before).
+    max_ts: u64,
 }
 
 /// Rebuilds the manifest of the database in `dir` from the files that verify (see the module
@@ -136,12 +150,15 @@ pub fn repair(dir: &Path, options: &LsmStorageOptions, dry_run: bool) -> Result<
             records
         }
     };
+    // A database of another format is not this engine's to repair: it would read none of it.
+    // TODO(week 3 day 3, task 3: read at the latest commit timestamp, and recover it at open (book: week3-03-commit-timestamps))
     let mut shape = Shape {
         l0: Vec::new(),
         levels: controller.initial_levels(),
         live_memtables: BTreeSet::new(),
         flush_to_l0: controller.flush_to_l0(),
         layout: None,
+        commit_ts: 0,
     };
     for record in &records {
         shape.apply(record.clone());
@@ -233,6 +250,7 @@ pub fn repair(dir: &Path, options: &LsmStorageOptions, dry_run: bool) -> Result<
                 file: file.clone(),
                 len: salvage.keep as u64,
                 prefix: (!whole).then(|| salvage.data[..salvage.keep].to_vec()),
+                max_ts: salvage.max_ts,
             },
         );
     }
@@ -246,8 +264,12 @@ pub fn repair(dir: &Path, options: &LsmStorageOptions, dry_run: bool) -> Result<
     }
 
     // 5. SSTs the manifest does not place: obsolete ones go, the flushes of live memtables are
-    //    adopted, and the rest are placed by id (the order is then a guess).
-    for (&id, summary) in &good {
+    //    adopted, and the rest are placed by id (the order is then a guess). From week 3, by
+    //    their largest timestamp first (ties, and every SST before week 3, by id): newest last,
+    //    so that each lands in front of the older ones.
+    let mut by_age: Vec<(&usize, &SstSummary)> = good.iter().collect();
+    by_age.sort_by_key(|(id, summary)| (summary.max_ts, **id));
+    for (&id, summary) in by_age {
         if placed.contains(&id) {
             continue;
         }
@@ -295,6 +317,16 @@ pub fn repair(dir: &Path, options: &LsmStorageOptions, dry_run: bool) -> Result<
         new_records.push(ManifestRecord::NewMemtable(id));
         new_records.push(ManifestRecord::LogSealed { id, len: log.len });
     }
+    // No commit timestamp of what is kept, nor any the manifest recorded, may be given again.
+    let latest_commit_ts = shape
+        .listed()
+        .filter_map(|id| good.get(&id).map(|s| s.max_ts))
+        .chain(kept.values().map(|log| log.max_ts))
+        .chain([shape.commit_ts])
+        .filter(|&ts| ts != TS_DEFAULT)
+        .max()
+        .unwrap_or(0);
+    stamp_manifest(&mut new_records, latest_commit_ts);
     report.ssts = shape.listed().collect();
     report.logs = kept.keys().copied().collect();
     for (file, why) in &moves {

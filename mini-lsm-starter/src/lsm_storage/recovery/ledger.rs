@@ -175,7 +175,7 @@ impl Ledger {
                 self.created.insert(*id);
                 ids.push(*id);
             }
-            ManifestRecord::Flush(id) => {
+            ManifestRecord::Flush(id) | ManifestRecord::FlushAt { id, .. } => {
                 self.flushed.insert(*id);
                 self.placed.insert(*id);
                 ids.push(*id);
@@ -211,6 +211,8 @@ impl Ledger {
                 ids.push(*id);
             }
             ManifestRecord::Floor(id) => self.floor = self.floor.max(*id),
+            // The format and commit timestamps: nothing about files.
+            ManifestRecord::Format(_) | ManifestRecord::CommitTs(_) => {}
         }
         self.max_id = ids.into_iter().chain(self.max_id).max();
     }
