@@ -36,3 +36,5 @@ mod week3_day1;
 mod week3_day2;
 #[path = "../../mini-lsm-tests/week3_day3.rs"]
 mod week3_day3;
+#[path = "../../mini-lsm-tests/week3_day4.rs"]
+mod week3_day4;

@@ -79,7 +79,7 @@ pub use crate::compact::CompactionOptions;
 use crate::id_hash::IdMap;
 use crate::manifest::{Manifest, ManifestRecord};
 use crate::mem_table::MemTable;
-use crate::mvcc::Mvcc;
+use crate::mvcc::{Mvcc, Snapshot};
 use crate::table::{sst_path, SsTable};
 use crate::wal::wal_path;
 pub use crate::wal::WalMode;
@@ -312,6 +312,19 @@ impl LsmStorageInner {
     /// reads see exactly those. 0 before the first commit (and before week 3 day 3).
     pub fn latest_commit_ts(&self) -> u64 {
         self.mvcc.latest_commit_ts()
+    }
+
+    /// The watermark (week 3 day 4): the oldest live snapshot's read timestamp, or the latest
+    /// commit timestamp when no snapshot lives. Compaction keeps every version a reader at or
+    /// above it can see.
+    pub fn watermark(&self) -> u64 {
+        self.mvcc.watermark()
+    }
+
+    /// A snapshot of the engine as of the latest commit (week 3 day 4): its reads see exactly the
+    /// commits up to now, for as long as it lives.
+    pub fn new_snapshot(&self) -> Snapshot<'_> {
+        todo!("week 3 day 4, task 2: make snapshots that read as of their timestamp and hold it in the watermark until dropped (book: week3-04-watermark)")
     }
 
     /// The current state snapshot, loaded without a lock (see `state_cell.rs`).

@@ -26,11 +26,39 @@
 //!
 //! The latest commit timestamp is recovered at open (see `lsm_storage/recovery.rs`), from the
 //! manifest, the SSTs and the replayed logs, so that no timestamp is ever given twice.
+//!
+//! # What readers hold, and what compaction may drop
+//!
+//! A key has many versions; compaction drops those no reader can see. A reader at `ts` sees the
+//! newest version at or below `ts`, so of the versions at or below the oldest reader's timestamp,
+//! the *watermark*, only the newest can still be seen. Compaction keeps every version above the
+//! watermark and the newest at or below it:
+//!
+//! ```text
+//!   versions of k:  k@12  k@9  k@7  k@4  k@2          live snapshots at 8 and 13: watermark 8
+//!   kept:           k@12  k@9  k@7                    (k@7 is what the snapshot at 8 sees)
+//! ```
+//!
+//! Long-lived readers, [`Snapshot`]s, register their timestamp in the [`Watermark`] while they
+//! live. A plain `get` or `scan` registers nothing: it loads the engine's state first and reads
+//! at the latest commit after (see `LsmStorageInner::read_ts_after`), which no compaction in that
+//! state can have collapsed past. With no snapshot, the watermark is the latest commit.
+//!
+//! Left out: versions above the watermark that no snapshot reads (k@9 above, if no snapshot
+//! reads between 9 and 12) are kept too; dropping them needs every snapshot's timestamp, not
+//! just the oldest. And a snapshot that is never dropped holds every later version of every key
+//! forever (RocksDB has the same hazard); there is no time limit.
+
+mod snapshot;
+mod watermark;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Result;
 use parking_lot::Mutex;
+
+pub use snapshot::Snapshot;
+pub use watermark::Watermark;
 
 /// The engine's commit timestamps.
 pub struct Mvcc {
@@ -39,6 +67,10 @@ pub struct Mvcc {
     /// The latest published commit timestamp: every write at or below it is wholly applied.
     /// Written only under `commit_lock`; read without it.
     latest_commit_ts: AtomicU64,
+    /// The read timestamps of live snapshots (week 3 day 4). A snapshot reads `latest_commit_ts`
+    /// and registers it under this lock, and the watermark is computed under it, so that no
+    /// compaction can read a watermark above a snapshot being made.
+    readers: Mutex<Watermark>,
 }
 
 impl Mvcc {
@@ -48,6 +80,7 @@ impl Mvcc {
         Self {
             commit_lock: Mutex::new(()),
             latest_commit_ts: AtomicU64::new(latest_commit_ts),
+            readers: Mutex::new(Watermark::new()),
         }
     }
 
@@ -64,5 +97,28 @@ impl Mvcc {
     /// anyway (see the module docs).
     pub fn commit<T>(&self, apply: impl FnOnce(u64) -> Result<T>) -> Result<(u64, T)> {
         todo!("week 3 day 3, task 2: commit every write and batch at the next timestamp, and publish it once applied (book: week3-03-commit-timestamps)")
+    }
+
+    /// The watermark: the oldest live snapshot's read timestamp, or the latest commit when no
+    /// snapshot lives. No reader reads below it.
+    pub fn watermark(&self) -> u64 {
+        todo!("week 3 day 4, task 1: track the read timestamps of live snapshots, and the watermark: the oldest, or the latest commit (book: week3-04-watermark)")
+    }
+
+    /// Takes the latest commit timestamp as a snapshot's read timestamp and registers it in the
+    /// watermark, in one step under the readers' lock. Returns the timestamp; release it with
+    /// [`Self::release_read`].
+    pub fn register_read(&self) -> u64 {
+        todo!("week 3 day 4, task 2: make snapshots that read as of their timestamp and hold it in the watermark until dropped (book: week3-04-watermark)")
+    }
+
+    /// Unregisters a read timestamp that [`Self::register_read`] handed out.
+    pub fn release_read(&self, ts: u64) {
+        todo!("week 3 day 4, task 2: make snapshots that read as of their timestamp and hold it in the watermark until dropped (book: week3-04-watermark)")
+    }
+
+    /// How many snapshots are live.
+    pub fn num_retained_snapshots(&self) -> usize {
+        self.readers.lock().num_retained_snapshots()
     }
 }

@@ -137,8 +137,14 @@ impl LsmStorageInner {
     ) -> Result<Vec<Arc<SsTable>>> {
         // @task week2_day1 2
         // @task week3_day3 4
-        // Read before the inputs: no reader of the outputs reads below it (see `read_ts_after`).
-        let watermark = self.mvcc.latest_commit_ts();
+        // @task week3_day4 3
+        // Read before the inputs: no reader of the outputs reads below it, neither a snapshot nor
+        // a plain read (see `read_ts_after`).
+        let watermark = self.mvcc.watermark();
+        // @or week3_day3 4
+        // // Read before the inputs: no reader of the outputs reads below it (see `read_ts_after`).
+        // let watermark = self.mvcc.latest_commit_ts();
+        // @end
         // @stub
         // let watermark = 0; // Not used before week 3.
         // @end

@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use super::{LsmStorageInner, LsmStorageOptions, RepairReport, WriteBatchRecord};
 use crate::compact::CompactionOptions;
 use crate::lsm_iterator::{FusedIterator, LsmIterator};
+use crate::mvcc::Snapshot;
 
 /// The storage engine, with its flush thread and, from week 2, its compaction thread. Open it with
 /// [`MiniLsm::open`] and end it with [`MiniLsm::close`].
@@ -126,6 +127,11 @@ impl MiniLsm {
     /// See [`LsmStorageInner::latest_commit_ts`].
     pub fn latest_commit_ts(&self) -> u64 {
         self.inner.latest_commit_ts()
+    }
+
+    /// See [`LsmStorageInner::new_snapshot`].
+    pub fn new_snapshot(&self) -> Snapshot<'_> {
+        self.inner.new_snapshot()
     }
 
     /// See [`LsmStorageInner::put`].
