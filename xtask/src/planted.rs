@@ -7,7 +7,8 @@
 //!
 //! | bug         | what is planted                                                     |
 //! |-------------|---------------------------------------------------------------------|
-//! | `merge`     | the merge iterator's newest-wins rule reversed: the oldest wins     |
+//! | `merge`     | newest-wins reversed: a key's versions sort oldest first, so the    |
+//! |             | merge hands out the oldest (week 3 puts newest-wins in key order)   |
 //! | `filter`    | the scan's SST filter off by one: an SST starting at an inclusive   |
 //! |             | upper bound is skipped                                              |
 //! | `tombstone` | a flush drops the memtable's tombstones                             |
@@ -55,10 +56,12 @@ pub struct Bug {
 pub const BUGS: [Bug; 4] = [
     Bug {
         name: "merge",
-        what: "newest-wins reversed in the merge iterator",
-        file: "iterators/merge_iterator.rs",
-        find: ".then(self.0.cmp(&other.0))",
-        replace: ".then(if crate::planted(\"merge\") { other.0.cmp(&self.0) } else { self.0.cmp(&other.0) })",
+        what: "newest-wins reversed: a key's versions merge oldest first",
+        // From week 3 every version has a timestamp of its own and sorts by it, newest first, so
+        // the merge's tie-break on the source's age no longer decides which version wins.
+        file: "key.rs",
+        find: ".then_with(|| other.ts.cmp(&self.ts))",
+        replace: ".then_with(|| if crate::planted(\"merge\") { self.ts.cmp(&other.ts) } else { other.ts.cmp(&self.ts) })",
     },
     Bug {
         name: "filter",
