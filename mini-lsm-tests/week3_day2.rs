@@ -159,6 +159,11 @@ fn test_task2_visible_iterator_hands_out_the_visible_version() {
     model.put(b"b", 6, b"");
     put(&memtable, b"d", 2, b"d2");
     model.put(b"d", 2, b"d2");
+    // The empty key is a key like any other, with versions of its own.
+    for (ts, value) in [(3, &b"e3"[..]), (5, b""), (8, b"e8")] {
+        put(&memtable, b"", ts, value);
+        model.put(b"", ts, value);
+    }
     for read_ts in 0..=model.max_ts() + 1 {
         let inner = memtable.scan(Bound::Unbounded, Bound::Unbounded);
         let mut iter = VisibleIterator::new(inner, read_ts).unwrap();

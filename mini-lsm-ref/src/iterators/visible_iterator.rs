@@ -17,7 +17,9 @@
 //! version the tombstone deletes.
 //!
 //! Invariant: when valid, the iterator is at the newest version of its user key with a timestamp
-//! at most `read_ts`, and `current` holds that user key.
+//! at most `read_ts`, and `current` holds that user key. Each step reads the key of the stream
+//! below once: a scan pays a comparison and a copy of the key per entry for reading at a
+//! timestamp.
 
 use anyhow::Result;
 
@@ -29,8 +31,9 @@ use crate::key::KeySlice;
 pub struct VisibleIterator<I> {
     inner: I,
     read_ts: u64,
-    /// The user key of the current entry, so that `next` can skip its older versions.
-    current: Vec<u8>,
+    /// The user key of the current entry, so that `next` can skip its older versions; `None`
+    /// before the first (the empty key is a key like any other).
+    current: Option<Vec<u8>>,
 }
 // ANCHOR_END: visible_iterator
 
@@ -44,23 +47,27 @@ impl<I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>> VisibleIt
         let mut iter = Self {
             inner,
             read_ts,
-            current: Vec::new(),
+            current: None,
         };
-        iter.skip_newer()?;
+        iter.skip_to_visible()?;
         Ok(iter)
     }
 
     // ANCHOR: visible_skip
-    /// Moves past versions newer than `read_ts`, so that the iterator rests on the newest visible
-    /// version of a key, or at the end.
-    fn skip_newer(&mut self) -> Result<()> {
+    /// Moves `inner` on to the newest version visible at `read_ts` of a key other than
+    /// `current`: past the older versions of the key just handed out (it hides them), and past
+    /// versions newer than `read_ts`. Rests at the end if there is none.
+    fn skip_to_visible(&mut self) -> Result<()> {
         // @task week3_day2 2
-        while self.inner.is_valid() && self.inner.key().ts() > self.read_ts {
+        while self.inner.is_valid() {
+            let key = self.inner.key();
+            if key.ts() <= self.read_ts && self.current.as_deref() != Some(key.key_ref()) {
+                let current = self.current.get_or_insert_with(Vec::new);
+                current.clear();
+                current.extend_from_slice(key.key_ref());
+                return Ok(());
+            }
             self.inner.next()?;
-        }
-        if self.inner.is_valid() {
-            self.current.clear();
-            self.current.extend_from_slice(self.inner.key().key_ref());
         }
         Ok(())
         // @end
@@ -88,12 +95,8 @@ impl<I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>> StorageIt
     // ANCHOR: visible_next
     fn next(&mut self) -> Result<()> {
         // @task week3_day2 2
-        // The older versions of the current key are hidden by the one just handed out.
         self.inner.next()?;
-        while self.inner.is_valid() && self.inner.key().key_ref() == self.current {
-            self.inner.next()?;
-        }
-        self.skip_newer()
+        self.skip_to_visible()
         // @end
     }
     // ANCHOR_END: visible_next

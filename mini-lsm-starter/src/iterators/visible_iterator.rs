@@ -17,7 +17,9 @@
 //! version the tombstone deletes.
 //!
 //! Invariant: when valid, the iterator is at the newest version of its user key with a timestamp
-//! at most `read_ts`, and `current` holds that user key.
+//! at most `read_ts`, and `current` holds that user key. Each step reads the key of the stream
+//! below once: a scan pays a comparison and a copy of the key per entry for reading at a
+//! timestamp.
 
 use anyhow::Result;
 
@@ -28,8 +30,9 @@ use crate::key::KeySlice;
 pub struct VisibleIterator<I> {
     inner: I,
     read_ts: u64,
-    /// The user key of the current entry, so that `next` can skip its older versions.
-    current: Vec<u8>,
+    /// The user key of the current entry, so that `next` can skip its older versions; `None`
+    /// before the first (the empty key is a key like any other).
+    current: Option<Vec<u8>>,
 }
 
 impl<I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>> VisibleIterator<I> {
@@ -42,15 +45,16 @@ impl<I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>> VisibleIt
         let mut iter = Self {
             inner,
             read_ts,
-            current: Vec::new(),
+            current: None,
         };
-        iter.skip_newer()?;
+        iter.skip_to_visible()?;
         Ok(iter)
     }
 
-    /// Moves past versions newer than `read_ts`, so that the iterator rests on the newest visible
-    /// version of a key, or at the end.
-    fn skip_newer(&mut self) -> Result<()> {
+    /// Moves `inner` on to the newest version visible at `read_ts` of a key other than
+    /// `current`: past the older versions of the key just handed out (it hides them), and past
+    /// versions newer than `read_ts`. Rests at the end if there is none.
+    fn skip_to_visible(&mut self) -> Result<()> {
         todo!("week 3 day 2, task 2: hand a scan each key's newest version at or before the read timestamp (book: week3-02-read-at-timestamp)")
     }
 }
