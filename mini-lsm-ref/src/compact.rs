@@ -40,6 +40,11 @@
 //!   on; L0 and the tiers are ordered newest first. A compaction merges runs that are adjacent in
 //!   age, so its output can take their place without reordering any key's versions.
 //! - A tombstone may be dropped only when the output is the bottom: no older run lies below it.
+//! - From week 3, when keys have versions: a compaction keeps every version above the watermark
+//!   and the newest at or below it (a tombstone there goes at the bottom, with everything older),
+//!   and cuts its output only between user keys, so that a level's SSTs hold disjoint user-key
+//!   ranges: a lookup still probes one SST per level, and a later compaction that takes an SST
+//!   takes every version of its keys.
 //!
 //! # Left out, and what it costs
 //!
