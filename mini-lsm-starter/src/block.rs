@@ -97,6 +97,14 @@ impl Default for BlockTimestamps {
 }
 
 impl BlockTimestamps {
+    /// The bytes the timestamps take besides the enum itself.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        match self {
+            Self::Same(_) => 0,
+            Self::Each(all) => all.len() * SIZEOF_TS,
+        }
+    }
+
     /// Entry `idx`'s timestamp. Requires `idx` to be an entry of the block.
     pub(crate) fn get(&self, idx: usize) -> u64 {
         match self {

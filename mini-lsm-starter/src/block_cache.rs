@@ -85,7 +85,10 @@ impl BlockCache {
             return Ok(slot.block.clone());
         }
         let block = load()?;
-        let charge = block.data.len() + block.offsets.len() * 2 + std::mem::size_of::<Block>();
+        let charge = block.data.len()
+            + block.offsets.len() * 2
+            + block.timestamps.heap_bytes()
+            + std::mem::size_of::<Block>();
         if charge <= self.shard_capacity {
             let mut shard = shard.lock();
             shard.insert(key, block.clone(), charge, self.shard_capacity);
