@@ -107,7 +107,7 @@ fn test_task1_block_keeps_each_timestamp() {
 }
 
 /// A block whose entries share one timestamp spends 9 bytes on it (one timestamp and the kind);
-/// otherwise 8 bytes per entry and the kind, as the format says.
+/// timestamps within 2^32 of each other a base and 4 bytes each; wider ones 8 bytes each.
 #[test]
 fn test_task1_timestamp_column_size() {
     let same: Vec<Version> = (0..20)
@@ -121,19 +121,35 @@ fn test_task1_timestamp_column_size() {
         "one shared timestamp costs 9 bytes"
     );
     assert_eq!(read_block(Arc::new(Block::decode(&encoded).unwrap())), same);
-    let mixed: Vec<Version> = (0..20)
+    let close: Vec<Version> = (0..20)
         .map(|i| version(format!("key_{i:03}").as_bytes(), 100 - i as u64, b"value"))
         .collect();
-    let encoded = block_of(&mixed, 4096).encode();
+    let encoded = block_of(&close, 4096).encode();
     assert_eq!(
         encoded.len(),
-        size_without_timestamps(&mixed) + 8 * 20 + 1,
-        "twenty timestamps cost 8 bytes each and the kind"
+        size_without_timestamps(&close) + 8 + 4 * 20 + 1,
+        "twenty close timestamps cost a base, 4 bytes each and the kind"
     );
     assert_eq!(
         read_block(Arc::new(Block::decode(&encoded).unwrap())),
-        mixed
+        close
     );
+    let wide: Vec<Version> = (0..20)
+        .map(|i| {
+            version(
+                format!("key_{i:03}").as_bytes(),
+                (20 - i as u64) << 33,
+                b"value",
+            )
+        })
+        .collect();
+    let encoded = block_of(&wide, 4096).encode();
+    assert_eq!(
+        encoded.len(),
+        size_without_timestamps(&wide) + 8 * 20 + 1,
+        "twenty timestamps 2^33 apart cost 8 bytes each and the kind"
+    );
+    assert_eq!(read_block(Arc::new(Block::decode(&encoded).unwrap())), wide);
 }
 
 /// The builder counts the timestamp column against the block size: a block of entries that each
@@ -205,10 +221,7 @@ fn test_task1_block_decode_rejects_bad_timestamp_column() {
     let n = entries.len();
     // The tail is `ts_kind offset{n} n`.
     let kind_at = encoded.len() - 2 - 2 * n - 1;
-    assert_eq!(
-        encoded[kind_at], 1,
-        "mixed timestamps are stored one per entry"
-    );
+    assert_eq!(encoded[kind_at], 2, "close timestamps are stored as deltas");
     let mut bad = encoded.clone();
     bad[kind_at] = 7;
     let error = Block::decode(&bad)
@@ -218,11 +231,15 @@ fn test_task1_block_decode_rejects_bad_timestamp_column() {
         format!("{error:#}").contains("kind"),
         "the error names the kind: {error:#}"
     );
-    // Columns longer than what lies before them: two timestamps in no bytes, one in three.
+    // Columns longer than what lies before them.
     for (tail, what) in [
         (
             &[1, 0, 0, 0, 0, 0, 2][..],
             "two timestamps in an empty block",
+        ),
+        (
+            &[9, 9, 9, 9, 2, 0, 0, 0, 0, 0, 2][..],
+            "a base and two deltas in four bytes",
         ),
         (
             &[0, 0, 0, 0, 0, 0, 0, 1][..],

@@ -20,19 +20,23 @@
 //!            entry 0 has overlap 0
 //! key     := key_len:u16  key[key_len]                    (week 1 day 3, before compression)
 //!
-//! ts_kind 0:  ts_column := ts:u64          every entry has this timestamp     (9 bytes a block)
-//! ts_kind 1:  ts_column := ts:u64{n}       entry i's timestamp, in entry order (8 per entry)
+//! ts_kind 0:  ts_column := ts:u64                   every entry has this timestamp
+//! ts_kind 1:  ts_column := ts:u64{n}                entry i's timestamp, in entry order
+//! ts_kind 2:  ts_column := base:u64  delta:u32{n}   entry i's timestamp is base + delta_i
 //! ```
 //!
 //! So keys and values are at most 65535 bytes, and a block's entries start below 64 KiB.
 //!
 //! The timestamps sit in a column of their own, after the entries, rather than beside each key:
 //! an entry is found and decoded as in week 1, a timestamp is `column[i]`, and the tail
-//! `offset{n} n` is where it always was. A block whose entries share one timestamp (every block
-//! before week 3 day 3, and a batch committed at one timestamp) pays 9 bytes in all; otherwise
-//! each entry pays 8, as RocksDB's internal-key trailer does. A varint per entry would save a few
-//! bytes on real MVCC data but cost the week 1 day 7 prefix-compression saving, and putting the
-//! timestamp inside the key bytes would break `raw_ref`.
+//! `offset{n} n` is where it always was. The builder picks the smallest kind that holds them: a
+//! block whose entries share one timestamp (every block before week 3 day 3, and a batch committed
+//! at one timestamp) pays 9 bytes in all (kind 0); a block whose timestamps lie within 2^32 of each
+//! other, as the versions of one memtable or of a few neighbouring ones do, 9 bytes and 4 per entry
+//! (kind 2); only a block whose timestamps span more pays 8 per entry, as RocksDB's internal-key
+//! trailer does (kind 1). Every kind keeps a timestamp at a fixed position, so that a seek reads
+//! any entry's directly. A varint per entry would save a few bytes more but lose that, and putting
+//! the timestamp inside the key bytes would break `raw_ref`.
 //!
 //! Invariant: a [`Block`] that exists has passed [`Block::decode`]'s checks (or came from a
 //! builder), so every offset points at an entry that lies wholly inside `data`. The iterator relies
@@ -59,6 +63,10 @@ pub(crate) const SIZEOF_TS: usize = std::mem::size_of::<u64>();
 const TS_SAME: u8 = 0;
 /// `ts_kind`: one timestamp per entry.
 const TS_EACH: u8 = 1;
+/// `ts_kind`: a base timestamp, and a 4-byte delta from it per entry.
+const TS_DELTA: u8 = 2;
+/// Bytes in a timestamp's delta from the block's base.
+pub(crate) const SIZEOF_DELTA: usize = std::mem::size_of::<u32>();
 
 // ANCHOR: block_struct
 /// A decoded data block: the entry bytes and where each entry starts.
@@ -89,6 +97,13 @@ pub(crate) enum BlockTimestamps {
     Same(u64),
     /// Entry i's timestamp, in entry order.
     Each(Vec<u64>),
+    /// Entry i's timestamp is `base + deltas[i]`.
+    Delta {
+        /// The smallest timestamp of the block.
+        base: u64,
+        /// Each entry's distance from it, in entry order.
+        deltas: Vec<u32>,
+    },
 }
 
 impl Default for BlockTimestamps {
@@ -104,6 +119,7 @@ impl BlockTimestamps {
         match self {
             Self::Same(_) => 0,
             Self::Each(all) => all.len() * SIZEOF_TS,
+            Self::Delta { deltas, .. } => deltas.len() * SIZEOF_DELTA,
         }
     }
 
@@ -112,8 +128,43 @@ impl BlockTimestamps {
         match self {
             Self::Same(ts) => *ts,
             Self::Each(all) => all[idx],
+            Self::Delta { base, deltas } => base + u64::from(deltas[idx]),
         }
     }
+
+    // ANCHOR: column_len
+    /// The bytes of the smallest column that holds `n` timestamps between `min` and `max`
+    /// (without its kind byte).
+    pub(crate) fn column_len(n: usize, min: u64, max: u64) -> usize {
+        // @task week3_day1 1
+        if min == max {
+            SIZEOF_TS
+        } else if max - min <= u64::from(u32::MAX) {
+            SIZEOF_TS + n * SIZEOF_DELTA
+        } else {
+            n * SIZEOF_TS
+        }
+        // @end
+    }
+
+    /// The column for `all`, the timestamps of a block's entries in entry order: the smallest
+    /// kind that holds them (see the module docs).
+    pub(crate) fn of(all: Vec<u64>) -> Self {
+        // @task week3_day1 1
+        let (Some(&min), Some(&max)) = (all.iter().min(), all.iter().max()) else {
+            return Self::default();
+        };
+        if min == max {
+            Self::Same(min)
+        } else if max - min <= u64::from(u32::MAX) {
+            let deltas = all.iter().map(|ts| (ts - min) as u32).collect();
+            Self::Delta { base: min, deltas }
+        } else {
+            Self::Each(all)
+        }
+        // @end
+    }
+    // ANCHOR_END: column_len
 }
 
 impl Block {
@@ -134,6 +185,13 @@ impl Block {
                     buf.put_u64(*ts);
                 }
                 buf.put_u8(TS_EACH);
+            }
+            BlockTimestamps::Delta { base, deltas } => {
+                buf.put_u64(*base);
+                for delta in deltas {
+                    buf.put_u32(*delta);
+                }
+                buf.put_u8(TS_DELTA);
             }
         }
         // @end
@@ -262,6 +320,7 @@ fn decode_timestamps(head: &[u8], num: usize) -> Result<(usize, BlockTimestamps)
     let column_len = match kind {
         TS_SAME => SIZEOF_TS,
         TS_EACH => num * SIZEOF_TS,
+        TS_DELTA => SIZEOF_TS + num * SIZEOF_DELTA,
         kind => bail!("block has an unknown timestamp kind {kind}"),
     };
     ensure!(
@@ -271,10 +330,20 @@ fn decode_timestamps(head: &[u8], num: usize) -> Result<(usize, BlockTimestamps)
     );
     let entries_end = before.len() - column_len;
     let mut column = &before[entries_end..];
-    let timestamps = if kind == TS_SAME {
-        BlockTimestamps::Same(column.get_u64())
-    } else {
-        BlockTimestamps::Each((0..num).map(|_| column.get_u64()).collect())
+    let timestamps = match kind {
+        TS_SAME => BlockTimestamps::Same(column.get_u64()),
+        TS_EACH => BlockTimestamps::Each((0..num).map(|_| column.get_u64()).collect()),
+        _ => {
+            let base = column.get_u64();
+            let deltas: Vec<u32> = (0..num).map(|_| column.get_u32()).collect();
+            ensure!(
+                deltas
+                    .iter()
+                    .all(|&d| base.checked_add(u64::from(d)).is_some()),
+                "block's timestamp deltas overflow its base {base}"
+            );
+            BlockTimestamps::Delta { base, deltas }
+        }
     };
     Ok((entries_end, timestamps))
     // @end

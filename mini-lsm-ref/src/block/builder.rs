@@ -5,7 +5,7 @@ use bytes::BufMut;
 
 use crate::key::{KeySlice, KeyVec};
 
-use super::{encode_key, Block, BlockTimestamps, SIZEOF_TS, SIZEOF_U16};
+use super::{encode_key, Block, BlockTimestamps, SIZEOF_U16};
 
 // ANCHOR: block_builder_struct
 /// Builds a [`Block`] from entries added in key order.
@@ -18,10 +18,10 @@ pub struct BlockBuilder {
     block_size: usize,
     /// The key of entry 0; later keys are encoded against it.
     first_key: KeyVec,
-    /// Each entry's timestamp (week 3), and whether they differ: the block then stores all of
-    /// them, rather than one.
+    /// Each entry's timestamp (week 3), and the smallest and largest: they decide how the block
+    /// stores them.
     timestamps: Vec<u64>,
-    mixed_timestamps: bool,
+    ts_range: (u64, u64),
 }
 // ANCHOR_END: block_builder_struct
 
@@ -34,7 +34,7 @@ impl BlockBuilder {
             block_size,
             first_key: KeyVec::new(),
             timestamps: Vec::new(),
-            mixed_timestamps: false,
+            ts_range: (u64::MAX, 0),
         }
     }
 
@@ -60,14 +60,9 @@ impl BlockBuilder {
         // The encoded block is the entries, one offset per entry and the count.
         let encoded_size = self.data.len() + (self.offsets.len() + 2) * SIZEOF_U16;
         // @task week3_day1 1 stub=comment
-        // ... and the timestamp column and its kind: one timestamp, or one per entry.
-        let mixed =
-            self.mixed_timestamps || self.timestamps.first().is_some_and(|&t| t != key.ts());
-        let column = if mixed {
-            (self.timestamps.len() + 1) * SIZEOF_TS
-        } else {
-            SIZEOF_TS
-        };
+        // ... and the timestamp column, as small as it can be, and its kind.
+        let (min, max) = (self.ts_range.0.min(key.ts()), self.ts_range.1.max(key.ts()));
+        let column = BlockTimestamps::column_len(self.timestamps.len() + 1, min, max);
         let encoded_size = encoded_size + column + 1;
         // @end
         if !self.is_empty() && encoded_size > self.block_size {
@@ -80,7 +75,7 @@ impl BlockBuilder {
         self.offsets.push(start as u16);
         // @task week3_day1 1 stub=comment
         self.timestamps.push(key.ts());
-        self.mixed_timestamps = mixed;
+        self.ts_range = (min, max);
         // @end
         true
         // @end
@@ -101,11 +96,7 @@ impl BlockBuilder {
             data: self.data,
             offsets: self.offsets,
             // @task week3_day1 1
-            timestamps: match self.timestamps.first() {
-                Some(_) if self.mixed_timestamps => BlockTimestamps::Each(self.timestamps),
-                Some(&ts) => BlockTimestamps::Same(ts),
-                None => BlockTimestamps::default(),
-            },
+            timestamps: BlockTimestamps::of(self.timestamps),
             // @stub
             // timestamps: BlockTimestamps::default(),
             // @end

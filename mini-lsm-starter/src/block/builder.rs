@@ -5,7 +5,7 @@ use bytes::BufMut;
 
 use crate::key::{KeySlice, KeyVec};
 
-use super::{encode_key, Block, BlockTimestamps, SIZEOF_TS, SIZEOF_U16};
+use super::{encode_key, Block, BlockTimestamps, SIZEOF_U16};
 
 /// Builds a [`Block`] from entries added in key order.
 pub struct BlockBuilder {
@@ -17,10 +17,10 @@ pub struct BlockBuilder {
     block_size: usize,
     /// The key of entry 0; later keys are encoded against it.
     first_key: KeyVec,
-    /// Each entry's timestamp (week 3), and whether they differ: the block then stores all of
-    /// them, rather than one.
+    /// Each entry's timestamp (week 3), and the smallest and largest: they decide how the block
+    /// stores them.
     timestamps: Vec<u64>,
-    mixed_timestamps: bool,
+    ts_range: (u64, u64),
 }
 
 impl BlockBuilder {
@@ -32,7 +32,7 @@ impl BlockBuilder {
             block_size,
             first_key: KeyVec::new(),
             timestamps: Vec::new(),
-            mixed_timestamps: false,
+            ts_range: (u64::MAX, 0),
         }
     }
 

@@ -19,8 +19,8 @@
 //! Invariant: when valid, the iterator is at the newest version of its user key with a timestamp
 //! at most `read_ts`, and `current`/`current_ts` hold that key. Each step reads the key of the
 //! stream below once, and `key` hands out the copy rather than ask the five layers below again:
-//! a scan pays a comparison and a copy of the key per entry for reading at a timestamp (about 4%
-//! of `cargo x bench`'s scanall).
+//! a scan pays a comparison and a copy of the key per entry for reading at a timestamp (a few
+//! percent of `cargo x bench`'s scanall).
 
 use anyhow::Result;
 
