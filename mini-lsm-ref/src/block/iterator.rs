@@ -102,6 +102,7 @@ impl BlockIterator {
     }
     // ANCHOR_END: block_seek
 
+    // ANCHOR: block_seek_to
     /// Positions the iterator at entry `idx` and decodes its key; past the end it becomes invalid.
     fn seek_to(&mut self, idx: usize) {
         // @task week1_day3 2
@@ -125,4 +126,5 @@ impl BlockIterator {
         self.value_range = (entry.value.start, entry.value.end);
         // @end
     }
+    // ANCHOR_END: block_seek_to
 }

@@ -228,6 +228,7 @@ impl LsmStorageInner {
     // ANCHOR_END: read_ts_after
 
     // ANCHOR: get
+    // ANCHOR: get_latest
     /// Returns the value of `key`, or `None` if it was never written or was deleted.
     ///
     /// # Errors
@@ -242,6 +243,7 @@ impl LsmStorageInner {
         // self.get_in(&self.snapshot(), key, TS_RANGE_BEGIN)
         // @end
     }
+    // ANCHOR_END: get_latest
 
     /// Returns the value of `key` as of `read_ts`: its newest version with a timestamp at most
     /// `read_ts`, or `None` if there is none or that version is a tombstone (week 3).
@@ -329,6 +331,7 @@ impl LsmStorageInner {
     // ANCHOR_END: get
 
     // ANCHOR: scan
+    // ANCHOR: scan_latest
     /// Returns an iterator over the live entries with keys in `lower..upper`, in key order.
     ///
     /// # Errors
@@ -347,6 +350,7 @@ impl LsmStorageInner {
         // self.scan_in(&self.snapshot(), lower, upper, TS_RANGE_BEGIN)
         // @end
     }
+    // ANCHOR_END: scan_latest
 
     /// Returns an iterator over the entries with keys in `lower..upper` as of `read_ts`: of each
     /// key its newest version at or before `read_ts`, unless that is a tombstone (week 3).
