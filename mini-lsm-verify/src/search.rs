@@ -4,8 +4,9 @@
 //! Case `i` of a run with seed `S` is generated from seed `S + i` alone, so `--seed S+i --cases 1`
 //! replays exactly that case. Each case gets its own proptest `TestRunner`; when it fails, the
 //! runner shrinks it (dropping operations, simplifying the rest, keeping every change after which
-//! the case still fails: see [`crate::gen`]), and the shrunk case is run once more for its
-//! report and dumps.
+//! the case still fails: see [`crate::gen`]); then verify shrinks it on, deleting again and
+//! replacing runs of writes that only fill the memtable with one `freeze`; and the shrunk case
+//! is run once more for its report and dumps.
 
 use std::cell::RefCell;
 use std::sync::atomic::Ordering::SeqCst;
@@ -19,8 +20,8 @@ use proptest::test_runner::{
 use proptest_state_machine::strategy::Sequential;
 
 use crate::engines::Opener;
-use crate::gen::{self, Mix};
-use crate::ops::{Case, Config, Op};
+use crate::gen::{self, Mix, State};
+use crate::ops::{Case, Op};
 use crate::run::{run_case, CaseOutcome, Divergence, Stub};
 
 /// How long a search may go on.
@@ -138,30 +139,95 @@ impl Search<'_> {
             let strategy = Sequential::new(
                 (len..=len).into(),
                 {
-                    let config = case.config;
-                    move || Just((config, 0usize)).boxed()
+                    let state = State::new(case.config);
+                    move || Just((state, 0usize)).boxed()
                 },
-                |state: &(Config, usize), op: &Op| gen::allowed(state.0, op),
-                move |state: &(Config, usize)| Just(ops[state.1].clone()).boxed(),
-                |(config, i), _| (config, i + 1),
+                |state: &(State, usize), op: &Op| state.0.allows(op),
+                move |state: &(State, usize)| Just(ops[state.1].clone()).boxed(),
+                |(state, i), op| (state.after(op), i + 1),
             );
             let result = self
                 .runner(0, deadline)
                 .run(&strategy, |(state, ops, seen)| {
                     let case = Case {
-                        config: state.0,
+                        config: state.0.config,
                         ops,
                     };
                     check(self, &case, seen.as_deref(), &|_| {})
                 });
             match result {
-                Err(TestError::Fail(_, ((config, _), ops, _))) if ops.len() < case.ops.len() => {
-                    case = Case { config, ops };
+                Err(TestError::Fail(_, ((state, _), ops, _))) if ops.len() < case.ops.len() => {
+                    case = Case {
+                        config: state.config,
+                        ops,
+                    };
                 }
                 _ => break,
             }
         }
         case
+    }
+
+    /// Replaces a run of two or more operations with one `freeze`, there or just before a later
+    /// `flush`, the longest run first, if the case still diverges after it: a bug that needs data
+    /// in an SST is often found with writes that only fill the memtable until it freezes by
+    /// itself, and none of those writes can be deleted alone (the freeze would then come later,
+    /// or never). Returns the shorter case.
+    fn freeze_runs(&self, case: &Case, deadline: Instant) -> Option<Case> {
+        let n = case.ops.len();
+        for len in (2..n).rev() {
+            for start in 0..=n - len {
+                let mut without = case.ops[..start].to_vec();
+                without.extend_from_slice(&case.ops[start + len..]);
+                let flushes = (start..without.len()).filter(|&i| without[i] == Op::Flush);
+                for at in std::iter::once(start).chain(flushes) {
+                    if Instant::now() >= deadline {
+                        return None;
+                    }
+                    let mut ops = without.clone();
+                    ops.insert(at, Op::Freeze);
+                    let candidate = Case {
+                        config: case.config,
+                        ops,
+                    };
+                    let mut state = State::new(candidate.config);
+                    let allowed = candidate.ops.iter().all(|op| {
+                        let ok = state.allows(op);
+                        state = state.after(op);
+                        ok
+                    });
+                    if !allowed {
+                        continue;
+                    }
+                    if let CaseOutcome::Diverged(d) =
+                        run_case(&candidate, self.subject, self.oracle)
+                    {
+                        return Some(cut(&candidate, d.at));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Shrinks a case proptest has shrunk: [`Self::reshrink`], then [`Self::freeze_runs`] and
+    /// again, until neither makes it shorter or the time is up. A case that stopped at a stub is
+    /// only reshrunk (a freeze would not bring it nearer the stub).
+    pub fn minimize(&self, mut case: Case, deadline: Instant) -> Case {
+        loop {
+            case = self.reshrink(case, deadline);
+            let diverges = matches!(
+                run_case(&case, self.subject, self.oracle),
+                CaseOutcome::Diverged(_)
+            );
+            match diverges
+                .then(|| self.freeze_runs(&case, deadline))
+                .flatten()
+            {
+                Some(shorter) => case = shorter,
+                None => return case,
+            }
+        }
     }
 
     /// Runs the search; `progress` is called after each case with the number of cases so far.
@@ -185,8 +251,11 @@ impl Search<'_> {
             let shrink_started = RefCell::new(None::<Instant>);
             let result = self
                 .runner(seed, deadline)
-                .run(&strategy, |(config, ops, seen)| {
-                    let case = Case { config, ops };
+                .run(&strategy, |(state, ops, seen)| {
+                    let case = Case {
+                        config: state.config,
+                        ops,
+                    };
                     let result = check(self, &case, seen.as_deref(), &|r| {
                         *last_reads.borrow_mut() = r;
                     });
@@ -206,9 +275,13 @@ impl Search<'_> {
                     reads += *last_reads.borrow();
                     continue;
                 }
-                Err(TestError::Fail(_, (config, ops, _))) => {
-                    self.reshrink(Case { config, ops }, deadline)
-                }
+                Err(TestError::Fail(_, (state, ops, _))) => self.minimize(
+                    Case {
+                        config: state.config,
+                        ops,
+                    },
+                    deadline,
+                ),
                 Err(TestError::Abort(reason)) => {
                     unreachable!("a case is never rejected: {reason}")
                 }
