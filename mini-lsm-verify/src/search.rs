@@ -4,9 +4,9 @@
 //! Case `i` of a run with seed `S` is generated from seed `S + i` alone, so `--seed S+i --cases 1`
 //! replays exactly that case. Each case gets its own proptest `TestRunner`; when it fails, the
 //! runner shrinks it (dropping operations, simplifying the rest, keeping every change after which
-//! the case still fails: see [`crate::gen`]); then verify shrinks it on, deleting again and
-//! replacing runs of writes that only fill the memtable with one `freeze`; and the shrunk case
-//! is run once more for its report and dumps.
+//! the case still fails: see [`crate::gen`]); then verify shrinks it on, deleting again,
+//! replacing runs of writes that only fill the memtable with one `freeze` and dropping records
+//! of batches; and the shrunk case is run once more for its report and dumps.
 
 use std::cell::RefCell;
 use std::sync::atomic::Ordering::SeqCst;
@@ -21,7 +21,7 @@ use proptest_state_machine::strategy::Sequential;
 
 use crate::engines::Opener;
 use crate::gen::{self, Mix, State};
-use crate::ops::{Case, Op};
+use crate::ops::{Case, Config, Op};
 use crate::run::{run_case, CaseOutcome, Divergence, Stub};
 
 /// How long a search may go on.
@@ -186,23 +186,8 @@ impl Search<'_> {
                     }
                     let mut ops = without.clone();
                     ops.insert(at, Op::Freeze);
-                    let candidate = Case {
-                        config: case.config,
-                        ops,
-                    };
-                    let mut state = State::new(candidate.config);
-                    let allowed = candidate.ops.iter().all(|op| {
-                        let ok = state.allows(op);
-                        state = state.after(op);
-                        ok
-                    });
-                    if !allowed {
-                        continue;
-                    }
-                    if let CaseOutcome::Diverged(d) =
-                        run_case(&candidate, self.subject, self.oracle)
-                    {
-                        return Some(cut(&candidate, d.at));
+                    if let Some(shorter) = self.still_diverges(case.config, ops) {
+                        return Some(shorter);
                     }
                 }
             }
@@ -210,9 +195,52 @@ impl Search<'_> {
         None
     }
 
-    /// Shrinks a case proptest has shrunk: [`Self::reshrink`], then [`Self::freeze_runs`] and
-    /// again, until neither makes it shorter or the time is up. A case that stopped at a stub is
-    /// only reshrunk (a freeze would not bring it nearer the stub).
+    /// The case of `config` and `ops`, cut after its divergence, if every operation is allowed
+    /// where it stands and the case still diverges.
+    fn still_diverges(&self, config: Config, ops: Vec<Op>) -> Option<Case> {
+        let candidate = Case { config, ops };
+        let mut state = State::new(config);
+        let allowed = candidate.ops.iter().all(|op| {
+            let ok = state.allows(op);
+            state = state.after(op);
+            ok
+        });
+        if !allowed {
+            return None;
+        }
+        match run_case(&candidate, self.subject, self.oracle) {
+            CaseOutcome::Diverged(d) => Some(cut(&candidate, d.at)),
+            _ => None,
+        }
+    }
+
+    /// Drops one record of a batch, if the case still diverges without it: proptest simplifies
+    /// an operation once, and a batch it could not simplify then keeps records it does not need.
+    fn thin_batches(&self, case: &Case, deadline: Instant) -> Option<Case> {
+        for (i, op) in case.ops.iter().enumerate() {
+            let Op::Batch(records) = op else { continue };
+            if records.len() < 2 {
+                continue;
+            }
+            for j in 0..records.len() {
+                if Instant::now() >= deadline {
+                    return None;
+                }
+                let mut ops = case.ops.clone();
+                let mut fewer = records.clone();
+                fewer.remove(j);
+                ops[i] = Op::Batch(fewer);
+                if let Some(thinner) = self.still_diverges(case.config, ops) {
+                    return Some(thinner);
+                }
+            }
+        }
+        None
+    }
+
+    /// Shrinks a case proptest has shrunk: [`Self::reshrink`], then [`Self::freeze_runs`] or
+    /// [`Self::thin_batches`], and again, until none makes it smaller or the time is up. A case
+    /// that stopped at a stub is only reshrunk (a freeze would not bring it nearer the stub).
     pub fn minimize(&self, mut case: Case, deadline: Instant) -> Case {
         loop {
             case = self.reshrink(case, deadline);
@@ -220,11 +248,14 @@ impl Search<'_> {
                 run_case(&case, self.subject, self.oracle),
                 CaseOutcome::Diverged(_)
             );
-            match diverges
-                .then(|| self.freeze_runs(&case, deadline))
-                .flatten()
-            {
-                Some(shorter) => case = shorter,
+            let smaller = diverges
+                .then(|| {
+                    self.freeze_runs(&case, deadline)
+                        .or_else(|| self.thin_batches(&case, deadline))
+                })
+                .flatten();
+            match smaller {
+                Some(smaller) => case = smaller,
                 None => return case,
             }
         }

@@ -261,7 +261,7 @@ mod tests {
 
     /// Writes that only fill a memtable until it freezes by itself give way to one `freeze`:
     /// a case of nine operations, none of which can be deleted alone, shrinks to the seven the
-    /// bug needs.
+    /// bug needs; and a batch keeps only the records the bug needs.
     #[test]
     fn filler_writes_give_way_to_a_freeze() {
         let toy = |_: Config| -> Result<Box<dyn Engine>> {
@@ -292,11 +292,23 @@ mod tests {
              delete k00\nput k03 v0\nput k04 v0\nflush\nget k00\n",
         )
         .unwrap();
-        let shrunk = search.minimize(case, std::time::Instant::now() + Duration::from_secs(30));
+        let deadline = || std::time::Instant::now() + Duration::from_secs(30);
+        let shrunk = search.minimize(case, deadline());
         assert_eq!(
             shrunk.to_text(),
             "config strategy=none wal=off\nput k00 v0\nfreeze\nflush\ndelete k00\nfreeze\n\
              flush\nget k00\n"
+        );
+        let case = crate::ops::Case::parse(
+            "config strategy=none wal=off\nbatch put:k07=v1 put:k00=v2\nfreeze\n\
+             flush\ndelete k00\nfreeze\nflush\nget k00\n",
+        )
+        .unwrap();
+        let shrunk = search.minimize(case, deadline());
+        assert_eq!(
+            shrunk.to_text(),
+            "config strategy=none wal=off\nbatch put:k00=v2\nfreeze\nflush\ndelete k00\n\
+             freeze\nflush\nget k00\n"
         );
     }
 
