@@ -19,8 +19,9 @@ use crate::{clock_seed, model, regress, repro, settings, Common, EXIT_FAILED, EX
 /// How to ask verify for fewer chapters, in a stub's explanation.
 const UPTO: &str = "pass --upto with a chapter";
 
-fn model_opener() -> impl Fn(ops::Config) -> Result<Box<dyn Engine>> {
-    |_| Ok(Box::new(model::Model::new()) as Box<dyn Engine>)
+/// Opens the model for the chapters of `mix`.
+fn model_opener(mix: Mix) -> impl Fn(ops::Config) -> Result<Box<dyn Engine>> {
+    move |_| Ok(Box::new(model::Model::for_chapters(mix.upto)) as Box<dyn Engine>)
 }
 
 /// Replays the saved cases in `dir`; returns whether one of them still fails.
@@ -30,7 +31,7 @@ fn replay(dir: &Path, engine: &str, mix: Mix, test_name: Option<&str>) -> bool {
         return false;
     }
     let subject = |config| engines::open(engine, config);
-    let model = model_opener();
+    let model = model_opener(mix);
     let sides = Sides {
         subject: "the engine",
         oracle: "the model",
@@ -65,7 +66,10 @@ fn replay(dir: &Path, engine: &str, mix: Mix, test_name: Option<&str>) -> bool {
                     config: case.config,
                     ops: case.ops[..d.at.map_or(0, |i| i + 1)].to_vec(),
                 };
-                print!("{}", report::listing(&shrunk, d.at));
+                print!(
+                    "{}",
+                    report::listing(&shrunk, d.at, mix.has(Chapter::COMMIT_TS))
+                );
                 println!("\nThe engine's dump:\n{}", report::indent(&d.dump, "    "));
                 let stem = path
                     .file_stem()
@@ -124,7 +128,7 @@ pub fn verify(
         budget_text(&budget)
     );
     let subject = |config| engines::open(engine, config);
-    let model = model_opener();
+    let model = model_opener(mix);
     let search = Search {
         mix,
         max_ops: common.max_ops,
@@ -168,7 +172,10 @@ pub fn verify(
             Ok(EXIT_STUB)
         }
         Found::Failure(f) => {
-            print!("{}", report::failure(&f, sides));
+            print!(
+                "{}",
+                report::failure(&f, sides, mix.has(Chapter::COMMIT_TS))
+            );
             let line = report::summary(&f.shrunk, &f.divergence, sides);
             if let Some(dir) = &regressions {
                 let header = vec![
@@ -293,7 +300,10 @@ pub fn compare(common: &Common) -> Result<i32> {
                 subject: "your engine",
                 oracle: "the reference",
             };
-            print!("{}", report::failure(&f, sides));
+            print!(
+                "{}",
+                report::failure(&f, sides, mix.has(Chapter::COMMIT_TS))
+            );
             println!(
                 "Replay: cargo x compare --week {} --day {} --seed {} --cases 1",
                 mix.upto.0, mix.upto.1, f.seed

@@ -53,7 +53,7 @@ fn counter(value: &[u8]) -> Result<u64, String> {
     std::str::from_utf8(value)
         .ok()
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("a value that no writer wrote: {}", crate::ops::show(value)))
+        .ok_or_else(|| format!("a value that no writer wrote: {}", crate::text::show(value)))
 }
 
 /// One run's settings.

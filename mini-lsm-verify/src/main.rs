@@ -13,6 +13,8 @@
 //! - `threads`: writers and readers on one engine with its background threads, checking that
 //!   per-key reads never go back and that every writer's last writes are there at the end.
 
+#[macro_use]
+mod adapters;
 mod commands;
 mod concurrent;
 mod engines;
@@ -24,6 +26,7 @@ mod report;
 mod repro;
 mod run;
 mod search;
+mod text;
 #[cfg(test)]
 mod toy;
 

@@ -1,9 +1,28 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The model: a `BTreeMap` that does what the engine promises, and nothing else.
+//! The model: sorted maps that do what the engine promises, and nothing else.
+//!
+//! [`Versions`] keeps every committed version of every key (key -> commit timestamp -> value,
+//! `None` for a tombstone) and answers a read at any timestamp: the newest version at or below
+//! it. A write or a batch is one commit, at the timestamp after the latest, as the engine's
+//! commits are from week 3 day 3 (before that the engine has no timestamps, and reads at the
+//! latest commit, which is all the model is asked then). [`Model`] adds the snapshots: the read
+//! timestamp held in each slot, and the watermark they make.
+//!
+//! ```text
+//!   k01: 1=v7  4=<tombstone>  6=v2        a read at 5 sees nothing, at 3 sees v7
+//!   k02: 2=v1                              snapshots: s0@3, s2@5; watermark 3; latest 6
+//! ```
 //!
 //! Freezes, flushes and compactions change where the engine keeps its data, never what a read
 //! returns, so they do nothing here. A close or a crash after `sync` loses nothing either: the
-//! engine syncs before it cuts the power, so every write so far is durable.
+//! engine syncs before it cuts the power, so every write so far is durable, and the latest
+//! commit timestamp survives it. A reopen drops the snapshots.
+//!
+//! Transactions (week 3 days 5 and 6) plug in on top of [`Versions`]: a transaction reads at the
+//! read timestamp it began with (registered like a snapshot's, so it holds the watermark),
+//! through its own writes first; committing one is a [`Versions::commit`] of its write set, so
+//! the model replays committed transactions in commit order, and every read a transaction made
+//! is checked against [`Versions::get_at`] at its read timestamp. An abort commits nothing.
 
 use std::collections::BTreeMap;
 use std::ops::{Bound, RangeBounds};
@@ -11,12 +30,72 @@ use std::ops::{Bound, RangeBounds};
 use anyhow::Result;
 
 use crate::engines::{Engine, Reply};
-use crate::ops::{show, BatchOp, Op};
+use crate::ops::{BatchOp, Chapter, Op, Slot, SLOTS};
+use crate::text::show;
 
-/// The engine's data as a sorted map, tombstones applied.
+/// Every committed version of every key.
+#[derive(Debug, Default, Clone)]
+pub struct Versions {
+    keys: BTreeMap<Vec<u8>, BTreeMap<u64, Option<Vec<u8>>>>,
+    latest: u64,
+}
+
+impl Versions {
+    /// The latest commit timestamp (0 before the first commit).
+    pub fn latest(&self) -> u64 {
+        self.latest
+    }
+
+    /// Commits `writes` (`None` deletes) at the next timestamp, in order: a key written twice
+    /// keeps its last write. Returns the commit timestamp.
+    pub fn commit(&mut self, writes: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>) -> u64 {
+        self.latest += 1;
+        for (key, value) in writes {
+            self.keys.entry(key).or_default().insert(self.latest, value);
+        }
+        self.latest
+    }
+
+    /// The value of `key` as of `ts`: its newest version at or below `ts`, unless a tombstone.
+    pub fn get_at(&self, key: &[u8], ts: u64) -> Option<Vec<u8>> {
+        let versions = self.keys.get(key)?;
+        versions.range(..=ts).next_back()?.1.clone()
+    }
+
+    /// The live entries as of `ts` whose keys `keep` accepts, in key order.
+    pub fn scan_at(&self, keep: impl Fn(&[u8]) -> bool, ts: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.keys
+            .keys()
+            .filter(|k| keep(k))
+            .filter_map(|k| Some((k.clone(), self.get_at(k, ts)?)))
+            .collect()
+    }
+}
+
+/// Whether `range` holds `key` (an inverted range holds nothing, as an engine's scan returns
+/// nothing for one; `BTreeMap::range` would panic).
+fn within(lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>, key: &[u8]) -> bool {
+    (lower.clone(), upper.clone()).contains(&key.to_vec())
+}
+
+/// The error of an operation on an empty snapshot slot (or a snapshot into a full one); the
+/// engine adapters give the same, so that a hand-written case that misuses a slot fails alike.
+pub fn slot_error(slot: Slot, held: bool) -> anyhow::Error {
+    if held {
+        anyhow::anyhow!("slot s{slot} holds a snapshot already: drop it first")
+    } else {
+        anyhow::anyhow!("slot s{slot} holds no snapshot")
+    }
+}
+
+/// The engine's data, its snapshots, and what reads see.
 #[derive(Debug, Default, Clone)]
 pub struct Model {
-    map: BTreeMap<Vec<u8>, Vec<u8>>,
+    versions: Versions,
+    /// The read timestamp of the snapshot in each slot.
+    snapshots: [Option<u64>; SLOTS],
+    /// Whether the dump shows timestamps (from week 3 day 3; before that the engine has none).
+    stamped: bool,
 }
 
 impl Model {
@@ -25,62 +104,161 @@ impl Model {
         Self::default()
     }
 
-    fn range(&self, lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>) -> Vec<(Vec<u8>, Vec<u8>)> {
-        // `BTreeMap::range` panics on an inverted range; an engine returns nothing for one.
-        let range = (lower.clone(), upper.clone());
-        self.map
+    /// An empty model for the chapters up to `upto`: its dump shows timestamps from week 3.
+    pub fn for_chapters(upto: Chapter) -> Self {
+        Self {
+            stamped: upto >= Chapter::COMMIT_TS,
+            ..Self::default()
+        }
+    }
+
+    /// The watermark: the oldest live snapshot's timestamp, or the latest commit if none lives.
+    pub fn watermark(&self) -> u64 {
+        self.snapshots
             .iter()
-            .filter(|(k, _)| range.contains(*k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+            .flatten()
+            .copied()
+            .min()
+            .unwrap_or(self.versions.latest())
+    }
+
+    /// The timestamp `back` commits before the latest, but not below the watermark.
+    pub fn back_ts(&self, back: u8) -> u64 {
+        let latest = self.versions.latest();
+        latest
+            .saturating_sub(u64::from(back))
+            .max(self.watermark())
+            .min(latest)
+    }
+
+    fn snapshot(&self, slot: Slot) -> Result<u64> {
+        let held = self.snapshots.get(usize::from(slot)).copied().flatten();
+        held.ok_or_else(|| slot_error(slot, false))
+    }
+
+    /// The timestamp `op` reads at, if it reads at one other than the latest commit (for a
+    /// `snapshot`, the one it will read at).
+    pub fn read_ts(&self, op: &Op) -> Option<u64> {
+        match op {
+            Op::Snapshot(_) => Some(self.versions.latest()),
+            Op::SnapGet(s, _) | Op::SnapScan(s, ..) => self.snapshot(*s).ok(),
+            Op::GetAt(back, _) | Op::ScanAt(back, ..) => Some(self.back_ts(*back)),
+            _ => None,
+        }
+    }
+
+    /// The timestamp `op` commits at, if it commits.
+    pub fn commit_ts(&self, op: &Op) -> Option<u64> {
+        op.commits().then(|| self.versions.latest() + 1)
     }
 }
 
 impl Engine for Model {
     fn apply(&mut self, op: &Op) -> Result<Reply> {
+        let latest = self.versions.latest();
         match op {
             Op::Put(k, v) => {
-                self.map.insert(k.clone(), v.clone());
+                self.versions.commit([(k.clone(), Some(v.clone()))]);
             }
             Op::Delete(k) => {
-                self.map.remove(k);
-            }
-            Op::Get(k) => return Ok(Reply::Value(self.map.get(k).cloned())),
-            Op::Scan(l, u) => return Ok(Reply::Entries(self.range(l, u))),
-            Op::ScanPrefix(p) => {
-                let entries = self
-                    .map
-                    .iter()
-                    .filter(|(k, _)| k.starts_with(p))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                return Ok(Reply::Entries(entries));
+                self.versions.commit([(k.clone(), None)]);
             }
             Op::Batch(records) => {
-                for record in records {
-                    match record {
-                        BatchOp::Put(k, v) => self.map.insert(k.clone(), v.clone()),
-                        BatchOp::Del(k) => self.map.remove(k),
-                    };
-                }
+                self.versions
+                    .commit(records.iter().map(|record| match record {
+                        BatchOp::Put(k, v) => (k.clone(), Some(v.clone())),
+                        BatchOp::Del(k) => (k.clone(), None),
+                    }));
             }
-            Op::Freeze
-            | Op::Flush
-            | Op::FullCompaction
-            | Op::TriggerCompaction
-            | Op::CloseReopen
-            | Op::CrashReopen => {}
+            Op::Get(k) => return Ok(Reply::Value(self.versions.get_at(k, latest))),
+            Op::Scan(l, u) => {
+                return Ok(Reply::Entries(
+                    self.versions.scan_at(|k| within(l, u, k), latest),
+                ))
+            }
+            Op::ScanPrefix(p) => {
+                return Ok(Reply::Entries(
+                    self.versions.scan_at(|k| k.starts_with(p), latest),
+                ))
+            }
+            Op::LatestTs => return Ok(Reply::Ts(latest)),
+            Op::Snapshot(s) => {
+                let slot = &mut self.snapshots[usize::from(*s)];
+                if slot.is_some() {
+                    return Err(slot_error(*s, true));
+                }
+                *slot = Some(latest);
+            }
+            Op::DropSnapshot(s) => {
+                self.snapshot(*s)?;
+                self.snapshots[usize::from(*s)] = None;
+            }
+            Op::SnapGet(s, k) => {
+                let ts = self.snapshot(*s)?;
+                return Ok(Reply::Value(self.versions.get_at(k, ts)));
+            }
+            Op::SnapScan(s, l, u) => {
+                let ts = self.snapshot(*s)?;
+                return Ok(Reply::Entries(
+                    self.versions.scan_at(|k| within(l, u, k), ts),
+                ));
+            }
+            Op::GetAt(back, k) => {
+                let ts = self.back_ts(*back);
+                return Ok(Reply::Value(self.versions.get_at(k, ts)));
+            }
+            Op::ScanAt(back, l, u) => {
+                let ts = self.back_ts(*back);
+                return Ok(Reply::Entries(
+                    self.versions.scan_at(|k| within(l, u, k), ts),
+                ));
+            }
+            Op::CloseReopen | Op::CrashReopen => self.snapshots = [None; SLOTS],
+            Op::Freeze | Op::Flush | Op::FullCompaction | Op::TriggerCompaction => {}
         }
         Ok(Reply::Done)
     }
 
     fn dump(&self) -> String {
-        let entries: Vec<String> = self
-            .map
+        let latest = self.versions.latest();
+        let live = self.versions.scan_at(|_| true, latest);
+        let entries: Vec<String> = live
             .iter()
             .map(|(k, v)| format!("{}={}", show(k), show(v)))
             .collect();
-        format!("{} keys: {}\n", entries.len(), entries.join(" "))
+        let mut out = format!("{} keys: {}\n", entries.len(), entries.join(" "));
+        if !self.stamped {
+            return out;
+        }
+        let versions: Vec<String> = self
+            .versions
+            .keys
+            .iter()
+            .flat_map(|(k, versions)| {
+                versions.iter().rev().map(move |(ts, v)| {
+                    let v = v.as_deref().map_or("<tombstone>".to_string(), show);
+                    format!("{}@{ts}={v}", show(k))
+                })
+            })
+            .collect();
+        let snapshots: Vec<String> = (0..SLOTS)
+            .filter_map(|s| Some(format!("s{s}@{}", self.snapshots[s]?)))
+            .collect();
+        out.push_str(&format!(
+            "versions: {}\nlatest commit {latest}, snapshots: {}, watermark {}\n",
+            if versions.is_empty() {
+                "none".to_string()
+            } else {
+                versions.join(" ")
+            },
+            if snapshots.is_empty() {
+                "none".to_string()
+            } else {
+                snapshots.join(" ")
+            },
+            self.watermark()
+        ));
+        out
     }
 }
 
@@ -96,12 +274,24 @@ mod tests {
         )
     }
 
+    fn put(k: &str, v: &str) -> Op {
+        Op::Put(k.as_bytes().to_vec(), v.as_bytes().to_vec())
+    }
+
+    fn get(model: &mut Model, op: Op) -> Reply {
+        model.apply(&op).unwrap()
+    }
+
+    fn value(v: &str) -> Reply {
+        Reply::Value(Some(v.as_bytes().to_vec()))
+    }
+
     /// Scans honour every kind of bound, and an inverted range is empty rather than a panic.
     #[test]
     fn scans_honour_every_bound() {
         let mut model = Model::new();
         for k in ["a", "b", "c", "d"] {
-            model.apply(&Op::Put(k.into(), b"v".to_vec())).unwrap();
+            model.apply(&put(k, "v")).unwrap();
         }
         model.apply(&Op::Delete(b"c".to_vec())).unwrap();
         let scan = |model: &mut Model, l, u| model.apply(&Op::Scan(l, u)).unwrap();
@@ -121,6 +311,72 @@ mod tests {
         assert_eq!(
             model.apply(&Op::Get(b"c".to_vec())).unwrap(),
             Reply::Value(None)
+        );
+    }
+
+    /// Each write and each batch is one commit; a batch that writes a key twice keeps the last.
+    #[test]
+    fn every_write_and_batch_is_one_commit() {
+        let mut model = Model::new();
+        model.apply(&put("a", "1")).unwrap();
+        model.apply(&Op::Delete(b"b".to_vec())).unwrap();
+        model
+            .apply(&Op::Batch(vec![
+                BatchOp::Put(b"a".to_vec(), b"2".to_vec()),
+                BatchOp::Put(b"a".to_vec(), b"3".to_vec()),
+                BatchOp::Del(b"c".to_vec()),
+            ]))
+            .unwrap();
+        assert_eq!(model.apply(&Op::LatestTs).unwrap(), Reply::Ts(3));
+        assert_eq!(model.commit_ts(&put("a", "4")), Some(4));
+        assert_eq!(get(&mut model, Op::Get(b"a".to_vec())), value("3"));
+        model.apply(&Op::CrashReopen).unwrap();
+        assert_eq!(model.apply(&Op::LatestTs).unwrap(), Reply::Ts(3));
+    }
+
+    /// A snapshot reads as of its timestamp whatever comes after; reads at older timestamps
+    /// stop at the watermark; dropping the oldest snapshot raises it; a reopen drops them all.
+    #[test]
+    fn snapshots_and_the_watermark() {
+        let mut model = Model::for_chapters(Chapter::SNAPSHOT);
+        model.apply(&put("a", "1")).unwrap(); // ts 1
+        model.apply(&Op::Snapshot(0)).unwrap(); // at 1
+        model.apply(&put("a", "2")).unwrap(); // ts 2
+        model.apply(&Op::Snapshot(2)).unwrap(); // at 2
+        model.apply(&Op::Delete(b"a".to_vec())).unwrap(); // ts 3
+        model.apply(&put("b", "1")).unwrap(); // ts 4
+        assert_eq!(model.watermark(), 1);
+        assert_eq!(get(&mut model, Op::SnapGet(0, b"a".to_vec())), value("1"));
+        assert_eq!(get(&mut model, Op::SnapGet(2, b"a".to_vec())), value("2"));
+        assert_eq!(get(&mut model, Op::Get(b"a".to_vec())), Reply::Value(None));
+        assert_eq!(model.back_ts(1), 3);
+        assert_eq!(model.back_ts(9), 1, "clamped to the watermark");
+        assert_eq!(get(&mut model, Op::GetAt(2, b"a".to_vec())), value("2"));
+        let dump = model.dump();
+        assert!(
+            dump.contains("a@3=<tombstone> a@2=2 a@1=1"),
+            "newest first: {dump}"
+        );
+        assert!(dump.contains("snapshots: s0@1 s2@2, watermark 1"), "{dump}");
+        model.apply(&Op::DropSnapshot(0)).unwrap();
+        assert_eq!(model.watermark(), 2);
+        assert_eq!(model.back_ts(9), 2);
+        assert_eq!(
+            format!(
+                "{:#}",
+                model.apply(&Op::SnapGet(0, b"a".to_vec())).unwrap_err()
+            ),
+            "slot s0 holds no snapshot"
+        );
+        assert!(model.apply(&Op::Snapshot(2)).is_err(), "s2 is taken");
+        model.apply(&Op::CloseReopen).unwrap();
+        assert_eq!(model.watermark(), 4);
+        assert_eq!(
+            get(
+                &mut model,
+                Op::ScanAt(3, Bound::Unbounded, Bound::Unbounded)
+            ),
+            Reply::Entries(vec![(b"b".to_vec(), b"1".to_vec())])
         );
     }
 }

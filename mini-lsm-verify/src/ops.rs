@@ -1,31 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The operations verify runs, the chapters that make each one available, and their text form.
+//! The operations verify runs, and the chapters that make each one available.
 //!
-//! A *case* is an engine configuration and a sequence of operations. Cases are written one
-//! operation a line, in the form that `verify` prints and that the regression files keep:
+//! A *case* is an engine configuration and a sequence of operations. [`crate::text`] gives them
+//! the text form that `verify` prints and the regression files keep, one operation a line.
 //!
-//! ```text
-//! config strategy=simple wal=on
-//! put k03 v17
-//! delete k03
-//! get k03
-//! scan >=k01 <k05          lower bound: >=key, >key or *; upper bound: <=key, <key or *
-//! scan_prefix k0           "" is the empty prefix
-//! freeze                   force_freeze_memtable
-//! flush                    force_flush_next_imm_memtable
-//! full_compaction          force_full_compaction
-//! trigger_compaction       one step of the configured strategy
-//! close_reopen             close (flush, or sync the logs), drop, open again on the same files
-//! crash_reopen             sync, cut the power (MemFs::crash_now), open what survived
-//! batch put:k01=v3 del:k02 write_batch
-//! ```
-//!
-//! Bytes other than ASCII letters, digits and `_-.` are written `\xNN`.
+//! From week 3 every write or batch commits at a timestamp of its own, one more than the last,
+//! and reads can look back in time: through a *snapshot*, held in one of [`SLOTS`] slots (`s0`,
+//! `s1`, `s2`) from `snapshot` to `drop_snapshot`, or at an older timestamp given as a number of
+//! commits back from the latest. A read may not look below the *watermark* (the oldest live
+//! snapshot's timestamp, or the latest commit when none lives), since compaction drops what only
+//! such a read could see: `get_at -3 k01` reads as of three commits back, or at the watermark if
+//! that is later. A reopen drops every snapshot (a snapshot borrows the engine it reads).
 
 use std::fmt;
 use std::ops::Bound;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+
+/// How many snapshots a case can hold at once.
+pub const SLOTS: usize = 3;
 
 /// A chapter of the course, `(week, day)`; chapters compare in course order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -52,6 +45,10 @@ impl Chapter {
     pub const WAL: Self = Self(2, 6);
     /// Batch writes.
     pub const BATCH: Self = Self(2, 7);
+    /// Commit timestamps: each write at the next one, recovered at open.
+    pub const COMMIT_TS: Self = Self(3, 3);
+    /// Snapshots, the watermark, and reads at older timestamps.
+    pub const SNAPSHOT: Self = Self(3, 4);
 
     /// Parses a chapter id, `weekW_dayD`.
     ///
@@ -105,7 +102,8 @@ impl Strategy {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// Its name in the text form.
+    pub fn name(self) -> &'static str {
         match self {
             Self::None => "none",
             Self::Simple => "simple",
@@ -136,13 +134,6 @@ impl Config {
     }
 }
 
-impl fmt::Display for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let wal = if self.wal { "on" } else { "off" };
-        write!(f, "config strategy={} wal={wal}", self.strategy.name())
-    }
-}
-
 /// One write of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchOp {
@@ -151,6 +142,9 @@ pub enum BatchOp {
     /// Delete a key.
     Del(Vec<u8>),
 }
+
+/// A snapshot slot, `0..SLOTS`.
+pub type Slot = u8;
 
 /// One operation of a case.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,6 +161,20 @@ pub enum Op {
     CloseReopen,
     CrashReopen,
     Batch(Vec<BatchOp>),
+    /// Reads `latest_commit_ts`: one commit per write or batch so far, across reopens.
+    LatestTs,
+    /// Takes a snapshot into a free slot.
+    Snapshot(Slot),
+    /// `get` through the snapshot in a slot.
+    SnapGet(Slot, Vec<u8>),
+    /// `scan` through the snapshot in a slot.
+    SnapScan(Slot, Bound<Vec<u8>>, Bound<Vec<u8>>),
+    /// Drops the snapshot in a slot.
+    DropSnapshot(Slot),
+    /// `get_with_ts` as of `back` commits before the latest, but not below the watermark.
+    GetAt(u8, Vec<u8>),
+    /// `scan_with_ts` as of `back` commits before the latest, but not below the watermark.
+    ScanAt(u8, Bound<Vec<u8>>, Bound<Vec<u8>>),
 }
 
 impl Op {
@@ -181,12 +189,39 @@ impl Op {
             Op::CloseReopen => Chapter::REOPEN,
             Op::CrashReopen => Chapter::WAL,
             Op::Batch(_) => Chapter::BATCH,
+            Op::LatestTs => Chapter::COMMIT_TS,
+            Op::Snapshot(_)
+            | Op::SnapGet(..)
+            | Op::SnapScan(..)
+            | Op::DropSnapshot(_)
+            | Op::GetAt(..)
+            | Op::ScanAt(..) => Chapter::SNAPSHOT,
         }
     }
 
     /// Whether it reads (its outcome is checked against the oracle's).
     pub fn is_read(&self) -> bool {
-        matches!(self, Op::Get(_) | Op::Scan(..) | Op::ScanPrefix(_))
+        matches!(
+            self,
+            Op::Get(_)
+                | Op::Scan(..)
+                | Op::ScanPrefix(_)
+                | Op::LatestTs
+                | Op::SnapGet(..)
+                | Op::SnapScan(..)
+                | Op::GetAt(..)
+                | Op::ScanAt(..)
+        )
+    }
+
+    /// Whether it commits (at the next timestamp).
+    pub fn commits(&self) -> bool {
+        matches!(self, Op::Put(..) | Op::Delete(_) | Op::Batch(_))
+    }
+
+    /// Whether it reopens the engine, dropping every snapshot.
+    pub fn reopens(&self) -> bool {
+        matches!(self, Op::CloseReopen | Op::CrashReopen)
     }
 }
 
@@ -205,274 +240,11 @@ impl Case {
             .map(Op::needs)
             .fold(self.config.needs(), Chapter::max)
     }
-
-    /// The case as text: the config line, then one operation a line.
-    pub fn to_text(&self) -> String {
-        let mut out = format!("{}\n", self.config);
-        for op in &self.ops {
-            out.push_str(&format!("{op}\n"));
-        }
-        out
-    }
-
-    /// Parses [`Case::to_text`]'s form; blank lines and `#` comments are skipped.
-    ///
-    /// # Errors
-    /// On a malformed line, with its line number.
-    pub fn parse(text: &str) -> Result<Self> {
-        let mut config = None;
-        let mut ops = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let parsed = if line.starts_with("config ") {
-                parse_config(line).map(|c| config = Some(c))
-            } else {
-                parse_op(line).map(|op| ops.push(op))
-            };
-            parsed.with_context(|| format!("line {}: `{line}`", i + 1))?;
-        }
-        let config = config.context("no `config ...` line")?;
-        Ok(Self { config, ops })
-    }
-}
-
-/// Bytes as a token: letters, digits and `_-.` as they are, anything else `\xNN`; `""` if empty.
-pub fn show(bytes: &[u8]) -> String {
-    if bytes.is_empty() {
-        return "\"\"".to_string();
-    }
-    let mut out = String::new();
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() || b"_-.".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    out
-}
-
-/// The inverse of [`show`].
-fn unshow(token: &str) -> Result<Vec<u8>> {
-    if token == "\"\"" {
-        return Ok(Vec::new());
-    }
-    let bytes = token.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' {
-            let hex = token
-                .get(i + 2..i + 4)
-                .filter(|_| bytes.get(i + 1) == Some(&b'x'))
-                .with_context(|| format!("bad escape in `{token}`: use \\xNN"))?;
-            out.push(u8::from_str_radix(hex, 16).with_context(|| format!("bad escape `{hex}`"))?);
-            i += 4;
-        } else if bytes[i].is_ascii_alphanumeric() || b"_-.".contains(&bytes[i]) {
-            out.push(bytes[i]);
-            i += 1;
-        } else {
-            bail!(
-                "`{token}`: write `{}` as \\x{:02x}",
-                bytes[i] as char,
-                bytes[i]
-            );
-        }
-    }
-    Ok(out)
-}
-
-fn show_lower(bound: &Bound<Vec<u8>>) -> String {
-    match bound {
-        Bound::Included(k) => format!(">={}", show(k)),
-        Bound::Excluded(k) => format!(">{}", show(k)),
-        Bound::Unbounded => "*".to_string(),
-    }
-}
-
-fn show_upper(bound: &Bound<Vec<u8>>) -> String {
-    match bound {
-        Bound::Included(k) => format!("<={}", show(k)),
-        Bound::Excluded(k) => format!("<{}", show(k)),
-        Bound::Unbounded => "*".to_string(),
-    }
-}
-
-fn parse_bound(token: &str, inclusive: &str, exclusive: &str) -> Result<Bound<Vec<u8>>> {
-    if token == "*" {
-        Ok(Bound::Unbounded)
-    } else if let Some(key) = token.strip_prefix(inclusive) {
-        Ok(Bound::Included(unshow(key)?))
-    } else if let Some(key) = token.strip_prefix(exclusive) {
-        Ok(Bound::Excluded(unshow(key)?))
-    } else {
-        bail!("a bound is `{inclusive}key`, `{exclusive}key` or `*`, not `{token}`")
-    }
-}
-
-impl fmt::Display for Op {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Op::Put(k, v) => write!(f, "put {} {}", show(k), show(v)),
-            Op::Delete(k) => write!(f, "delete {}", show(k)),
-            Op::Get(k) => write!(f, "get {}", show(k)),
-            Op::Scan(l, u) => write!(f, "scan {} {}", show_lower(l), show_upper(u)),
-            Op::ScanPrefix(p) => write!(f, "scan_prefix {}", show(p)),
-            Op::Freeze => write!(f, "freeze"),
-            Op::Flush => write!(f, "flush"),
-            Op::FullCompaction => write!(f, "full_compaction"),
-            Op::TriggerCompaction => write!(f, "trigger_compaction"),
-            Op::CloseReopen => write!(f, "close_reopen"),
-            Op::CrashReopen => write!(f, "crash_reopen"),
-            Op::Batch(records) => {
-                write!(f, "batch")?;
-                for record in records {
-                    match record {
-                        BatchOp::Put(k, v) => write!(f, " put:{}={}", show(k), show(v))?,
-                        BatchOp::Del(k) => write!(f, " del:{}", show(k))?,
-                    }
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-fn parse_config(line: &str) -> Result<Config> {
-    let mut config = Config {
-        strategy: Strategy::None,
-        wal: false,
-    };
-    for word in line.split_whitespace().skip(1) {
-        match word.split_once('=') {
-            Some(("strategy", name)) => {
-                config.strategy = *Strategy::ALL
-                    .iter()
-                    .find(|s| s.name() == name)
-                    .with_context(|| {
-                        format!("unknown strategy `{name}`: none, simple, tiered or leveled")
-                    })?;
-            }
-            Some(("wal", "on")) => config.wal = true,
-            Some(("wal", "off")) => config.wal = false,
-            _ => bail!("expected strategy=... or wal=on|off, not `{word}`"),
-        }
-    }
-    Ok(config)
-}
-
-/// Parses one operation line.
-///
-/// # Errors
-/// If the line is not an operation.
-pub fn parse_op(line: &str) -> Result<Op> {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let arg = |i: usize| -> Result<Vec<u8>> {
-        unshow(
-            words
-                .get(i)
-                .with_context(|| format!("`{}` needs more arguments", words[0]))?,
-        )
-    };
-    let done = |n: usize, op: Op| -> Result<Op> {
-        if words.len() != n {
-            bail!("`{}` takes {} argument(s)", words[0], n - 1);
-        }
-        Ok(op)
-    };
-    match words.first().copied() {
-        Some("put") => done(3, Op::Put(arg(1)?, arg(2)?)),
-        Some("delete") => done(2, Op::Delete(arg(1)?)),
-        Some("get") => done(2, Op::Get(arg(1)?)),
-        Some("scan") if words.len() == 3 => Ok(Op::Scan(
-            parse_bound(words[1], ">=", ">")?,
-            parse_bound(words[2], "<=", "<")?,
-        )),
-        Some("scan") => bail!("`scan` takes a lower and an upper bound"),
-        Some("scan_prefix") => done(2, Op::ScanPrefix(arg(1)?)),
-        Some("freeze") => done(1, Op::Freeze),
-        Some("flush") => done(1, Op::Flush),
-        Some("full_compaction") => done(1, Op::FullCompaction),
-        Some("trigger_compaction") => done(1, Op::TriggerCompaction),
-        Some("close_reopen") => done(1, Op::CloseReopen),
-        Some("crash_reopen") => done(1, Op::CrashReopen),
-        Some("batch") => {
-            let mut records = Vec::new();
-            for word in &words[1..] {
-                if let Some(rest) = word.strip_prefix("put:") {
-                    let (k, v) = rest
-                        .split_once('=')
-                        .context("a batch put is put:key=value")?;
-                    records.push(BatchOp::Put(unshow(k)?, unshow(v)?));
-                } else if let Some(k) = word.strip_prefix("del:") {
-                    records.push(BatchOp::Del(unshow(k)?));
-                } else {
-                    bail!("a batch record is put:key=value or del:key, not `{word}`");
-                }
-            }
-            Ok(Op::Batch(records))
-        }
-        _ => bail!("unknown operation"),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Every kind of operation survives a round trip through its text form, odd bytes included.
-    #[test]
-    fn text_form_round_trips() {
-        let case = Case {
-            config: Config {
-                strategy: Strategy::Tiered,
-                wal: true,
-            },
-            ops: vec![
-                Op::Put(b"k01".to_vec(), b"v 1\xff".to_vec()),
-                Op::Delete(b"k02".to_vec()),
-                Op::Get(b"".to_vec()),
-                Op::Scan(
-                    Bound::Included(b"k0".to_vec()),
-                    Bound::Excluded(b"k9".to_vec()),
-                ),
-                Op::Scan(
-                    Bound::Excluded(b"a".to_vec()),
-                    Bound::Included(b"b".to_vec()),
-                ),
-                Op::Scan(Bound::Unbounded, Bound::Unbounded),
-                Op::ScanPrefix(b"".to_vec()),
-                Op::Freeze,
-                Op::Flush,
-                Op::FullCompaction,
-                Op::TriggerCompaction,
-                Op::CloseReopen,
-                Op::CrashReopen,
-                Op::Batch(vec![
-                    BatchOp::Put(b"k=1".to_vec(), b"x".to_vec()),
-                    BatchOp::Del(b"k2".to_vec()),
-                ]),
-            ],
-        };
-        let text = case.to_text();
-        assert!(text.contains("put k01 v\\x201\\xff\n"), "{text}");
-        assert!(text.contains("scan >=k0 <k9\n"), "{text}");
-        assert!(text.contains("batch put:k\\x3d1=x del:k2\n"), "{text}");
-        assert_eq!(Case::parse(&text).unwrap(), case);
-    }
-
-    /// A malformed line is an error naming its line number.
-    #[test]
-    fn bad_lines_name_their_line() {
-        let err = |text: &str| format!("{:#}", Case::parse(text).unwrap_err());
-        assert!(err("config wal=on\nput k1\n").contains("line 2"));
-        assert!(err("config wal=on\nscan k1 <k2\n").contains("line 2"));
-        assert!(err("config strategy=fast\n").contains("unknown strategy"));
-        assert!(err("put k1 v1\n").contains("no `config"));
-    }
 
     /// Every chapter an operation names is a chapter of the course manifest, with the title
     /// that says what the operation needs: renumbering the course must update verify too.
@@ -499,6 +271,8 @@ mod tests {
         assert_eq!(title(Chapter::REOPEN), "Manifest");
         assert_eq!(title(Chapter::WAL), "Write-ahead log");
         assert_eq!(title(Chapter::BATCH), "Batch writes and checksums");
+        assert_eq!(title(Chapter::COMMIT_TS), "Commit timestamps");
+        assert_eq!(title(Chapter::SNAPSHOT), "Snapshots and the watermark");
     }
 
     /// A case needs the latest chapter of its operations and configuration.
@@ -514,6 +288,10 @@ mod tests {
         assert_eq!(case.needs(), Chapter::FLUSH);
         case.config.wal = true;
         assert_eq!(case.needs(), Chapter::WAL);
+        case.ops.push(Op::LatestTs);
+        assert_eq!(case.needs(), Chapter::COMMIT_TS);
+        case.ops.push(Op::GetAt(2, b"k".to_vec()));
+        assert_eq!(case.needs(), Chapter::SNAPSHOT);
         assert_eq!(Chapter::parse("week2_day6").unwrap(), Chapter::WAL);
         assert!(Chapter::parse("week2").is_err());
     }

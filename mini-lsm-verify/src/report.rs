@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use crate::ops::{Case, Chapter};
-use crate::run::{Divergence, Stub};
+use crate::run::{model_trace, Divergence, Stub};
 use crate::search::Failure;
 
 /// Who is compared with whom, for the wording.
@@ -22,16 +22,31 @@ pub fn indent(text: &str, by: &str) -> String {
     text.lines().map(|l| format!("{by}{l}\n")).collect()
 }
 
-/// The operations of a case, numbered, one a line, with the configuration first.
-pub fn listing(case: &Case, mark: Option<usize>) -> String {
+/// The operations of a case, numbered, one a line, with the configuration first; `stamped`
+/// (from week 3 day 3) adds the timestamp each write commits at and each read at an older
+/// timestamp reads at, as the model has them.
+pub fn listing(case: &Case, mark: Option<usize>, stamped: bool) -> String {
     let mut out = format!("    {}\n", case.config);
-    for (i, op) in case.ops.iter().enumerate() {
+    let trace = model_trace(&case.ops);
+    let ops: Vec<String> = case.ops.iter().map(ToString::to_string).collect();
+    let width = ops.iter().map(String::len).max().unwrap_or(0);
+    for (i, (op, step)) in ops.iter().zip(&trace).enumerate() {
         let arrow = if Some(i) == mark {
             "   <- diverges"
         } else {
             ""
         };
-        let _ = writeln!(out, "    #{i:<3} {op}{arrow}");
+        let stamp = match (step.commit_ts, step.read_ts) {
+            (Some(ts), _) => format!("ts {ts}"),
+            (_, Some(ts)) => format!("as of ts {ts}"),
+            _ => String::new(),
+        };
+        let line = if stamped {
+            format!("    #{i:<3} {op:<width$}   {stamp:<11}{arrow}")
+        } else {
+            format!("    #{i:<3} {op}{arrow}")
+        };
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     out
 }
@@ -48,8 +63,8 @@ pub fn summary(case: &Case, d: &Divergence, sides: Sides) -> String {
     )
 }
 
-/// The whole report of a failure.
-pub fn failure(f: &Failure, sides: Sides) -> String {
+/// The whole report of a failure; `stamped` as for [`listing`].
+pub fn failure(f: &Failure, sides: Sides, stamped: bool) -> String {
     let d = &f.divergence;
     let mut out = String::new();
     let _ = writeln!(
@@ -67,7 +82,7 @@ pub fn failure(f: &Failure, sides: Sides) -> String {
         f.shrunk.ops.len(),
         f.shrink_elapsed
     );
-    out.push_str(&listing(&f.shrunk, d.at));
+    out.push_str(&listing(&f.shrunk, d.at, stamped));
     let _ = writeln!(out, "\nAt {}.", summary(&f.shrunk, d, sides));
     let after =
         d.at.map_or("at open".to_string(), |i| format!("after op #{i}"));
@@ -191,7 +206,7 @@ mod tests {
             subject: "your engine",
             oracle: "the reference",
         };
-        let text = failure(&f, sides);
+        let text = failure(&f, sides, false);
         assert!(text.contains("    #1   get k1   <- diverges\n"), "{text}");
         assert!(
             text.contains("At op #1 `get k1`: your engine returned None, the reference Some(v1)."),

@@ -7,8 +7,8 @@ use std::fmt::Write;
 use std::ops::Bound;
 
 use crate::engines::{settings, Reply};
-use crate::ops::{BatchOp, Case, Op, Strategy};
-use crate::run::model_replies;
+use crate::ops::{BatchOp, Case, Op, Strategy, SLOTS};
+use crate::run::model_trace;
 
 /// A byte-string literal: `b"k01"`.
 fn lit(bytes: &[u8]) -> String {
@@ -74,9 +74,14 @@ pub fn compaction_code(strategy: Strategy) -> String {
 /// The `#[test]` function `name` that runs `case` and asserts the model's answer to each read;
 /// `doc` is its one-line doc.
 pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
-    let replies = model_replies(&case.ops);
+    let trace = model_trace(&case.ops);
     let has = |f: fn(&Op) -> bool| case.ops.iter().any(f);
-    let scans = has(|op| matches!(op, Op::Scan(..) | Op::ScanPrefix(_)));
+    let scans = has(|op| {
+        matches!(
+            op,
+            Op::Scan(..) | Op::ScanPrefix(_) | Op::SnapScan(..) | Op::ScanAt(..)
+        )
+    });
     let crashes = case.config.wal && has(|op| matches!(op, Op::CrashReopen));
     let mut out = String::new();
     let mut line = |text: &str| {
@@ -96,7 +101,7 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
         line("    use crate::lsm_storage::WriteBatchRecord;");
     }
     line("    use crate::lsm_storage::{LsmStorageInner, LsmStorageOptions};");
-    if has(|op| matches!(op, Op::Scan(..))) {
+    if has(|op| matches!(op, Op::Scan(..) | Op::SnapScan(..) | Op::ScanAt(..))) {
         line("    use std::ops::Bound;");
     }
     line("");
@@ -134,7 +139,7 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
         settings::DIR
     ));
     line("    };");
-    if case.ops.iter().any(Op::is_read) {
+    if has(|op| op.is_read() && *op != Op::LatestTs) {
         line("    // Reads are compared as text, so that a failure reads well.");
         line("    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();");
     }
@@ -157,43 +162,67 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
         "    let fs = MemFs::new();"
     });
     line("    let mut engine = open(&fs);");
-    for (i, (op, reply)) in case.ops.iter().zip(&replies).enumerate() {
+    // The slots that hold a snapshot: each is a local `s<slot>` borrowing `engine`, dropped
+    // before the engine is.
+    let mut held = [false; SLOTS];
+    let drop_snapshots = |line: &mut dyn FnMut(&str), held: &mut [bool; SLOTS]| {
+        for (slot, h) in held.iter_mut().enumerate() {
+            if std::mem::take(h) {
+                line(&format!("    drop(s{slot});"));
+            }
+        }
+    };
+    for (i, (op, step)) in case.ops.iter().zip(&trace).enumerate() {
         // The assertion's message: a string literal whose `{}` shows the engine's dump.
         let what = format!("{:?}", format!("op #{i} `{op}`\n{{}}"));
-        line(&format!("    // #{i}: {op}"));
+        let as_of = step
+            .read_ts
+            .map_or(String::new(), |ts| format!(" (as of ts {ts})"));
+        line(&format!("    // #{i}: {op}{as_of}"));
+        let ts = step.read_ts.unwrap_or_default();
+        let get = |call: String, want: &Option<Vec<u8>>| {
+            let want = match want {
+                Some(v) => format!("Some({}.to_string())", text(v)),
+                None => "None".to_string(),
+            };
+            format!(
+                "    assert_eq!({call}.unwrap().map(|v| text(&v)), {want}, {what}, engine.dump());"
+            )
+        };
+        let scan = |call: String, want: &[(Vec<u8>, Vec<u8>)]| {
+            format!(
+                "    assert_eq!(collect({call}.unwrap()), pairs(&{}), {what}, engine.dump());",
+                entries(want)
+            )
+        };
+        let reply = match &step.reply {
+            Ok(reply) => reply,
+            Err(e) => {
+                line(&format!("    // (skipped: {e})"));
+                continue;
+            }
+        };
         match (op, reply) {
-            (Op::Put(k, v), _) => line(&format!(
-                "    engine.put({}, {}).unwrap();",
-                lit(k),
-                lit(v)
-            )),
+            (Op::Put(k, v), _) => {
+                line(&format!("    engine.put({}, {}).unwrap();", lit(k), lit(v)))
+            }
             (Op::Delete(k), _) => line(&format!("    engine.delete({}).unwrap();", lit(k))),
             (Op::Get(k), Reply::Value(want)) => {
-                let want = match want {
-                    Some(v) => format!("Some({}.to_string())", text(v)),
-                    None => "None".to_string(),
-                };
-                line(&format!(
-                    "    assert_eq!(engine.get({}).unwrap().map(|v| text(&v)), {want}, {what}, engine.dump());",
-                    lit(k)
-                ));
+                line(&get(format!("engine.get({})", lit(k)), want));
             }
-            (Op::Scan(l, u), Reply::Entries(want)) => line(&format!(
-                "    assert_eq!(collect(engine.scan({}, {}).unwrap()), pairs(&{}), {what}, engine.dump());",
-                bound(l),
-                bound(u),
-                entries(want)
+            (Op::Scan(l, u), Reply::Entries(want)) => line(&scan(
+                format!("engine.scan({}, {})", bound(l), bound(u)),
+                want,
             )),
-            (Op::ScanPrefix(p), Reply::Entries(want)) => line(&format!(
-                "    assert_eq!(collect(engine.scan_prefix({}).unwrap()), pairs(&{}), {what}, engine.dump());",
-                lit(p),
-                entries(want)
-            )),
+            (Op::ScanPrefix(p), Reply::Entries(want)) => {
+                line(&scan(format!("engine.scan_prefix({})", lit(p)), want))
+            }
             (Op::Freeze, _) => line("    engine.freeze_memtable().unwrap();"),
             (Op::Flush, _) => line("    engine.force_flush_next_imm_memtable().unwrap();"),
             (Op::FullCompaction, _) => line("    engine.force_full_compaction().unwrap();"),
             (Op::TriggerCompaction, _) => line("    engine.trigger_compaction().unwrap();"),
             (Op::CloseReopen, _) => {
+                drop_snapshots(&mut line, &mut held);
                 if case.config.wal {
                     line("    engine.sync().unwrap(); // close: the logs hold every write");
                 } else {
@@ -209,9 +238,11 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
                 line("    engine = open(&fs);");
             }
             (Op::CrashReopen, _) if !case.config.wal => {
+                drop_snapshots(&mut line, &mut held);
                 line("    // (no log: verify skips the crash)");
             }
             (Op::CrashReopen, _) => {
+                drop_snapshots(&mut line, &mut held);
                 line("    engine.sync().unwrap();");
                 line("    fs = fs.crash_now(false); // what survives the power cut");
                 line("    drop(engine);");
@@ -232,6 +263,31 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
                     shown.join(", ")
                 ));
             }
+            (Op::LatestTs, Reply::Ts(want)) => line(&format!(
+                "    assert_eq!(engine.latest_commit_ts(), {want}, {what}, engine.dump());"
+            )),
+            (Op::Snapshot(s), _) => {
+                held[usize::from(*s)] = true;
+                line(&format!("    let s{s} = engine.new_snapshot();"));
+            }
+            (Op::DropSnapshot(s), _) => {
+                held[usize::from(*s)] = false;
+                line(&format!("    drop(s{s});"));
+            }
+            (Op::SnapGet(s, k), Reply::Value(want)) => {
+                line(&get(format!("s{s}.get({})", lit(k)), want));
+            }
+            (Op::SnapScan(s, l, u), Reply::Entries(want)) => line(&scan(
+                format!("s{s}.scan({}, {})", bound(l), bound(u)),
+                want,
+            )),
+            (Op::GetAt(_, k), Reply::Value(want)) => {
+                line(&get(format!("engine.get_with_ts({}, {ts})", lit(k)), want));
+            }
+            (Op::ScanAt(_, l, u), Reply::Entries(want)) => line(&scan(
+                format!("engine.scan_with_ts({}, {}, {ts})", bound(l), bound(u)),
+                want,
+            )),
             (op, reply) => unreachable!("the model replied {reply:?} to {op}"),
         }
     }
@@ -239,6 +295,7 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
         .ops
         .iter()
         .any(|op| matches!(op, Op::CloseReopen) || (crashes && matches!(op, Op::CrashReopen)));
+    drop_snapshots(&mut line, &mut held);
     if !reopens {
         // `engine` is reassigned only by a reopen; without one, `mut` would be a warning.
         out = out.replace(
@@ -284,6 +341,34 @@ mod tests {
             "collect(engine.scan(Bound::Excluded(&b\"k00\"[..]), Bound::Unbounded).unwrap()), pairs(&[(\"k01\", \"v1\")])"
         ));
         assert!(test.contains("let mut engine = open(&fs);"));
+    }
+
+    /// Snapshots are locals that borrow the engine, dropped before a reopen and before the
+    /// engine; reads through them, and at older timestamps, assert the model's answer at the
+    /// timestamp the model resolved.
+    #[test]
+    fn snapshots_are_locals_dropped_in_time() {
+        let case = Case::parse(
+            "config strategy=none wal=off\nput k01 v1\nsnapshot s1\nput k01 v2\nsnapshot s0\n\
+             put k01 v3\nsnap_get s1 k01\nget_at -5 k01\nscan_at -1 * *\nlatest_ts\n\
+             close_reopen\nsnapshot s2\nsnap_scan s2 >=k01 *\n",
+        )
+        .unwrap();
+        let test = rust_test(&case, "verify_case_8", "Found by verify.");
+        let expect = [
+            "    let s1 = engine.new_snapshot();\n",
+            "    // #5: snap_get s1 k01 (as of ts 1)\n",
+            "assert_eq!(s1.get(b\"k01\").unwrap().map(|v| text(&v)), Some(\"v1\".to_string()),",
+            "assert_eq!(engine.get_with_ts(b\"k01\", 1).unwrap()",
+            "assert_eq!(collect(engine.scan_with_ts(Bound::Unbounded, Bound::Unbounded, 2).unwrap()), pairs(&[(\"k01\", \"v2\")])",
+            "assert_eq!(engine.latest_commit_ts(), 3,",
+            "    drop(s0);\n    drop(s1);\n    // close: without a log",
+            "collect(s2.scan(Bound::Included(&b\"k01\"[..]), Bound::Unbounded).unwrap()), pairs(&[(\"k01\", \"v3\")])",
+            "    drop(s2);\n    drop(engine);\n}\n",
+        ];
+        for wanted in expect {
+            assert!(test.contains(wanted), "no `{wanted}` in:\n{test}");
+        }
     }
 
     /// The strategy's code is exactly how the engine's own `Debug` prints the options verify

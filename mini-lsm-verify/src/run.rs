@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::engines::{Engine, Opener, Reply};
-use crate::ops::{show, Case, Chapter, Op};
+use crate::ops::{Case, Chapter, Op};
+use crate::text::show;
 
 /// A task stub the engine reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +83,7 @@ impl fmt::Display for Step {
             Step::Reply(Reply::Done) => write!(f, "ok"),
             Step::Reply(Reply::Value(None)) => write!(f, "None"),
             Step::Reply(Reply::Value(Some(v))) => write!(f, "Some({})", show(v)),
+            Step::Reply(Reply::Ts(ts)) => write!(f, "ts {ts}"),
             Step::Reply(Reply::Entries(entries)) => {
                 let shown: Vec<String> = entries
                     .iter()
@@ -244,11 +246,26 @@ pub fn run_case(case: &Case, subject: Opener<'_>, oracle: Opener<'_>) -> CaseOut
     CaseOutcome::Pass { reads }
 }
 
-/// The replies the model gives to `ops` (for the printed test's assertions).
-pub fn model_replies(ops: &[Op]) -> Vec<Reply> {
+/// What the model did at one operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Traced {
+    /// Its reply, or why it refused the operation (only a hand-written case misuses a slot).
+    pub reply: Result<Reply, String>,
+    /// The timestamp it read at, if not the latest commit (a snapshot's, or an older one).
+    pub read_ts: Option<u64>,
+    /// The timestamp it committed at, if it wrote.
+    pub commit_ts: Option<u64>,
+}
+
+/// What the model does at each of `ops` (for the printed test's assertions and the listings).
+pub fn model_trace(ops: &[Op]) -> Vec<Traced> {
     let mut model = crate::model::Model::new();
     ops.iter()
-        .map(|op| model.apply(op).expect("the model never fails"))
+        .map(|op| Traced {
+            read_ts: model.read_ts(op),
+            commit_ts: model.commit_ts(op),
+            reply: model.apply(op).map_err(|e| format!("{e:#}")),
+        })
         .collect()
 }
 

@@ -4,8 +4,9 @@
 //! Case `i` of a run with seed `S` is generated from seed `S + i` alone, so `--seed S+i --cases 1`
 //! replays exactly that case. Each case gets its own proptest `TestRunner`; when it fails, the
 //! runner shrinks it (dropping operations, simplifying the rest, keeping every change after which
-//! the case still fails: see [`crate::gen`]), and the shrunk case is run once more for its
-//! report and dumps.
+//! the case still fails: see [`crate::gen`]); then verify shrinks it on, deleting again,
+//! replacing runs of writes that only fill the memtable with one `freeze` and dropping records
+//! of batches; and the shrunk case is run once more for its report and dumps.
 
 use std::cell::RefCell;
 use std::sync::atomic::Ordering::SeqCst;
@@ -19,7 +20,7 @@ use proptest::test_runner::{
 use proptest_state_machine::strategy::Sequential;
 
 use crate::engines::Opener;
-use crate::gen::{self, Mix};
+use crate::gen::{self, Mix, State};
 use crate::ops::{Case, Config, Op};
 use crate::run::{run_case, CaseOutcome, Divergence, Stub};
 
@@ -138,30 +139,126 @@ impl Search<'_> {
             let strategy = Sequential::new(
                 (len..=len).into(),
                 {
-                    let config = case.config;
-                    move || Just((config, 0usize)).boxed()
+                    let state = State::new(case.config);
+                    move || Just((state, 0usize)).boxed()
                 },
-                |state: &(Config, usize), op: &Op| gen::allowed(state.0, op),
-                move |state: &(Config, usize)| Just(ops[state.1].clone()).boxed(),
-                |(config, i), _| (config, i + 1),
+                |state: &(State, usize), op: &Op| state.0.allows(op),
+                move |state: &(State, usize)| Just(ops[state.1].clone()).boxed(),
+                |(state, i), op| (state.after(op), i + 1),
             );
             let result = self
                 .runner(0, deadline)
                 .run(&strategy, |(state, ops, seen)| {
                     let case = Case {
-                        config: state.0,
+                        config: state.0.config,
                         ops,
                     };
                     check(self, &case, seen.as_deref(), &|_| {})
                 });
             match result {
-                Err(TestError::Fail(_, ((config, _), ops, _))) if ops.len() < case.ops.len() => {
-                    case = Case { config, ops };
+                Err(TestError::Fail(_, ((state, _), ops, _))) if ops.len() < case.ops.len() => {
+                    case = Case {
+                        config: state.config,
+                        ops,
+                    };
                 }
                 _ => break,
             }
         }
         case
+    }
+
+    /// Replaces a run of two or more operations with one `freeze`, there or just before a later
+    /// `flush`, the longest run first, if the case still diverges after it: a bug that needs data
+    /// in an SST is often found with writes that only fill the memtable until it freezes by
+    /// itself, and none of those writes can be deleted alone (the freeze would then come later,
+    /// or never). Returns the shorter case.
+    fn freeze_runs(&self, case: &Case, deadline: Instant) -> Option<Case> {
+        let n = case.ops.len();
+        for len in (2..n).rev() {
+            for start in 0..=n - len {
+                let mut without = case.ops[..start].to_vec();
+                without.extend_from_slice(&case.ops[start + len..]);
+                let flushes = (start..without.len()).filter(|&i| without[i] == Op::Flush);
+                for at in std::iter::once(start).chain(flushes) {
+                    if Instant::now() >= deadline {
+                        return None;
+                    }
+                    let mut ops = without.clone();
+                    ops.insert(at, Op::Freeze);
+                    if let Some(shorter) = self.still_diverges(case.config, ops) {
+                        return Some(shorter);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// The case of `config` and `ops`, cut after its divergence, if every operation is allowed
+    /// where it stands and the case still diverges.
+    fn still_diverges(&self, config: Config, ops: Vec<Op>) -> Option<Case> {
+        let candidate = Case { config, ops };
+        let mut state = State::new(config);
+        let allowed = candidate.ops.iter().all(|op| {
+            let ok = state.allows(op);
+            state = state.after(op);
+            ok
+        });
+        if !allowed {
+            return None;
+        }
+        match run_case(&candidate, self.subject, self.oracle) {
+            CaseOutcome::Diverged(d) => Some(cut(&candidate, d.at)),
+            _ => None,
+        }
+    }
+
+    /// Drops one record of a batch, if the case still diverges without it: proptest simplifies
+    /// an operation once, and a batch it could not simplify then keeps records it does not need.
+    fn thin_batches(&self, case: &Case, deadline: Instant) -> Option<Case> {
+        for (i, op) in case.ops.iter().enumerate() {
+            let Op::Batch(records) = op else { continue };
+            if records.len() < 2 {
+                continue;
+            }
+            for j in 0..records.len() {
+                if Instant::now() >= deadline {
+                    return None;
+                }
+                let mut ops = case.ops.clone();
+                let mut fewer = records.clone();
+                fewer.remove(j);
+                ops[i] = Op::Batch(fewer);
+                if let Some(thinner) = self.still_diverges(case.config, ops) {
+                    return Some(thinner);
+                }
+            }
+        }
+        None
+    }
+
+    /// Shrinks a case proptest has shrunk: [`Self::reshrink`], then [`Self::freeze_runs`] or
+    /// [`Self::thin_batches`], and again, until none makes it smaller or the time is up. A case
+    /// that stopped at a stub is only reshrunk (a freeze would not bring it nearer the stub).
+    pub fn minimize(&self, mut case: Case, deadline: Instant) -> Case {
+        loop {
+            case = self.reshrink(case, deadline);
+            let diverges = matches!(
+                run_case(&case, self.subject, self.oracle),
+                CaseOutcome::Diverged(_)
+            );
+            let smaller = diverges
+                .then(|| {
+                    self.freeze_runs(&case, deadline)
+                        .or_else(|| self.thin_batches(&case, deadline))
+                })
+                .flatten();
+            match smaller {
+                Some(smaller) => case = smaller,
+                None => return case,
+            }
+        }
     }
 
     /// Runs the search; `progress` is called after each case with the number of cases so far.
@@ -185,8 +282,11 @@ impl Search<'_> {
             let shrink_started = RefCell::new(None::<Instant>);
             let result = self
                 .runner(seed, deadline)
-                .run(&strategy, |(config, ops, seen)| {
-                    let case = Case { config, ops };
+                .run(&strategy, |(state, ops, seen)| {
+                    let case = Case {
+                        config: state.config,
+                        ops,
+                    };
                     let result = check(self, &case, seen.as_deref(), &|r| {
                         *last_reads.borrow_mut() = r;
                     });
@@ -206,9 +306,13 @@ impl Search<'_> {
                     reads += *last_reads.borrow();
                     continue;
                 }
-                Err(TestError::Fail(_, (config, ops, _))) => {
-                    self.reshrink(Case { config, ops }, deadline)
-                }
+                Err(TestError::Fail(_, (state, ops, _))) => self.minimize(
+                    Case {
+                        config: state.config,
+                        ops,
+                    },
+                    deadline,
+                ),
                 Err(TestError::Abort(reason)) => {
                     unreachable!("a case is never rejected: {reason}")
                 }

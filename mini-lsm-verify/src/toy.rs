@@ -22,6 +22,8 @@ pub struct Toy {
     ssts: Vec<Layer>,
     /// The planted bug: a flush forgets the tombstones.
     pub drops_tombstones: bool,
+    /// Freeze the memtable by itself once it holds this many keys, as an engine does by size.
+    pub auto_freeze: Option<usize>,
 }
 
 impl Toy {
@@ -83,6 +85,11 @@ impl Engine for Toy {
                 }
             }
             Op::FullCompaction | Op::TriggerCompaction | Op::CloseReopen | Op::CrashReopen => {}
+            // Its tests run the operations of week 1 only.
+            op => anyhow::bail!("the toy has no timestamps: `{op}`"),
+        }
+        if self.auto_freeze.is_some_and(|n| self.memtable.len() >= n) {
+            self.frozen.insert(0, std::mem::take(&mut self.memtable));
         }
         Ok(Reply::Done)
     }
@@ -250,6 +257,59 @@ mod tests {
             }
             other => panic!("a correct store failed: {other:?}"),
         }
+    }
+
+    /// Writes that only fill a memtable until it freezes by itself give way to one `freeze`:
+    /// a case of nine operations, none of which can be deleted alone, shrinks to the seven the
+    /// bug needs; and a batch keeps only the records the bug needs.
+    #[test]
+    fn filler_writes_give_way_to_a_freeze() {
+        let toy = |_: Config| -> Result<Box<dyn Engine>> {
+            Ok(Box::new(Toy {
+                drops_tombstones: true,
+                auto_freeze: Some(3),
+                ..Toy::default()
+            }))
+        };
+        let model =
+            |_: Config| -> Result<Box<dyn Engine>> { Ok(Box::new(crate::model::Model::new())) };
+        let search = Search {
+            mix: Mix {
+                upto: Chapter::FLUSH,
+            },
+            max_ops: 100,
+            seed: 1,
+            budget: Budget {
+                cases: Some(1),
+                time: None,
+            },
+            shrink_time: Duration::from_secs(30),
+            subject: &toy,
+            oracle: &model,
+        };
+        let case = crate::ops::Case::parse(
+            "config strategy=none wal=off\nput k00 v0\nput k01 v0\nput k02 v0\nflush\n\
+             delete k00\nput k03 v0\nput k04 v0\nflush\nget k00\n",
+        )
+        .unwrap();
+        let deadline = || std::time::Instant::now() + Duration::from_secs(30);
+        let shrunk = search.minimize(case, deadline());
+        assert_eq!(
+            shrunk.to_text(),
+            "config strategy=none wal=off\nput k00 v0\nfreeze\nflush\ndelete k00\nfreeze\n\
+             flush\nget k00\n"
+        );
+        let case = crate::ops::Case::parse(
+            "config strategy=none wal=off\nbatch put:k07=v1 put:k00=v2\nfreeze\n\
+             flush\ndelete k00\nfreeze\nflush\nget k00\n",
+        )
+        .unwrap();
+        let shrunk = search.minimize(case, deadline());
+        assert_eq!(
+            shrunk.to_text(),
+            "config strategy=none wal=off\nbatch put:k00=v2\nfreeze\nflush\ndelete k00\n\
+             freeze\nflush\nget k00\n"
+        );
     }
 
     /// Without the bug, the toy agrees with the model on every case, and the cases did read

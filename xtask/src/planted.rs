@@ -1,9 +1,10 @@
 //! `cargo x verify --planted`: proves that verify finds the bugs it is for, and shrinks them.
 //!
 //! It generates a copy of the reference (the checkpoint of the last chapter, in a scratch
-//! workspace under `target/xtask/scratch/planted/`), plants four bugs in it behind one runtime
-//! switch, `MINI_LSM_PLANTED=<bug>` (so that one build serves all four), builds `mini-lsm-verify`
-//! against that copy, and runs it once per bug with a fixed seed and a time bound:
+//! workspace under `target/xtask/scratch/planted/`), plants its bugs in it behind one runtime
+//! switch, `MINI_LSM_PLANTED=<bug>` (so that one build serves them all), builds
+//! `mini-lsm-verify` against that copy, and runs it once per bug with a fixed seed and a time
+//! bound:
 //!
 //! | bug         | what is planted                                                     |
 //! |-------------|---------------------------------------------------------------------|
@@ -13,6 +14,12 @@
 //! |             | upper bound is skipped                                              |
 //! | `tombstone` | a flush drops the memtable's tombstones                             |
 //! | `wal`       | `open` does not replay the logs                                     |
+//! | `excluded`  | an excluded lower bound seeks to the key's newest version and steps |
+//! |             | past it alone, so an SST scan leaks the next older version          |
+//! | `watermark` | the watermark is the newest snapshot's timestamp, not the oldest:   |
+//! |             | compaction drops versions that an older live snapshot reads         |
+//! | `commit_ts` | `open` recovers the latest commit timestamp from the manifest and   |
+//! |             | the SSTs but not from the replayed logs, so it goes back in time    |
 //!
 //! Each must be found and shrunk to at most [`MAX_SHRUNK`] operations. Then the `#[test]` that
 //! verify printed for each is compiled into the copy and run: it must fail with its bug planted
@@ -52,8 +59,8 @@ pub struct Bug {
     pub replace: &'static str,
 }
 
-/// The bugs the issue names.
-pub const BUGS: [Bug; 4] = [
+/// The bugs the issues name.
+pub const BUGS: [Bug; 7] = [
     Bug {
         name: "merge",
         what: "newest-wins reversed: a key's versions merge oldest first",
@@ -83,6 +90,36 @@ pub const BUGS: [Bug; 4] = [
         file: "lsm_storage/recovery.rs",
         find: "if options.enable_wal {",
         replace: "if options.enable_wal && !crate::planted(\"wal\") {",
+    },
+    Bug {
+        name: "excluded",
+        what: "an excluded lower bound skips only a key's newest version",
+        // Week 1's seek (land on the key, step past it once) with versions in the table: the
+        // seek lands on the newest version, and the step leaves the older ones in the scan.
+        file: "lsm_storage/read.rs",
+        find: "let mut iter = to_key(source, KeySlice::from_slice_ts(key, ts))?;",
+        replace: "if crate::planted(\"excluded\") {\n\
+                  let mut iter = to_key(source, KeySlice::from_slice_ts(key, TS_RANGE_BEGIN))?;\n\
+                  if exclusive && iter.is_valid() && iter.key().key_ref() == key { iter.next()?; }\n\
+                  return Ok(iter);\n\
+                  }\n\
+                  let mut iter = to_key(source, KeySlice::from_slice_ts(key, ts))?;",
+    },
+    Bug {
+        name: "watermark",
+        what: "the watermark is the newest snapshot, ignoring older ones",
+        file: "mvcc/watermark.rs",
+        find: "self.readers.keys().next().copied()",
+        replace: "if crate::planted(\"watermark\") { self.readers.keys().next_back().copied() } \
+                  else { self.readers.keys().next().copied() }",
+    },
+    Bug {
+        name: "commit_ts",
+        what: "the logs' commit timestamps not recovered at open",
+        file: "lsm_storage/recovery.rs",
+        find: ".chain([manifest_ts, replayed_ts])",
+        replace: ".chain(if crate::planted(\"commit_ts\") { vec![manifest_ts] } \
+                  else { vec![manifest_ts, replayed_ts] })",
     },
 ];
 
@@ -115,6 +152,27 @@ pub fn apply(bug: &Bug, text: &str) -> Result<String> {
         );
     }
     Ok(text.replacen(bug.find, bug.replace, 1))
+}
+
+/// Every file the bugs patch, with all its patches applied; `read` reads a file under `src/`.
+/// One file may take several patches: each applies to the text the ones before it left.
+///
+/// # Errors
+/// If a file cannot be read, or a patch does not apply.
+pub fn patch_all(read: impl Fn(&str) -> Result<String>) -> Result<Vec<(&'static str, String)>> {
+    let mut patched: Vec<(&'static str, String)> = Vec::new();
+    for bug in &BUGS {
+        let at = match patched.iter().position(|(file, _)| *file == bug.file) {
+            Some(at) => at,
+            None => {
+                let text = read(bug.file).with_context(|| format!("planted bug `{}`", bug.name))?;
+                patched.push((bug.file, text));
+                patched.len() - 1
+            }
+        };
+        patched[at].1 = apply(bug, &patched[at].1)?;
+    }
+    Ok(patched)
 }
 
 /// Writes `text` to `path` unless it is there already (so that cargo does not rebuild).
@@ -153,12 +211,9 @@ fn write_workspace(root: &Path, manifest: &Manifest, dir: &Path) -> Result<()> {
     )?;
     let patched_dir = dir.join("patched");
     std::fs::create_dir_all(&patched_dir)?;
-    let mut patched = Vec::new();
-    for bug in &BUGS {
-        let text = std::fs::read_to_string(staging.join(bug.file))
-            .with_context(|| format!("planted bug `{}`: reading src/{}", bug.name, bug.file))?;
-        patched.push((bug.file, apply(bug, &text)?));
-    }
+    let mut patched = patch_all(|file| {
+        std::fs::read_to_string(staging.join(file)).with_context(|| format!("reading src/{file}"))
+    })?;
     let lib = std::fs::read_to_string(staging.join("lib.rs"))?;
     patched.push(("lib.rs", format!("{lib}{SWITCH}")));
     let aside: Vec<PathBuf> = patched
@@ -207,10 +262,13 @@ fn write_workspace(root: &Path, manifest: &Manifest, dir: &Path) -> Result<()> {
     write_if_changed(&verify.join("Cargo.toml"), &verify_toml)?;
     let verify_src = verify.join("src");
     std::fs::create_dir_all(&verify_src)?;
-    for entry in std::fs::read_dir(root.join("mini-lsm-verify/src"))? {
-        let path = entry?.path();
-        let text = std::fs::read_to_string(&path)?;
-        write_if_changed(&verify_src.join(path.file_name().expect("a file")), &text)?;
+    let verify_from = root.join("mini-lsm-verify/src");
+    for path in crate::util::walk_rs(&verify_from)? {
+        let dest = verify_src.join(path.strip_prefix(&verify_from)?);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        write_if_changed(&dest, &std::fs::read_to_string(&path)?)?;
     }
     let root_toml = std::fs::read_to_string(root.join("Cargo.toml"))?;
     let profiles = root_toml.find("[profile").map_or("", |at| &root_toml[at..]);
@@ -305,7 +363,10 @@ pub fn planted(root: &Path, manifest: &Manifest, time: &str) -> Result<Vec<Strin
     let started = Instant::now();
     let target = target_dir(root)?;
     let dir = target.join("xtask/scratch/planted");
-    step("planted bugs: a copy of the reference with four bugs behind MINI_LSM_PLANTED");
+    step(&format!(
+        "planted bugs: a copy of the reference with {} bugs behind MINI_LSM_PLANTED",
+        BUGS.len()
+    ));
     write_workspace(root, manifest, &dir)?;
     let target_env = target.display().to_string();
     let build = cargo_build(
@@ -454,15 +515,20 @@ fn check_repros(root: &Path, dir: &Path, outcomes: &mut [(&Bug, Outcome)]) -> Re
 mod tests {
     use super::*;
 
-    /// Every patch applies to today's reference: its code is there exactly once.
+    /// Every patch applies to today's reference, after the others of its file: its code is
+    /// there exactly once.
     #[test]
     fn every_patch_applies_to_the_reference() {
         let root = crate::util::root().unwrap();
+        let patched = patch_all(|file| {
+            Ok(std::fs::read_to_string(
+                root.join("mini-lsm-ref/src").join(file),
+            )?)
+        })
+        .unwrap();
         for bug in &BUGS {
-            let text =
-                std::fs::read_to_string(root.join("mini-lsm-ref/src").join(bug.file)).unwrap();
-            let patched = apply(bug, &text).unwrap();
-            assert!(patched.contains(&format!("crate::planted(\"{}\")", bug.name)));
+            let (_, text) = patched.iter().find(|(f, _)| *f == bug.file).unwrap();
+            assert!(text.contains(&format!("crate::planted(\"{}\")", bug.name)));
         }
     }
 
