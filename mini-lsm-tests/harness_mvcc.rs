@@ -232,9 +232,12 @@ pub(crate) fn txn_options(level: Isolation) -> LsmStorageOptions {
     options
 }
 
+/// A scan's bounds, owned.
+pub(crate) type OwnedRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
 /// A scan range in a script's notation: `..`, `a..`, `a..c`, `a..=c`, `..c`, `..=c` (the lower
 /// bound included, as in Rust).
-fn parse_range(text: &str) -> Option<(Bound<Vec<u8>>, Bound<Vec<u8>>)> {
+fn parse_range(text: &str) -> Option<OwnedRange> {
     let (lower, upper) = text.split_once("..")?;
     let lower = match lower {
         "" => Bound::Unbounded,
@@ -249,7 +252,7 @@ fn parse_range(text: &str) -> Option<(Bound<Vec<u8>>, Bound<Vec<u8>>)> {
 }
 
 /// Borrows a range's bounds.
-fn bounds(range: &(Bound<Vec<u8>>, Bound<Vec<u8>>)) -> (Bound<&[u8]>, Bound<&[u8]>) {
+pub(crate) fn bounds(range: &OwnedRange) -> (Bound<&[u8]>, Bound<&[u8]>) {
     (
         range.0.as_ref().map(Vec::as_slice),
         range.1.as_ref().map(Vec::as_slice),
@@ -386,13 +389,8 @@ fn run_step<'a>(
             collect(inner.scan(lower, upper))
         }
         ["flush"] => {
-            let flushed = inner.force_freeze_memtable(&inner.state_lock.lock());
-            ok(flushed.and_then(|()| {
-                while !inner.snapshot().imm_memtables.is_empty() {
-                    inner.force_flush_next_imm_memtable()?;
-                }
-                Ok(())
-            }))
+            super::compaction::flush_all(inner);
+            Ok("ok".to_string())
         }
         [t, "begin"] if is_txn(t) => {
             let txn = inner.new_txn();

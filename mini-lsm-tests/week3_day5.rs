@@ -188,7 +188,7 @@ fn test_task2_scan_of_an_empty_range_is_empty() {
         txn.put(key, b"mine").unwrap();
     }
     use Bound::{Excluded, Included};
-    let ranges: [(Bound<&[u8]>, Bound<&[u8]>); 4] = [
+    let ranges: [Range; 4] = [
         (Included(b"c"), Included(b"a")),
         (Excluded(b"b"), Excluded(b"b")),
         (Included(b"b"), Excluded(b"b")),

@@ -201,8 +201,8 @@ pub enum Conflict {
     /// Serializable: the other wrote `key` into `range`, which this transaction scanned (a
     /// phantom, when the key was not there before).
     Phantom {
-        /// The range scanned.
-        range: KeyRange,
+        /// The range scanned (boxed: a conflict stays small enough to return by value).
+        range: Box<KeyRange>,
         /// The key written in it.
         key: Bytes,
         /// This transaction's read timestamp.
@@ -365,7 +365,7 @@ impl RecentCommits {
                     for range in &check.reads.ranges {
                         if let Some(key) = first_in_range(written, range) {
                             return Err(Conflict::Phantom {
-                                range: range.clone(),
+                                range: Box::new(range.clone()),
                                 key: key.clone(),
                                 read_ts,
                                 committed_at,

@@ -187,8 +187,8 @@ pub enum Conflict {
     /// Serializable: the other wrote `key` into `range`, which this transaction scanned (a
     /// phantom, when the key was not there before).
     Phantom {
-        /// The range scanned.
-        range: KeyRange,
+        /// The range scanned (boxed: a conflict stays small enough to return by value).
+        range: Box<KeyRange>,
         /// The key written in it.
         key: Bytes,
         /// This transaction's read timestamp.
