@@ -267,6 +267,9 @@ pub(crate) enum Step {
     Delete(Vec<u8>),
     /// `write_batch` (day 7); an empty value deletes.
     Batch(Vec<(Vec<u8>, Vec<u8>)>),
+    /// A transaction (week 3 day 5) that reads and then writes each key (an empty value
+    /// deletes), and commits: one write of the history, like a batch.
+    Txn(Vec<(Vec<u8>, Vec<u8>)>),
     /// `sync` (a no-op without the log).
     Sync,
     /// `force_freeze_memtable`.
@@ -286,12 +289,17 @@ impl std::fmt::Debug for Step {
         match self {
             Step::Put(k, v) => write!(f, "Put({}, {})", show(k), show(v)),
             Step::Delete(k) => write!(f, "Delete({})", show(k)),
-            Step::Batch(entries) => {
+            Step::Batch(entries) | Step::Txn(entries) => {
                 let shown: Vec<String> = entries
                     .iter()
                     .map(|(k, v)| format!("({}, {})", show(k), show(v)))
                     .collect();
-                write!(f, "Batch([{}])", shown.join(", "))
+                let name = if matches!(self, Step::Txn(_)) {
+                    "Txn"
+                } else {
+                    "Batch"
+                };
+                write!(f, "{name}([{}])", shown.join(", "))
             }
             Step::Sync => write!(f, "Sync"),
             Step::Freeze => write!(f, "Freeze"),
@@ -311,9 +319,13 @@ impl Step {
         Step::Delete(key.to_vec())
     }
 
-    /// Whether the step writes (puts, deletes or a batch): one entry of the history.
+    /// Whether the step writes (puts, deletes, a batch or a transaction): one entry of the
+    /// history.
     fn writes(&self) -> bool {
-        matches!(self, Step::Put(..) | Step::Delete(_) | Step::Batch(_))
+        matches!(
+            self,
+            Step::Put(..) | Step::Delete(_) | Step::Batch(_) | Step::Txn(_)
+        )
     }
 
     /// Applies the write to `model`.
@@ -328,7 +340,9 @@ impl Step {
         match self {
             Step::Put(k, v) => set(k, v),
             Step::Delete(k) => set(k, &Vec::new()),
-            Step::Batch(entries) => entries.iter().for_each(|(k, v)| set(k, v)),
+            Step::Batch(entries) | Step::Txn(entries) => {
+                entries.iter().for_each(|(k, v)| set(k, v));
+            }
             Step::Sync | Step::Freeze | Step::Flush | Step::Compact | Step::FullCompaction => {}
         }
     }
@@ -337,7 +351,9 @@ impl Step {
     fn keys(&self) -> Vec<Vec<u8>> {
         match self {
             Step::Put(k, _) | Step::Delete(k) => vec![k.clone()],
-            Step::Batch(entries) => entries.iter().map(|(k, _)| k.clone()).collect(),
+            Step::Batch(entries) | Step::Txn(entries) => {
+                entries.iter().map(|(k, _)| k.clone()).collect()
+            }
             Step::Sync | Step::Freeze | Step::Flush | Step::Compact | Step::FullCompaction => {
                 Vec::new()
             }
@@ -401,6 +417,7 @@ pub(crate) fn run_steps(inner: &LsmStorageInner, steps: &[Step], wal: bool) -> R
                     .collect();
                 inner.write_batch(&batch)
             }
+            Step::Txn(entries) => run_txn(inner, entries),
             Step::Sync => inner.sync().map(|()| {
                 if wal {
                     run.durable = writes;
@@ -427,6 +444,21 @@ pub(crate) fn run_steps(inner: &LsmStorageInner, steps: &[Step], wal: bool) -> R
         }
     }
     run
+}
+
+/// Runs a transaction that reads each key of `entries` and then writes it (an empty value
+/// deletes), and commits it.
+fn run_txn(inner: &LsmStorageInner, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
+    let mut txn = inner.new_txn();
+    for (k, v) in entries {
+        txn.get(k)?;
+        if v.is_empty() {
+            txn.delete(k)?;
+        } else {
+            txn.put(k, v)?;
+        }
+    }
+    txn.commit().map(drop)
 }
 
 /// Every key a workload writes.

@@ -56,6 +56,7 @@
 //! by size only, not where they would meet fewer SSTs of the level below (RocksDB cuts at its
 //! "grandparent" boundaries), so a later move of an output may meet more than it must.
 
+mod filter;
 mod layout;
 mod leveled;
 mod shape;
@@ -65,6 +66,7 @@ mod tiered;
 
 use anyhow::{bail, ensure, Context, Result};
 
+pub use filter::{CompactionFilter, PrefixFilter};
 pub use layout::{StrategyKind, TreeLayout};
 pub use leveled::{LevelTargets, LeveledCompactionController, LeveledCompactionOptions};
 pub use shape::{apply_level_compaction, LsmShape, SstInfo};

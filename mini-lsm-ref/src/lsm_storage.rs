@@ -67,21 +67,22 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 
 pub use mini_lsm::MiniLsm;
 pub use options::{LsmStorageOptions, RecoveryMode};
 pub use repair::RepairReport;
+pub(crate) use write::check_entry_size;
 use write::FlushSignal;
 pub use write::WriteBatchRecord;
 
 use crate::block_cache::BlockCache;
-use crate::compact::CompactionController;
 pub use crate::compact::CompactionOptions;
+use crate::compact::{CompactionController, CompactionFilter};
 use crate::id_hash::IdMap;
 use crate::manifest::{Manifest, ManifestRecord};
 use crate::mem_table::MemTable;
-use crate::mvcc::{Mvcc, Snapshot};
+use crate::mvcc::{Isolation, Mvcc, Snapshot, Transaction};
 use crate::table::{sst_path, SsTable};
 use crate::wal::wal_path;
 pub use crate::wal::WalMode;
@@ -178,6 +179,9 @@ pub struct LsmStorageInner {
     recovery_report: Vec<String>,
     /// Commit timestamps (week 3).
     pub(crate) mvcc: Mvcc,
+    /// The compaction filters added so far (week 3 day 7); each compaction reads them when it
+    /// starts.
+    compaction_filters: RwLock<Vec<Arc<dyn CompactionFilter>>>,
 }
 // ANCHOR_END: lsm_storage_inner
 
@@ -221,6 +225,7 @@ impl LsmStorageInner {
             manifest: recovered.manifest,
             recovery_report: recovered.report,
             mvcc: Mvcc::new(recovered.latest_commit_ts),
+            compaction_filters: RwLock::new(Vec::new()),
         })
     }
     // ANCHOR_END: open
@@ -367,6 +372,58 @@ impl LsmStorageInner {
         // @end
     }
     // ANCHOR_END: new_snapshot
+
+    // ANCHOR: new_snapshot_at
+    /// A snapshot of the engine as of `ts`, an older commit timestamp (time travel, week 3 day
+    /// 7): its reads see exactly the commits up to `ts`, for as long as it lives, and it holds the
+    /// watermark at `ts` meanwhile.
+    ///
+    /// # Errors
+    /// A [`crate::mvcc::TimeTravelError`] (find it with `downcast_ref`) if `ts` is below the watermark (the
+    /// versions a reader there sees may be gone) or above the latest commit.
+    pub fn new_snapshot_at(&self, ts: u64) -> Result<Snapshot<'_>> {
+        // @task week3_day7 2
+        self.mvcc.register_read_at(ts)?;
+        Ok(Snapshot::registered(self, ts))
+        // @end
+    }
+    // ANCHOR_END: new_snapshot_at
+
+    // ANCHOR: new_txn
+    /// Begins a transaction (week 3 day 5) reading as of the latest commit, validated at its
+    /// commit as the `isolation` option says (from week 3 day 6).
+    pub fn new_txn(&self) -> Transaction<'_> {
+        // @task week3_day5 1
+        // @task week3_day6 2
+        let isolation = self.options.isolation;
+        let snapshot = match isolation {
+            Isolation::Unvalidated => self.new_snapshot(),
+            // Registered among the live transactions, so that later commits keep their keys.
+            Isolation::Snapshot | Isolation::Serializable => {
+                Snapshot::registered(self, self.mvcc.register_txn())
+            }
+        };
+        Transaction::new(self, snapshot, isolation)
+        // @or week3_day5 1
+        // Transaction::new(self, self.new_snapshot(), Isolation::Unvalidated)
+        // @end
+        // @end
+    }
+    // ANCHOR_END: new_txn
+
+    // ANCHOR: add_compaction_filter
+    /// Adds a compaction filter (week 3 day 7): every compaction that starts from now on drops
+    /// the keys it names, at or below the watermark (see [`crate::compact::CompactionFilter`]).
+    /// Filters are not persisted: add them again after `open`.
+    pub fn add_compaction_filter(&self, filter: Arc<dyn CompactionFilter>) {
+        self.compaction_filters.write().push(filter);
+    }
+
+    /// The compaction filters added so far.
+    pub(crate) fn compaction_filters(&self) -> Vec<Arc<dyn CompactionFilter>> {
+        self.compaction_filters.read().clone()
+    }
+    // ANCHOR_END: add_compaction_filter
 
     // ANCHOR: snapshot
     /// The current state snapshot, loaded without a lock (see `state_cell.rs`).

@@ -67,21 +67,22 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 
 pub use mini_lsm::MiniLsm;
 pub use options::{LsmStorageOptions, RecoveryMode};
 pub use repair::RepairReport;
+pub(crate) use write::check_entry_size;
 use write::FlushSignal;
 pub use write::WriteBatchRecord;
 
 use crate::block_cache::BlockCache;
-use crate::compact::CompactionController;
 pub use crate::compact::CompactionOptions;
+use crate::compact::{CompactionController, CompactionFilter};
 use crate::id_hash::IdMap;
 use crate::manifest::{Manifest, ManifestRecord};
 use crate::mem_table::MemTable;
-use crate::mvcc::{Mvcc, Snapshot};
+use crate::mvcc::{Isolation, Mvcc, Snapshot, Transaction};
 use crate::table::{sst_path, SsTable};
 use crate::wal::wal_path;
 pub use crate::wal::WalMode;
@@ -164,6 +165,9 @@ pub struct LsmStorageInner {
     recovery_report: Vec<String>,
     /// Commit timestamps (week 3).
     pub(crate) mvcc: Mvcc,
+    /// The compaction filters added so far (week 3 day 7); each compaction reads them when it
+    /// starts.
+    compaction_filters: RwLock<Vec<Arc<dyn CompactionFilter>>>,
 }
 
 impl LsmStorageInner {
@@ -198,6 +202,7 @@ impl LsmStorageInner {
             manifest: recovered.manifest,
             recovery_report: recovered.report,
             mvcc: Mvcc::new(recovered.latest_commit_ts),
+            compaction_filters: RwLock::new(Vec::new()),
         })
     }
 
@@ -327,6 +332,35 @@ impl LsmStorageInner {
     /// commits up to now, for as long as it lives.
     pub fn new_snapshot(&self) -> Snapshot<'_> {
         todo!("week 3 day 4, task 2: make snapshots that read as of their timestamp and hold it in the watermark until dropped (book: week3-04-watermark)")
+    }
+
+    /// A snapshot of the engine as of `ts`, an older commit timestamp (time travel, week 3 day
+    /// 7): its reads see exactly the commits up to `ts`, for as long as it lives, and it holds the
+    /// watermark at `ts` meanwhile.
+    ///
+    /// # Errors
+    /// A [`crate::mvcc::TimeTravelError`] (find it with `downcast_ref`) if `ts` is below the watermark (the
+    /// versions a reader there sees may be gone) or above the latest commit.
+    pub fn new_snapshot_at(&self, ts: u64) -> Result<Snapshot<'_>> {
+        todo!("week 3 day 7, task 2: read as of an older timestamp: registered if at or above the watermark, refused below it or above the latest commit (book: week3-07-filters-time-travel)")
+    }
+
+    /// Begins a transaction (week 3 day 5) reading as of the latest commit, validated at its
+    /// commit as the `isolation` option says (from week 3 day 6).
+    pub fn new_txn(&self) -> Transaction<'_> {
+        todo!("week 3 day 5, task 1: begin a transaction on a snapshot, write into its private write set, read its own writes first (book: week3-05-transactions)")
+    }
+
+    /// Adds a compaction filter (week 3 day 7): every compaction that starts from now on drops
+    /// the keys it names, at or below the watermark (see [`crate::compact::CompactionFilter`]).
+    /// Filters are not persisted: add them again after `open`.
+    pub fn add_compaction_filter(&self, filter: Arc<dyn CompactionFilter>) {
+        self.compaction_filters.write().push(filter);
+    }
+
+    /// The compaction filters added so far.
+    pub(crate) fn compaction_filters(&self) -> Vec<Arc<dyn CompactionFilter>> {
+        self.compaction_filters.read().clone()
     }
 
     /// The current state snapshot, loaded without a lock (see `state_cell.rs`).

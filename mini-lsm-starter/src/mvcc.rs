@@ -48,8 +48,26 @@
 //! reads between 9 and 12) are kept too; dropping them needs every snapshot's timestamp, not
 //! just the oldest. And a snapshot that is never dropped holds every later version of every key
 //! forever (RocksDB has the same hazard); there is no time limit.
+//!
+//! # Transactions
+//!
+//! A [`Transaction`] (week 3 day 5) is a snapshot with a private write set, committed as one
+//! batch through the same commit as every write. From day 6 the commit first *validates* it
+//! against the transactions that committed since its snapshot (see `conflict.rs`), in the same
+//! serialised section, before it takes a timestamp:
+//!
+//! ```text
+//!   commit lock ─▶ validate (prepare) ─▶ ts = latest + 1 ─▶ apply at ts ─▶ record its keys
+//!                  a conflict: unlock,                                      for live txns
+//!                  no timestamp used                                    ─▶ latest = ts ─▶ unlock
+//! ```
+//!
+//! Time travel (day 7) registers an older timestamp as a reader's, if it is at or above the
+//! watermark: below it, compaction may already have dropped what a reader there would see.
 
+mod conflict;
 mod snapshot;
+mod txn;
 mod watermark;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,13 +75,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::Result;
 use parking_lot::Mutex;
 
-pub use snapshot::Snapshot;
+pub use conflict::{CommitCheck, Conflict, Isolation, KeyRange, ReadSet, RecentCommits};
+pub use snapshot::{Snapshot, TimeTravelError};
+pub use txn::{Transaction, TxnIterator};
 pub use watermark::Watermark;
 
 /// The engine's commit timestamps.
 pub struct Mvcc {
-    /// Serialises commits. Held from picking a timestamp to publishing it.
-    commit_lock: Mutex<()>,
+    /// Serialises commits. Held from validating a commit (week 3 day 6) and picking its
+    /// timestamp to publishing it. Guards the keys recent commits wrote, which live transactions
+    /// are validated against; a transaction registers under it too.
+    commit_lock: Mutex<RecentCommits>,
     /// The latest published commit timestamp: every write at or below it is wholly applied.
     /// Written only under `commit_lock`; read without it.
     latest_commit_ts: AtomicU64,
@@ -78,7 +100,7 @@ impl Mvcc {
     /// one: the first commit is at 1).
     pub fn new(latest_commit_ts: u64) -> Self {
         Self {
-            commit_lock: Mutex::new(()),
+            commit_lock: Mutex::new(RecentCommits::new()),
             latest_commit_ts: AtomicU64::new(latest_commit_ts),
             readers: Mutex::new(Watermark::new()),
         }
@@ -92,10 +114,34 @@ impl Mvcc {
     /// Runs `apply` with the next commit timestamp, under the commit lock, and then publishes
     /// that timestamp. Returns the timestamp and what `apply` returned.
     ///
+    /// This commits nothing a transaction is validated against: the engine's writes go through
+    /// [`Self::commit_checked`], with their keys.
+    ///
     /// # Errors
     /// The error of `apply`, which must then have applied nothing; its timestamp is used up
     /// anyway (see the module docs).
     pub fn commit<T>(&self, apply: impl FnOnce(u64) -> Result<T>) -> Result<(u64, T)> {
+        self.commit_checked(&[], None, apply)
+    }
+
+    /// Commits the batch `writes`: under the commit lock, validates a transaction's `check`
+    /// against the commits since its read timestamp (week 3 day 6), runs `apply` with the next
+    /// commit timestamp, records the keys of `writes` for the live transactions to be validated
+    /// against, and publishes the timestamp. Returns the timestamp and what `apply` returned.
+    ///
+    /// Validation is the *prepare* step: it comes before a timestamp is taken, so a transaction
+    /// that conflicts uses none up and applies nothing. Plain writes pass no `check`: they are
+    /// transactions that read nothing, which nothing can invalidate.
+    ///
+    /// # Errors
+    /// A [`Conflict`] if validation fails. The error of `apply`, which must then have applied
+    /// nothing; its timestamp is used up anyway (see the module docs).
+    pub fn commit_checked<T>(
+        &self,
+        writes: &[(&[u8], &[u8])],
+        check: Option<&CommitCheck<'_>>,
+        apply: impl FnOnce(u64) -> Result<T>,
+    ) -> Result<(u64, T)> {
         todo!("week 3 day 3, task 2: commit every write and batch at the next timestamp, and publish it once applied (book: week3-03-commit-timestamps)")
     }
 
@@ -115,6 +161,42 @@ impl Mvcc {
     /// Unregisters a read timestamp that [`Self::register_read`] handed out.
     pub fn release_read(&self, ts: u64) {
         todo!("week 3 day 4, task 2: make snapshots that read as of their timestamp and hold it in the watermark until dropped (book: week3-04-watermark)")
+    }
+
+    /// Registers `ts`, an older timestamp, as a reader's (time travel, week 3 day 7), if it is at
+    /// or above the watermark and at most the latest commit: checked and registered in one step
+    /// under the readers' lock, so that no compaction can read a watermark above it in between.
+    /// Release it with [`Self::release_read`].
+    ///
+    /// The watermark never goes down (a reader registers at or above it; one leaving can only
+    /// raise it), so every compaction, past or running, read one at or below `ts`, and kept what
+    /// a reader at `ts` sees.
+    ///
+    /// # Errors
+    /// [`TimeTravelError`] if `ts` is below the watermark or above the latest commit.
+    pub fn register_read_at(&self, ts: u64) -> Result<(), TimeTravelError> {
+        todo!("week 3 day 7, task 2: read as of an older timestamp: registered if at or above the watermark, refused below it or above the latest commit (book: week3-07-filters-time-travel)")
+    }
+
+    /// Takes a transaction's read timestamp and registers it: in the watermark, as a
+    /// snapshot's, and among the live transactions that commits record their keys for (week 3
+    /// day 6). Under the commit lock, so that every commit is wholly before the transaction
+    /// (at or below its read timestamp) or wholly after (it finds the transaction registered and
+    /// records its keys). Release it with [`Self::end_txn`] and [`Self::release_read`].
+    pub fn register_txn(&self) -> u64 {
+        // TODO(week 3 day 6, task 2: validate a transaction in the commit's serialised section before its timestamp, and record every commit's keys (book: week3-06-serializable))
+        self.register_read()
+    }
+
+    /// Unregisters a transaction that [`Self::register_txn`] registered: it will not be
+    /// validated any more, and the commits only it could conflict with are pruned.
+    pub fn end_txn(&self, read_ts: u64) {
+        // TODO(week 3 day 6, task 2: validate a transaction in the commit's serialised section before its timestamp, and record every commit's keys (book: week3-06-serializable))
+    }
+
+    /// How many recent commits are kept for live transactions to be validated against.
+    pub fn num_recent_commits(&self) -> usize {
+        self.commit_lock.lock().len()
     }
 
     /// How many snapshots are live.

@@ -29,7 +29,9 @@ use crossbeam_channel::Receiver;
 use parking_lot::MutexGuard;
 
 use super::{LsmStorageInner, LsmStorageState};
-use crate::compact::{CompactionTask, LevelCompactionTask, LsmShape, SstInfo, TreeLayout};
+use crate::compact::{
+    CompactionFilter, CompactionTask, LevelCompactionTask, LsmShape, SstInfo, TreeLayout,
+};
 use crate::iterators::concat_iterator::SstConcatIterator;
 use crate::iterators::merge_iterator::MergeIterator;
 use crate::iterators::StorageIterator;
@@ -124,7 +126,8 @@ impl LsmStorageInner {
     /// reaches `target_sst_size` after an entry was added, so outputs are split by target size.
     ///
     /// From week 3 a key has versions: every version above the watermark is kept (a reader may
-    /// still see it), and of the versions at or below it only the newest (see `write_outputs`).
+    /// still see it), and of the versions at or below it only the newest (see `write_outputs`),
+    /// unless a compaction filter drops it (week 3 day 7).
     ///
     /// # Errors
     /// If an input block cannot be read or an output cannot be written; the outputs written so
@@ -148,6 +151,11 @@ impl LsmStorageInner {
         // @stub
         // let watermark = 0; // Not used before week 3.
         // @end
+        // @task week3_day7 1
+        let filters = self.compaction_filters();
+        // @stub
+        // let filters = Vec::new(); // Not used before week 3 day 7.
+        // @end
         let mut runs = Vec::new();
         for run in task.input_runs() {
             let tables = run
@@ -162,7 +170,7 @@ impl LsmStorageInner {
         let mut iter = MergeIterator::create(runs);
         let mut outputs = Vec::new();
         let bottom = task.compact_to_bottom_level();
-        let written = self.write_outputs(&mut iter, bottom, watermark, &mut outputs);
+        let written = self.write_outputs(&mut iter, bottom, watermark, &filters, &mut outputs);
         if let Err(error) = written {
             for table in &outputs {
                 table.mark_obsolete(Arc::clone(&self.options.fs));
@@ -187,11 +195,16 @@ impl LsmStorageInner {
     ///   in:   a@9 a@7 a@4 a@2 | b@3(tombstone) b@1      watermark 5, bottom
     ///   out:  a@9 a@7 a@4                               (b@3 hides b@1: both go)
     /// ```
+    ///
+    /// From week 3 day 7, if one of `filters` drops that newest version at or below the
+    /// watermark, it is written as a tombstone (and so, at the bottom, not at all); see
+    /// [`crate::compact::CompactionFilter`].
     fn write_outputs(
         &self,
         iter: &mut MergeIterator<SstConcatIterator>,
         bottom: bool,
         watermark: u64,
+        filters: &[Arc<dyn CompactionFilter>],
         outputs: &mut Vec<Arc<SsTable>>,
     ) -> Result<()> {
         // @task week3_day3 4
@@ -215,20 +228,29 @@ impl LsmStorageInner {
                 key = Some(user_key.to_vec());
                 settled = false;
             }
-            let keep = if ts > watermark {
-                true
+            // The value written for this version, or `None` to leave it out.
+            let value = if ts > watermark {
+                Some(iter.value())
             } else if settled {
-                false
+                None
             } else {
                 settled = true;
-                !(bottom && iter.value().is_empty())
+                let value = iter.value();
+                // @task week3_day7 1 stub=comment
+                // A filtered version becomes a tombstone: left out, it would let an older version
+                // in a level below show through.
+                let filtered =
+                    !value.is_empty() && filters.iter().any(|f| f.drops(user_key, value));
+                let value = if filtered { &b""[..] } else { value };
+                // @end
+                (!(bottom && value.is_empty())).then_some(value)
             };
-            if keep {
+            if let Some(value) = value {
                 let (_, current) = match &mut builder {
                     Some(current) => current,
                     None => builder.insert(self.new_output()?),
                 };
-                current.add(iter.key(), iter.value());
+                current.add(iter.key(), value);
             }
             iter.next()?;
         }
@@ -237,7 +259,7 @@ impl LsmStorageInner {
         }
         Ok(())
         // @or week2_day1 2
-        // let _ = watermark; // Week 3.
+        // let _ = (watermark, filters); // Week 3.
         // // The output being written, and its id; made at the first entry that goes into it.
         // let mut builder: Option<(usize, SsTableBuilder)> = None;
         // while iter.is_valid() {

@@ -12,9 +12,9 @@ use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
 use super::{LsmStorageInner, LsmStorageOptions, RepairReport, WriteBatchRecord};
-use crate::compact::CompactionOptions;
+use crate::compact::{CompactionFilter, CompactionOptions};
 use crate::lsm_iterator::{FusedIterator, LsmIterator};
-use crate::mvcc::Snapshot;
+use crate::mvcc::{Snapshot, Transaction};
 
 /// The storage engine, with its flush thread and, from week 2, its compaction thread. Open it with
 /// [`MiniLsm::open`] and end it with [`MiniLsm::close`].
@@ -132,6 +132,45 @@ impl MiniLsm {
     /// See [`LsmStorageInner::new_snapshot`].
     pub fn new_snapshot(&self) -> Snapshot<'_> {
         self.inner.new_snapshot()
+    }
+
+    /// See [`LsmStorageInner::new_snapshot_at`].
+    ///
+    /// # Errors
+    /// As [`LsmStorageInner::new_snapshot_at`].
+    pub fn new_snapshot_at(&self, ts: u64) -> Result<Snapshot<'_>> {
+        self.inner.new_snapshot_at(ts)
+    }
+
+    /// See [`LsmStorageInner::new_txn`].
+    pub fn new_txn(&self) -> Transaction<'_> {
+        self.inner.new_txn()
+    }
+
+    /// See [`LsmStorageInner::get_at`].
+    ///
+    /// # Errors
+    /// As [`LsmStorageInner::get_at`].
+    pub fn get_at(&self, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
+        self.inner.get_at(key, ts)
+    }
+
+    /// See [`LsmStorageInner::scan_at`].
+    ///
+    /// # Errors
+    /// As [`LsmStorageInner::get_at`].
+    pub fn scan_at(
+        &self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        ts: u64,
+    ) -> Result<FusedIterator<LsmIterator>> {
+        self.inner.scan_at(lower, upper, ts)
+    }
+
+    /// See [`LsmStorageInner::add_compaction_filter`].
+    pub fn add_compaction_filter(&self, filter: Arc<dyn CompactionFilter>) {
+        self.inner.add_compaction_filter(filter);
     }
 
     /// See [`LsmStorageInner::put`].

@@ -13,6 +13,7 @@ use anyhow::{ensure, Result};
 
 use crate::compact::CompactionOptions;
 use crate::fs::{FileSystem, RealFs};
+use crate::mvcc::Isolation;
 use crate::wal::WalMode;
 
 // ANCHOR: recovery_mode
@@ -58,6 +59,8 @@ pub struct LsmStorageOptions {
     pub wal_mode: WalMode,
     /// What `open` does with a torn tail (week 2 day 5).
     pub recovery_mode: RecoveryMode,
+    /// What a transaction's commit is validated for (week 3 day 6): serializable unless set.
+    pub isolation: Isolation,
     /// The file system every file goes through: the real one, or a `MemFs` in crash tests.
     pub fs: Arc<dyn FileSystem>,
 }
@@ -96,6 +99,7 @@ impl LsmStorageOptions {
             enable_wal: false,
             wal_mode: WalMode::Buffered,
             recovery_mode: RecoveryMode::TolerateTornTail,
+            isolation: Isolation::Serializable,
             fs: Arc::new(RealFs),
         }
     }

@@ -11,6 +11,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use super::new_memtable;
 use super::LsmStorageInner;
 use crate::manifest::ManifestRecord;
+use crate::mvcc::CommitCheck;
 
 /// One write of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +62,7 @@ impl FlushSignal {
 // ANCHOR_END: flush_signal
 
 /// Checks the 16-bit length limits of the on-disk formats.
-fn check_entry_size(key: &[u8], value: &[u8]) -> Result<()> {
+pub(crate) fn check_entry_size(key: &[u8], value: &[u8]) -> Result<()> {
     ensure!(
         key.len() <= u16::MAX as usize && value.len() <= u16::MAX as usize,
         "keys and values are limited to 65535 bytes (got a {}-byte key and a {}-byte value)",
@@ -122,7 +123,7 @@ impl LsmStorageInner {
         self.check_bg_error()?;
         self.wait_for_room()?;
         // @task week3_day3 2
-        let (_, size) = self.commit_batch(&entries)?;
+        let (_, size) = self.commit_batch(&entries, None)?;
         // @or week2_day7 2
         // // One memtable takes the whole batch: the read lock keeps a freeze out until it is in.
         // let size = {
@@ -139,14 +140,20 @@ impl LsmStorageInner {
     /// Commits `entries` (an empty value is a tombstone) as one batch at the next commit
     /// timestamp: into the log and the memtable, then published (see [`crate::mvcc`]). Returns
     /// the commit timestamp and the memtable's size after the write, for the caller's freeze.
+    /// A transaction's commit passes its `check` (week 3 day 6); a plain write passes none.
     ///
     /// The caller has checked the entries and waited for room; this is the commit itself.
     ///
     /// # Errors
-    /// If the log write fails; nothing was then applied.
-    pub(crate) fn commit_batch(&self, entries: &[(&[u8], &[u8])]) -> Result<(u64, usize)> {
+    /// A [`crate::mvcc::Conflict`] if `check` fails; if the log write fails. Nothing was then
+    /// applied.
+    pub(crate) fn commit_batch(
+        &self,
+        entries: &[(&[u8], &[u8])],
+        check: Option<&CommitCheck<'_>>,
+    ) -> Result<(u64, usize)> {
         // @task week3_day3 2
-        self.mvcc.commit(|ts| {
+        self.mvcc.commit_checked(entries, check, |ts| {
             // One memtable takes the whole batch: the read lock keeps a freeze out until it is in.
             let state = self.state.read();
             state.memtable.put_batch_at(entries, ts)?;
@@ -156,6 +163,30 @@ impl LsmStorageInner {
     }
     // ANCHOR_END: commit_batch
     // ANCHOR_END: write_batch
+
+    // ANCHOR: commit_txn
+    /// Commits a transaction's write set `entries` (already checked, each key once) as one
+    /// batch, validated with `check` (week 3 day 6): the steps of [`Self::write_batch`], so that
+    /// a transaction's commit stalls, fails on a background error and freezes the memtable
+    /// exactly as a batch does. Returns the commit timestamp.
+    ///
+    /// # Errors
+    /// As [`Self::write_batch`], and a [`crate::mvcc::Conflict`] if `check` fails; on error
+    /// nothing was written.
+    pub(crate) fn commit_txn(
+        &self,
+        entries: &[(&[u8], &[u8])],
+        check: Option<&CommitCheck<'_>>,
+    ) -> Result<u64> {
+        // @task week3_day5 3
+        self.check_bg_error()?;
+        self.wait_for_room()?;
+        let (ts, size) = self.commit_batch(entries, check)?;
+        self.try_freeze(size)?;
+        Ok(ts)
+        // @end
+    }
+    // ANCHOR_END: commit_txn
 
     /// Writes one entry; an empty value is a tombstone.
     fn write_entry(&self, key: &[u8], value: &[u8]) -> Result<()> {
@@ -167,7 +198,7 @@ impl LsmStorageInner {
         // @task week1_day1 2
         // ANCHOR: write_entry
         // @task week3_day3 2
-        let (_, size) = self.commit_batch(&[(key, value)])?;
+        let (_, size) = self.commit_batch(&[(key, value)], None)?;
         // @or week1_day1 2
         // // The read lock keeps a freeze from swapping the memtable out while we write into it, so a
         // // frozen memtable never receives a write. Writers share the read lock with each other.

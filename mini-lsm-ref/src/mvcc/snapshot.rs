@@ -10,6 +10,7 @@
 //! (its memtables and SSTs) as it is now: a snapshot here loads that state afresh for each read,
 //! and what keeps its answers fixed is its timestamp.
 
+use std::fmt;
 use std::ops::Bound;
 
 use anyhow::Result;
@@ -75,3 +76,47 @@ impl Drop for Snapshot<'_> {
     }
 }
 // ANCHOR_END: snapshot_drop
+
+// ANCHOR: time_travel_error
+/// Why a read as of an older timestamp (time travel, week 3 day 7) was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeTravelError {
+    /// `ts` is below the watermark: compaction may already have dropped versions a reader at
+    /// `ts` would see, so its answer could be wrong.
+    BelowWatermark {
+        /// The timestamp asked for.
+        ts: u64,
+        /// The watermark when it was asked for.
+        watermark: u64,
+    },
+    /// `ts` is above the latest commit: a later commit could still land at or below it, so the
+    /// same read could give another answer.
+    AboveLatestCommit {
+        /// The timestamp asked for.
+        ts: u64,
+        /// The latest commit when it was asked for.
+        latest: u64,
+    },
+}
+// ANCHOR_END: time_travel_error
+
+impl fmt::Display for TimeTravelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TimeTravelError::BelowWatermark { ts, watermark } => write!(
+                f,
+                "cannot read as of timestamp {ts}: it is below the watermark ({watermark}), so \
+                 compaction may already have dropped the versions a reader there sees; only \
+                 timestamps from {watermark} on can be read (a live snapshot keeps its timestamp, \
+                 and every later one, readable)"
+            ),
+            TimeTravelError::AboveLatestCommit { ts, latest } => write!(
+                f,
+                "cannot read as of timestamp {ts}: the latest commit is {latest}, and a read above \
+                 it could change as later commits land"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TimeTravelError {}

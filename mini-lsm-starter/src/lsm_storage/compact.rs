@@ -29,7 +29,9 @@ use crossbeam_channel::Receiver;
 use parking_lot::MutexGuard;
 
 use super::{LsmStorageInner, LsmStorageState};
-use crate::compact::{CompactionTask, LevelCompactionTask, LsmShape, SstInfo, TreeLayout};
+use crate::compact::{
+    CompactionFilter, CompactionTask, LevelCompactionTask, LsmShape, SstInfo, TreeLayout,
+};
 use crate::iterators::concat_iterator::SstConcatIterator;
 use crate::iterators::merge_iterator::MergeIterator;
 use crate::iterators::StorageIterator;
@@ -121,7 +123,8 @@ impl LsmStorageInner {
     /// reaches `target_sst_size` after an entry was added, so outputs are split by target size.
     ///
     /// From week 3 a key has versions: every version above the watermark is kept (a reader may
-    /// still see it), and of the versions at or below it only the newest (see `write_outputs`).
+    /// still see it), and of the versions at or below it only the newest (see `write_outputs`),
+    /// unless a compaction filter drops it (week 3 day 7).
     ///
     /// # Errors
     /// If an input block cannot be read or an output cannot be written; the outputs written so
@@ -149,11 +152,16 @@ impl LsmStorageInner {
     ///   in:   a@9 a@7 a@4 a@2 | b@3(tombstone) b@1      watermark 5, bottom
     ///   out:  a@9 a@7 a@4                               (b@3 hides b@1: both go)
     /// ```
+    ///
+    /// From week 3 day 7, if one of `filters` drops that newest version at or below the
+    /// watermark, it is written as a tombstone (and so, at the bottom, not at all); see
+    /// [`crate::compact::CompactionFilter`].
     fn write_outputs(
         &self,
         iter: &mut MergeIterator<SstConcatIterator>,
         bottom: bool,
         watermark: u64,
+        filters: &[Arc<dyn CompactionFilter>],
         outputs: &mut Vec<Arc<SsTable>>,
     ) -> Result<()> {
         todo!("week 2 day 1, task 2: merge a compaction's input runs into new SSTs split by target size (book: week2-01-compaction)")

@@ -207,6 +207,31 @@ impl LsmStorageInner {
         todo!("week 1 day 2, task 4: scan the engine across every memtable (book: week1-02-merge-iterator)")
     }
 
+    /// Returns the value of `key` as of `ts`, an older commit timestamp (time travel, week 3 day
+    /// 7): what `get` returned right after the commit at `ts`.
+    ///
+    /// # Errors
+    /// As [`Self::new_snapshot_at`] if `ts` cannot be read (below the watermark, above the latest
+    /// commit); as [`Self::get`].
+    pub fn get_at(&self, key: &[u8], ts: u64) -> Result<Option<Bytes>> {
+        self.new_snapshot_at(ts)?.get(key)
+    }
+
+    /// Returns an iterator over the live entries with keys in `lower..upper` as of `ts`, an older
+    /// commit timestamp (time travel, week 3 day 7). The iterator holds what it reads: it may
+    /// live on after the watermark passes `ts`.
+    ///
+    /// # Errors
+    /// As [`Self::get_at`].
+    pub fn scan_at(
+        &self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        ts: u64,
+    ) -> Result<FusedIterator<LsmIterator>> {
+        self.new_snapshot_at(ts)?.scan(lower, upper)
+    }
+
     /// Returns an iterator over the live entries whose keys start with `prefix`. SSTs whose key
     /// range cannot hold such a key are not read.
     ///

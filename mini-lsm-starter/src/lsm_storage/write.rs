@@ -11,6 +11,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use super::new_memtable;
 use super::LsmStorageInner;
 use crate::manifest::ManifestRecord;
+use crate::mvcc::CommitCheck;
 
 /// One write of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +60,7 @@ impl FlushSignal {
 }
 
 /// Checks the 16-bit length limits of the on-disk formats.
-fn check_entry_size(key: &[u8], value: &[u8]) -> Result<()> {
+pub(crate) fn check_entry_size(key: &[u8], value: &[u8]) -> Result<()> {
     ensure!(
         key.len() <= u16::MAX as usize && value.len() <= u16::MAX as usize,
         "keys and values are limited to 65535 bytes (got a {}-byte key and a {}-byte value)",
@@ -105,13 +106,35 @@ impl LsmStorageInner {
     /// Commits `entries` (an empty value is a tombstone) as one batch at the next commit
     /// timestamp: into the log and the memtable, then published (see [`crate::mvcc`]). Returns
     /// the commit timestamp and the memtable's size after the write, for the caller's freeze.
+    /// A transaction's commit passes its `check` (week 3 day 6); a plain write passes none.
     ///
     /// The caller has checked the entries and waited for room; this is the commit itself.
     ///
     /// # Errors
-    /// If the log write fails; nothing was then applied.
-    pub(crate) fn commit_batch(&self, entries: &[(&[u8], &[u8])]) -> Result<(u64, usize)> {
+    /// A [`crate::mvcc::Conflict`] if `check` fails; if the log write fails. Nothing was then
+    /// applied.
+    pub(crate) fn commit_batch(
+        &self,
+        entries: &[(&[u8], &[u8])],
+        check: Option<&CommitCheck<'_>>,
+    ) -> Result<(u64, usize)> {
         todo!("week 3 day 3, task 2: commit every write and batch at the next timestamp, and publish it once applied (book: week3-03-commit-timestamps)")
+    }
+
+    /// Commits a transaction's write set `entries` (already checked, each key once) as one
+    /// batch, validated with `check` (week 3 day 6): the steps of [`Self::write_batch`], so that
+    /// a transaction's commit stalls, fails on a background error and freezes the memtable
+    /// exactly as a batch does. Returns the commit timestamp.
+    ///
+    /// # Errors
+    /// As [`Self::write_batch`], and a [`crate::mvcc::Conflict`] if `check` fails; on error
+    /// nothing was written.
+    pub(crate) fn commit_txn(
+        &self,
+        entries: &[(&[u8], &[u8])],
+        check: Option<&CommitCheck<'_>>,
+    ) -> Result<u64> {
+        todo!("week 3 day 5, task 3: commit the write set as one batch through the commit path; a finished transaction refuses use (book: week3-05-transactions)")
     }
 
     /// Writes one entry; an empty value is a tombstone.
