@@ -38,3 +38,9 @@ mod week3_day2;
 mod week3_day3;
 #[path = "../../mini-lsm-tests/week3_day4.rs"]
 mod week3_day4;
+#[path = "../../mini-lsm-tests/week4_day4.rs"]
+mod week4_day4;
+#[path = "../../mini-lsm-tests/week4_day5.rs"]
+mod week4_day5;
+#[path = "../../mini-lsm-tests/week4_day7.rs"]
+mod week4_day7;
