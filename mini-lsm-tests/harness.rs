@@ -18,6 +18,8 @@ pub(crate) mod compaction;
 pub(crate) mod mvcc;
 #[path = "harness_persist.rs"]
 pub(crate) mod persist;
+#[path = "harness_stall.rs"]
+pub(crate) mod stall;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -86,6 +86,8 @@ pub enum Command {
     Compact,
     /// `dump`: print the engine's state.
     Dump,
+    /// `stats`: print what the engine did since it opened (week 4 day 7).
+    Stats,
     /// `close` or `quit`.
     Quit,
     /// `help`.
@@ -93,7 +95,7 @@ pub enum Command {
 }
 
 /// The commands on one line, for an error message.
-const USAGE: &str = "commands: fill A B | put K V | get K | del K | scan [A B] | prefix P | flush | compact | dump | close | quit | help";
+const USAGE: &str = "commands: fill A B | put K V | get K | del K | scan [A B] | prefix P | flush | compact | dump | stats | close | quit | help";
 
 /// The most keys one `fill` puts: a bound, so that a typo such as `fill 0 99999999999` does
 /// not run for hours with no way back but killing the shell (and losing what the engine held).
@@ -114,6 +116,8 @@ commands:
   flush         freeze the memtable and flush every memtable to an L0 SST
   compact       compact all of L0 and L1 into L1 (week 2 day 1)
   dump          print the memtables, L0 and the levels
+  stats         what the engine did since it opened: writes, reads, stalls, flushes,
+                compactions and their bytes (week 4 day 7)
   close, quit   close the engine and exit (the end of the input does the same)
   help          this text
 {PERSISTENCE}"
@@ -158,11 +162,12 @@ impl Command {
             ("flush", []) => Command::Flush,
             ("compact", []) => Command::Compact,
             ("dump", []) => Command::Dump,
+            ("stats", []) => Command::Stats,
             ("close" | "quit" | "exit", []) => Command::Quit,
             ("help", []) => Command::Help,
             (
                 "fill" | "put" | "get" | "del" | "scan" | "prefix" | "flush" | "compact" | "dump"
-                | "close" | "quit" | "exit" | "help",
+                | "stats" | "close" | "quit" | "exit" | "help",
                 _,
             ) => {
                 bail!("wrong arguments for `{name}`; {USAGE}")
@@ -250,6 +255,7 @@ impl Shell {
             }
             // One newline after the dump, whether or not the dump's text ends in one.
             Command::Dump => writeln!(out, "{}", self.lsm.dump().trim_end())?,
+            Command::Stats => writeln!(out, "{}", self.lsm.stats())?,
             Command::Help => writeln!(out, "{}", help())?,
             Command::Quit => return Ok(Flow::Quit),
         }

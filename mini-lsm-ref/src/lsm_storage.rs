@@ -59,12 +59,14 @@ mod options;
 mod read;
 mod recovery;
 pub mod repair;
+mod stall;
 mod state_cell;
 mod write;
+mod write_buffer;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use anyhow::{anyhow, Context, Result};
 use parking_lot::{Mutex, MutexGuard, RwLock};
@@ -72,16 +74,20 @@ use parking_lot::{Mutex, MutexGuard, RwLock};
 pub use mini_lsm::MiniLsm;
 pub use options::{LsmStorageOptions, RecoveryMode};
 pub use repair::RepairReport;
+pub use stall::{Pressure, StallCause};
 pub(crate) use write::check_entry_size;
 use write::FlushSignal;
 pub use write::WriteBatchRecord;
+pub use write_buffer::{MemoryUse, WriteBufferManager};
 
 use crate::block_cache::BlockCache;
+use crate::clock::Wake;
 pub use crate::compact::CompactionOptions;
 use crate::compact::{CompactionController, CompactionFilter};
 use crate::id_hash::IdMap;
 use crate::manifest::{Manifest, ManifestRecord};
 use crate::mem_table::MemTable;
+use crate::metrics::{Metrics, Stats};
 use crate::mvcc::{Isolation, Mvcc, Snapshot, Transaction};
 use crate::table::{sst_path, SsTable};
 use crate::wal::wal_path;
@@ -167,8 +173,13 @@ pub struct LsmStorageInner {
     pub(crate) block_cache: Arc<BlockCache>,
     next_sst_id: AtomicUsize,
     pub(crate) options: Arc<LsmStorageOptions>,
-    /// Where stalled writers wait for room; every flush notifies it (see [`FlushSignal`]).
-    pub(crate) flush_done: FlushSignal,
+    /// Where stalled writers wait for room; every flush (and, from week 4, every compaction
+    /// install and every advance of a fake clock) notifies it (see [`FlushSignal`]).
+    pub(crate) flush_done: Arc<FlushSignal>,
+    /// The memory budget's decisions (week 4 day 5).
+    pub(crate) write_buffer: WriteBufferManager,
+    /// What the engine did since it opened (week 4 day 7); every file goes through its counter.
+    pub(crate) metrics: Arc<Metrics>,
     /// Set once a background flush or compaction has failed; the fast check on the write path.
     has_bg_error: AtomicBool,
     /// The first background error, kept forever: every later write and `close` return it.
@@ -193,9 +204,12 @@ impl LsmStorageInner {
     /// # Errors
     /// If the options are invalid, the directory cannot be created, or recovery fails (a corrupt
     /// manifest, SST or log: the error names the file).
-    pub fn open(path: impl AsRef<Path>, options: LsmStorageOptions) -> Result<Self> {
+    pub fn open(path: impl AsRef<Path>, mut options: LsmStorageOptions) -> Result<Self> {
         options.validate()?;
         let path = path.as_ref().to_path_buf();
+        // Every byte written to a file from here on is counted (week 4 day 7).
+        let metrics = Metrics::new();
+        options.fs = metrics.counting_fs(Arc::clone(&options.fs));
         // @task week1_day6 1 stub=comment
         options.fs.create_dir_all(&path)?;
         // @end
@@ -210,6 +224,12 @@ impl LsmStorageInner {
         for line in &recovered.report {
             eprintln!("mini-lsm: recovery of {}: {line}", path.display());
         }
+        let write_buffer = WriteBufferManager::new(options.memory_budget);
+        let flush_done = Arc::new(FlushSignal::default());
+        // A fake clock wakes the stalled writers when a test moves it (week 4 day 4).
+        options
+            .clock
+            .on_advance(Arc::downgrade(&flush_done) as Weak<dyn Wake>);
         Ok(Self {
             state: Arc::new(StateCell::new(recovered.state)),
             state_lock: Mutex::new(()),
@@ -219,7 +239,9 @@ impl LsmStorageInner {
             path,
             next_sst_id: AtomicUsize::new(recovered.next_sst_id),
             options: Arc::new(options),
-            flush_done: FlushSignal::default(),
+            flush_done,
+            write_buffer,
+            metrics,
             has_bg_error: AtomicBool::new(false),
             bg_error: Mutex::new(None),
             manifest: recovered.manifest,
@@ -424,6 +446,12 @@ impl LsmStorageInner {
         self.compaction_filters.read().clone()
     }
     // ANCHOR_END: add_compaction_filter
+
+    /// What the engine did since it opened: writes, reads, stalls, flushes, compactions and the
+    /// bytes of each, counted once (week 4 day 7; see [`crate::metrics`]).
+    pub fn stats(&self) -> Stats {
+        self.metrics.stats()
+    }
 
     // ANCHOR: snapshot
     /// The current state snapshot, loaded without a lock (see `state_cell.rs`).

@@ -44,3 +44,9 @@ mod week3_day5;
 mod week3_day6;
 #[path = "../../mini-lsm-tests/week3_day7.rs"]
 mod week3_day7;
+#[path = "../../mini-lsm-tests/week4_day4.rs"]
+mod week4_day4;
+#[path = "../../mini-lsm-tests/week4_day5.rs"]
+mod week4_day5;
+#[path = "../../mini-lsm-tests/week4_day7.rs"]
+mod week4_day7;

@@ -92,3 +92,95 @@ fn test_every_option_out_of_range_is_an_error_naming_it() {
         assert_eq!(inner.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
     }
 }
+
+/// The settings of week 4's stalls and memory budget are checked at open too: each bad one is
+/// an error naming it (and, for the L0 triggers, what they conflict with), touching no file;
+/// the edges of each range open.
+#[test]
+fn test_stall_settings_out_of_range_are_errors_naming_them() {
+    type Edit = fn(&mut LsmStorageOptions);
+    fn leveled() -> CompactionOptions {
+        CompactionOptions::Leveled(LeveledCompactionOptions {
+            level0_file_num_compaction_trigger: 4,
+            ..Default::default()
+        })
+    }
+    let bad: [(&str, Edit); 10] = [
+        ("l0_slowdown_delay", |o| {
+            o.l0_slowdown_delay = Duration::ZERO
+        }),
+        ("l0_slowdown_delay", |o| {
+            o.l0_slowdown_delay = Duration::from_secs(2)
+        }),
+        ("memory_budget", |o| o.memory_budget = Some(1024)),
+        ("memory_budget", |o| o.memory_budget = Some(usize::MAX)),
+        ("no compaction strategy", |o| {
+            o.l0_stop_writes_trigger = Some(10)
+        }),
+        ("l0_slowdown_writes_trigger is 0", |o| {
+            o.compaction_options = leveled();
+            o.l0_slowdown_writes_trigger = Some(0);
+        }),
+        ("level0_file_num_compaction_trigger (4)", |o| {
+            o.compaction_options = leveled();
+            o.l0_stop_writes_trigger = Some(4);
+        }),
+        ("num_tiers (4)", |o| {
+            o.compaction_options = CompactionOptions::Tiered(TieredCompactionOptions::default());
+            o.l0_slowdown_writes_trigger = Some(3);
+        }),
+        ("must be below l0_stop_writes_trigger", |o| {
+            o.compaction_options = leveled();
+            o.l0_slowdown_writes_trigger = Some(8);
+            o.l0_stop_writes_trigger = Some(8);
+        }),
+        ("l0_stop_writes_trigger is 100000", |o| {
+            o.compaction_options = leveled();
+            o.l0_stop_writes_trigger = Some(100_000);
+        }),
+    ];
+    for (needle, edit) in bad {
+        let fs = MemFs::new();
+        let mut options = LsmStorageOptions::default_for_week1_test();
+        options.fs = Arc::new(fs.clone());
+        edit(&mut options);
+        let error = match LsmStorageInner::open("/db", options) {
+            Ok(_) => panic!("{needle}: open succeeded"),
+            Err(error) => format!("{error:#}"),
+        };
+        assert!(
+            error.contains(needle),
+            "the error must say {needle:?}: {error}"
+        );
+        assert!(
+            !fs.exists("/db".as_ref()),
+            "{needle}: open touched the disk"
+        );
+    }
+    let good: [Edit; 5] = [
+        |o| o.l0_slowdown_delay = Duration::from_micros(1),
+        |o| o.l0_slowdown_delay = Duration::from_secs(1),
+        |o| o.memory_budget = Some(4096),
+        |o| {
+            o.compaction_options = CompactionOptions::Leveled(LeveledCompactionOptions {
+                level0_file_num_compaction_trigger: 4,
+                ..Default::default()
+            });
+            o.l0_slowdown_writes_trigger = Some(5);
+            o.l0_stop_writes_trigger = Some(6);
+        },
+        |o| {
+            o.compaction_options = CompactionOptions::Tiered(TieredCompactionOptions::default());
+            o.l0_stop_writes_trigger = Some(5);
+        },
+    ];
+    for edit in good {
+        let fs = MemFs::new();
+        let mut options = LsmStorageOptions::default_for_week1_test();
+        options.fs = Arc::new(fs.clone());
+        edit(&mut options);
+        let inner = LsmStorageInner::open("/db", options).unwrap();
+        inner.put(b"k", b"v").unwrap();
+        assert_eq!(inner.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    }
+}

@@ -17,6 +17,7 @@ use crate::iterators::two_merge_iterator::TwoMergeIterator;
 use crate::iterators::visible_iterator::VisibleIterator;
 use crate::iterators::StorageIterator;
 use crate::mem_table::MemTableIterator;
+use crate::metrics::ReadTally;
 use crate::table::SsTableIterator;
 
 // TODO(week 1 day 5, task 3: scan the L0 SSTs together with the memtables (book: week1-05-read-path))
@@ -79,6 +80,9 @@ impl StorageIterator for LsmIterator {
 pub struct FusedIterator<I: StorageIterator> {
     iter: I,
     has_errored: bool,
+    /// Counts what a user's scan reads into the engine's metrics (week 4 day 7); `None` for
+    /// every other iterator.
+    tally: Option<ReadTally<I>>,
 }
 
 impl<I: StorageIterator> FusedIterator<I> {
@@ -87,7 +91,16 @@ impl<I: StorageIterator> FusedIterator<I> {
         Self {
             iter,
             has_errored: false,
+            tally: None,
         }
+    }
+
+    /// Has `tally` count every entry this iterator lands on, from the one it rests on now (see
+    /// [`crate::metrics::Metrics::count_scan`]).
+    pub(crate) fn counted(mut self, mut tally: ReadTally<I>) -> Self {
+        tally.land(&self.iter);
+        self.tally = Some(tally);
+        self
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use crossbeam_channel::Receiver;
 
+use super::write_buffer::MemoryUse;
 use super::LsmStorageInner;
 use crate::manifest::ManifestRecord;
 use crate::table::SsTableBuilder;
@@ -116,6 +117,9 @@ impl LsmStorageInner {
             );
             if let Some(table) = table {
                 let id = table.sst_id();
+                // @task week4_day7 3 stub=comment
+                self.metrics.record_flush(table.table_size());
+                // @end
                 place_flushed(
                     &mut snapshot.l0_sstables,
                     &mut snapshot.levels,
@@ -143,20 +147,36 @@ impl LsmStorageInner {
 
     // ANCHOR: trigger_flush
     /// Flushes the earliest memtables while there are more than `num_memtable_limit` memtables
-    /// (the mutable one included). The flush thread calls this every 50 ms; tests call it directly.
+    /// (the mutable one included), or, from week 4 day 5, while the memtables hold more than
+    /// half the memory budget. The flush thread calls this every 50 ms; tests call it directly.
     ///
     /// # Errors
     /// The first failed flush.
     pub fn trigger_flush(&self) -> Result<()> {
-        // @task week1_day6 2
+        // @task week4_day5 2
         loop {
-            let imm_count = self.state.read().imm_memtables.len();
+            let (imm_count, early) = {
+                let state = self.state.read();
+                let early = self.write_buffer.budget().is_some()
+                    && self.write_buffer.should_flush(MemoryUse::of(&state));
+                (state.imm_memtables.len(), early)
+            };
             // 1 + imm_count memtables, the mutable one included, are within the limit.
-            if imm_count == 0 || imm_count < self.options.num_memtable_limit {
+            let over_count = imm_count > 0 && imm_count >= self.options.num_memtable_limit;
+            if !over_count && !early {
                 return Ok(());
             }
             self.force_flush_next_imm_memtable()?;
         }
+        // @or week1_day6 2
+        // loop {
+        //     let imm_count = self.state.read().imm_memtables.len();
+        //     // 1 + imm_count memtables, the mutable one included, are within the limit.
+        //     if imm_count == 0 || imm_count < self.options.num_memtable_limit {
+        //         return Ok(());
+        //     }
+        //     self.force_flush_next_imm_memtable()?;
+        // }
         // @end
     }
     // ANCHOR_END: trigger_flush

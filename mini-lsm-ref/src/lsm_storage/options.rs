@@ -9,8 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Result};
 
+use crate::clock::{Clock, RealClock};
 use crate::compact::CompactionOptions;
 use crate::fs::{FileSystem, RealFs};
 use crate::mvcc::Isolation;
@@ -44,8 +45,25 @@ pub struct LsmStorageOptions {
     pub num_memtable_limit: usize,
     /// Writers stall while there are more than `num_memtable_limit + write_stall_margin` memtables.
     pub write_stall_margin: usize,
-    /// How long a stalled writer waits before it gives up with an error.
+    /// How long a stalled writer waits before it gives up with an error: a wait for a flush,
+    /// for compaction to shrink L0 (week 4 day 4) or for the memory budget (week 4 day 5).
     pub write_stall_timeout: Duration,
+    /// Writers slow down, one `l0_slowdown_delay` each, while L0 holds at least this many SSTs
+    /// (with tiered compaction, which has no L0: tiers); `None` never slows them (week 4 day 4).
+    pub l0_slowdown_writes_trigger: Option<usize>,
+    /// Writers stop, for at most `write_stall_timeout`, while L0 holds at least this many SSTs
+    /// (tiers with tiered compaction), until compaction brings it below; `None` never stops them
+    /// (week 4 day 4).
+    pub l0_stop_writes_trigger: Option<usize>,
+    /// How long each write waits at the slowdown trigger (week 4 day 4).
+    pub l0_slowdown_delay: Duration,
+    /// All memtables together, the mutable one and those waiting to be flushed, may hold about
+    /// this many bytes: past half of it the engine freezes and flushes early, and at the budget
+    /// writers wait for a flush; `None` sets no budget (week 4 day 5).
+    pub memory_budget: Option<usize>,
+    /// The clock the write path's waits and delays run on: the real one, or a
+    /// [`crate::clock::FakeClock`] that a test moves (week 4 day 4).
+    pub clock: Arc<dyn Clock>,
     /// Bits per key of each SST's bloom filter.
     pub bloom_bits_per_key: usize,
     /// Capacity of the block cache, in bytes; 0 caches nothing.
@@ -70,6 +88,12 @@ pub struct LsmStorageOptions {
 const MAX_TARGET_SST_SIZE: usize = 1 << 30;
 /// The longest `write_stall_timeout`: a writer stalled for longer than a day is hung.
 const MAX_WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+/// The longest `l0_slowdown_delay`: a delay per write of more than a second is a stop.
+const MAX_SLOWDOWN_DELAY: Duration = Duration::from_secs(1);
+/// The smallest `memory_budget`: below it every write would freeze a memtable.
+const MIN_MEMORY_BUDGET: usize = 4 << 10;
+/// The largest `memory_budget` (1 TiB), far from an overflow of the sums over memtables.
+const MAX_MEMORY_BUDGET: usize = 1 << 40;
 /// The most bloom bits per key: at most 30 bits are probed, so beyond about 43 bits per key the
 /// false-positive rate no longer falls.
 const MAX_BLOOM_BITS_PER_KEY: usize = 64;
@@ -93,6 +117,11 @@ impl LsmStorageOptions {
             num_memtable_limit: 50,
             write_stall_margin: 50,
             write_stall_timeout: Duration::from_secs(30),
+            l0_slowdown_writes_trigger: None,
+            l0_stop_writes_trigger: None,
+            l0_slowdown_delay: Duration::from_millis(1),
+            memory_budget: None,
+            clock: Arc::new(RealClock),
             bloom_bits_per_key: 10,
             block_cache_bytes: 16 << 20,
             compaction_options: CompactionOptions::NoCompaction,
@@ -167,9 +196,80 @@ impl LsmStorageOptions {
             self.bloom_bits_per_key
         );
         check_compaction(&self.compaction_options)?;
-        self.compaction_options.validate()
+        self.compaction_options.validate()?;
+        self.check_stalls()
     }
     // ANCHOR_END: validate
+
+    // ANCHOR: check_stalls
+    /// Checks the L0 triggers, the slowdown delay and the memory budget (week 4 days 4-5).
+    ///
+    /// # Errors
+    /// Names the setting, its value, and what to change.
+    fn check_stalls(&self) -> Result<()> {
+        ensure!(
+            (Duration::from_micros(1)..=MAX_SLOWDOWN_DELAY).contains(&self.l0_slowdown_delay),
+            "l0_slowdown_delay is {:?}; it must be from 1 us to 1 s (a longer delay per write is a \
+             stop: use l0_stop_writes_trigger)",
+            self.l0_slowdown_delay
+        );
+        if let Some(budget) = self.memory_budget {
+            ensure!(
+                (MIN_MEMORY_BUDGET..=MAX_MEMORY_BUDGET).contains(&budget),
+                "memory_budget is {budget} bytes; it must be from {MIN_MEMORY_BUDGET} (4 KiB) to \
+                 {MAX_MEMORY_BUDGET} (1 TiB), or None for no budget"
+            );
+        }
+        let triggers = [
+            (
+                "l0_slowdown_writes_trigger",
+                self.l0_slowdown_writes_trigger,
+            ),
+            ("l0_stop_writes_trigger", self.l0_stop_writes_trigger),
+        ];
+        for (name, trigger) in triggers {
+            let Some(trigger) = trigger else { continue };
+            ensure!(
+                (1..=MAX_COUNT).contains(&trigger),
+                "{name} is {trigger}; it must be 1..={MAX_COUNT}, or None"
+            );
+            // What compaction leaves in L0 (or how many tiers it leaves): a trigger at or below
+            // it would hold writers back before compaction is even asked to run.
+            let (compaction_trigger, setting) = match &self.compaction_options {
+                CompactionOptions::Simple(o) => (
+                    o.level0_file_num_compaction_trigger,
+                    "level0_file_num_compaction_trigger",
+                ),
+                CompactionOptions::Leveled(o) => (
+                    o.level0_file_num_compaction_trigger,
+                    "level0_file_num_compaction_trigger",
+                ),
+                CompactionOptions::Tiered(o) => (o.num_tiers, "num_tiers"),
+                _ => bail!(
+                    "{name} is {trigger}, but there is no compaction strategy to bring L0 below \
+                     it: writers would slow down or stop for good; choose a compaction strategy \
+                     or set {name} to None"
+                ),
+            };
+            ensure!(
+                trigger > compaction_trigger,
+                "{name} is {trigger}, not above the compaction strategy's {setting} \
+                 ({compaction_trigger}): writers would be held back before compaction is asked \
+                 to run; make it larger"
+            );
+        }
+        if let (Some(slowdown), Some(stop)) =
+            (self.l0_slowdown_writes_trigger, self.l0_stop_writes_trigger)
+        {
+            ensure!(
+                slowdown < stop,
+                "l0_slowdown_writes_trigger ({slowdown}) must be below l0_stop_writes_trigger \
+                 ({stop}): writers slow down first, and stop only if that was not enough"
+            );
+        }
+        Ok(())
+    }
+    // ANCHOR_END: check_stalls
 }
 
 /// Checks that every number of a compaction strategy is in a range the engine's arithmetic

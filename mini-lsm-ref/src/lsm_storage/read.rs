@@ -238,10 +238,14 @@ impl LsmStorageInner {
         // The state first, then the timestamp (see `read_ts_after`).
         let snapshot = self.snapshot();
         let read_ts = self.read_ts_after(&snapshot);
-        self.get_in(&snapshot, key, read_ts)
+        let value = self.get_in(&snapshot, key, read_ts)?;
         // @or week1_day1 4
-        // self.get_in(&self.snapshot(), key, TS_RANGE_BEGIN)
+        // let value = self.get_in(&self.snapshot(), key, TS_RANGE_BEGIN)?;
         // @end
+        // @task week4_day7 2 stub=comment
+        self.metrics.record_get(value.as_deref());
+        // @end
+        Ok(value)
     }
     // ANCHOR_END: get_latest
 
@@ -255,7 +259,11 @@ impl LsmStorageInner {
     /// # Errors
     /// If an SST block cannot be read or is corrupt.
     pub fn get_with_ts(&self, key: &[u8], read_ts: u64) -> Result<Option<Bytes>> {
-        self.get_in(&self.snapshot(), key, read_ts)
+        let value = self.get_in(&self.snapshot(), key, read_ts)?;
+        // @task week4_day7 2 stub=comment
+        self.metrics.record_get(value.as_deref());
+        // @end
+        Ok(value)
     }
 
     /// Returns the value of `key` in the state `snapshot`, as of `read_ts` (timestamps come in
@@ -345,10 +353,14 @@ impl LsmStorageInner {
         // The state first, then the timestamp (see `read_ts_after`).
         let snapshot = self.snapshot();
         let read_ts = self.read_ts_after(&snapshot);
-        self.scan_in(&snapshot, lower, upper, read_ts)
+        let iter = self.scan_in(&snapshot, lower, upper, read_ts)?;
         // @or week1_day2 4
-        // self.scan_in(&self.snapshot(), lower, upper, TS_RANGE_BEGIN)
+        // let iter = self.scan_in(&self.snapshot(), lower, upper, TS_RANGE_BEGIN)?;
         // @end
+        // @task week4_day7 2 stub=comment
+        let iter = self.metrics.count_scan(iter);
+        // @end
+        Ok(iter)
     }
     // ANCHOR_END: scan_latest
 
@@ -364,7 +376,11 @@ impl LsmStorageInner {
         upper: Bound<&[u8]>,
         read_ts: u64,
     ) -> Result<FusedIterator<LsmIterator>> {
-        self.scan_in(&self.snapshot(), lower, upper, read_ts)
+        let iter = self.scan_in(&self.snapshot(), lower, upper, read_ts)?;
+        // @task week4_day7 2 stub=comment
+        let iter = self.metrics.count_scan(iter);
+        // @end
+        Ok(iter)
     }
 
     /// Returns an iterator over the entries with keys in `lower..upper` in the state `snapshot`,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use crossbeam_channel::Receiver;
 
+use super::write_buffer::MemoryUse;
 use super::LsmStorageInner;
 use crate::manifest::ManifestRecord;
 use crate::table::SsTableBuilder;
@@ -41,7 +42,8 @@ impl LsmStorageInner {
     }
 
     /// Flushes the earliest memtables while there are more than `num_memtable_limit` memtables
-    /// (the mutable one included). The flush thread calls this every 50 ms; tests call it directly.
+    /// (the mutable one included), or, from week 4 day 5, while the memtables hold more than
+    /// half the memory budget. The flush thread calls this every 50 ms; tests call it directly.
     ///
     /// # Errors
     /// The first failed flush.

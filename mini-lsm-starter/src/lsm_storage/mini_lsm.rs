@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use super::{LsmStorageInner, LsmStorageOptions, RepairReport, WriteBatchRecord};
 use crate::compact::{CompactionFilter, CompactionOptions};
 use crate::lsm_iterator::{FusedIterator, LsmIterator};
+use crate::metrics::Stats;
 use crate::mvcc::{Snapshot, Transaction};
 
 /// The storage engine, with its flush thread and, from week 2, its compaction thread. Open it with
@@ -88,6 +89,11 @@ impl MiniLsm {
     /// See [`LsmStorageInner::latest_commit_ts`].
     pub fn latest_commit_ts(&self) -> u64 {
         self.inner.latest_commit_ts()
+    }
+
+    /// See [`LsmStorageInner::stats`].
+    pub fn stats(&self) -> Stats {
+        self.inner.stats()
     }
 
     /// See [`LsmStorageInner::new_snapshot`].

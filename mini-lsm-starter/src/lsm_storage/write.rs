@@ -5,12 +5,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{anyhow, ensure, Result};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::new_memtable;
+use super::stall::{Pressure, StallCause};
+use super::write_buffer::MemoryUse;
 use super::LsmStorageInner;
+use crate::clock::{Clock, RealClock, Wake};
 use crate::manifest::ManifestRecord;
+use crate::metrics::StallOutcome;
 use crate::mvcc::CommitCheck;
 
 /// One write of a batch.
@@ -43,11 +47,25 @@ impl FlushSignal {
 
     /// Sleeps until a notification (or a spurious wakeup) or until `deadline`, with `guard`
     /// released while asleep and held again on return. Returns whether the deadline passed.
+    #[allow(
+        dead_code,
+        reason = "week 1's stall waits on the real clock; week 4 day 4 replaces it with `wait_on`"
+    )]
     pub(crate) fn wait_until(&self, guard: &mut MutexGuard<'_, ()>, deadline: Instant) -> bool {
+        self.wait_on(&RealClock, guard, deadline)
+    }
+
+    /// [`Self::wait_until`] with `deadline` on `clock` (week 4 day 4).
+    pub(crate) fn wait_on(
+        &self,
+        clock: &dyn Clock,
+        guard: &mut MutexGuard<'_, ()>,
+        deadline: Instant,
+    ) -> bool {
         // Counted while `guard` is held: whoever sees the count and then notifies (which needs
         // the mutex) reaches a writer that is already asleep.
         self.waiting.fetch_add(1, Ordering::SeqCst);
-        let timed_out = self.flushed.wait_until(guard, deadline).timed_out();
+        let timed_out = clock.wait_until(&self.flushed, guard, deadline);
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         timed_out
     }
@@ -57,6 +75,21 @@ impl FlushSignal {
         let _gap = self.gap.lock();
         self.flushed.notify_all();
     }
+}
+
+impl Wake for FlushSignal {
+    /// A fake clock moved: the waiting writers look at its time again.
+    fn wake(&self) {
+        self.notify_all();
+    }
+}
+
+/// How a stopped write's wait ended (week 4 day 4).
+enum StopEnd {
+    /// A flush or compaction made room: the pressure now.
+    Room(Pressure),
+    /// The deadline passed; this still stopped writes.
+    TimedOut(StallCause),
 }
 
 /// Checks the 16-bit length limits of the on-disk formats.
@@ -145,7 +178,8 @@ impl LsmStorageInner {
         todo!("week 1 day 1, task 2: write puts and deletes through the engine into the memtable (book: week1-01-memtable)")
     }
 
-    /// Freezes the memtable if a write took it past the target size.
+    /// Freezes the memtable if a write took it past the target size (or, from week 4 day 5,
+    /// the memtables past half the memory budget: see `write_buffer.rs`).
     fn try_freeze(&self, estimated_size: usize) -> Result<()> {
         todo!("week 1 day 1, task 3: freeze the memtable, by hand and when it passes the target size (book: week1-01-memtable)")
     }
@@ -170,12 +204,25 @@ impl LsmStorageInner {
     }
 
     /// Blocks the writer while more than `num_memtable_limit + write_stall_margin` memtables exist,
-    /// for at most `write_stall_timeout`.
+    /// for at most `write_stall_timeout`. From week 4 day 4, it asks [`Self::write_pressure`]
+    /// instead, on the engine's clock: a slowed write waits one `l0_slowdown_delay`; a stopped one
+    /// waits for a flush or compaction to make room, for at most `write_stall_timeout`.
     ///
     /// # Errors
-    /// The background error if the flush thread fails while we wait; a timeout error otherwise.
+    /// The background error if a flush or compaction fails while we wait; a timeout error, naming
+    /// the cause, otherwise. The write is then not applied.
     fn wait_for_room(&self) -> Result<()> {
         todo!("week 1 day 6, task 4: stall writers while too many memtables wait, and wake them when a flush makes room (book: week1-06-write-path)")
+    }
+
+    /// Waits while the state stops writes, until `deadline` on `clock` (week 4 day 4). Returns the
+    /// pressure that ended the stop (a go, or a slowdown), or what still stopped writes at the
+    /// deadline.
+    ///
+    /// # Errors
+    /// The background error, if one arrives meanwhile.
+    fn wait_while_stopped(&self, clock: &dyn Clock, deadline: Instant) -> Result<StopEnd> {
+        todo!("week 4 day 4, task 2: slow a write down once, or wait on the engine's clock until a flush or compaction makes room, bounded: past the bound an error, never the write (book: week4-04-stalls)")
     }
 
     /// How many writers are stalled right now, waiting for a flush to make room.
