@@ -161,7 +161,7 @@ fn test_task2_freezes_and_flushes_early() {
         );
     };
     assert!(
-        frozen_at >= BUDGET / 2 && frozen_at < BUDGET / 2 + 2048,
+        (BUDGET / 2..BUDGET / 2 + 2048).contains(&frozen_at),
         "froze at {frozen_at} bytes, not just past half the budget"
     );
     let flusher = Arc::clone(&storage);
@@ -254,7 +254,7 @@ fn test_task3_stop_at_the_budget_fails_at_its_bound() {
     let next = fill_to_budget(&storage);
     let used = usage(&storage).total();
     assert!(
-        used >= BUDGET && used < BUDGET + 2048,
+        (BUDGET..BUDGET + 2048).contains(&used),
         "stopped at {used} bytes"
     );
     assert_eq!(
