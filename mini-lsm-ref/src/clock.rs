@@ -125,6 +125,7 @@ impl FakeClock {
         })
     }
 
+    // ANCHOR: fake_advance
     /// Moves the clock forward by `by` and wakes every waiter, which then looks at the new time.
     pub fn advance(&self, by: Duration) {
         {
@@ -144,6 +145,7 @@ impl FakeClock {
             waker.wake();
         }
     }
+    // ANCHOR_END: fake_advance
 
     /// How far the clock has moved since it was made.
     pub fn elapsed(&self) -> Duration {
@@ -158,6 +160,7 @@ impl FakeClock {
     }
 }
 
+// ANCHOR: fake_clock
 impl Clock for FakeClock {
     fn now(&self) -> Instant {
         let time = self.state.lock();
@@ -194,3 +197,4 @@ impl Clock for FakeClock {
         self.wakers.lock().push(waker);
     }
 }
+// ANCHOR_END: fake_clock

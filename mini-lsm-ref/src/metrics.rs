@@ -99,6 +99,7 @@ pub struct Stats {
 // ANCHOR_END: stats
 
 impl Stats {
+    // ANCHOR: write_amplification
     /// Bytes written to files per user byte written; `None` before the first byte.
     pub fn write_amplification(&self) -> Option<f64> {
         (self.bytes_written > 0).then(|| self.file_bytes_written as f64 / self.bytes_written as f64)
@@ -109,6 +110,7 @@ impl Stats {
         (self.write_groups > 0).then(|| self.writes as f64 / self.write_groups as f64)
     }
 }
+// ANCHOR_END: write_amplification
 
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -248,6 +250,7 @@ impl Metrics {
     }
     // ANCHOR_END: record_group
 
+    // ANCHOR: record_reads
     /// Counts a point lookup and what it found.
     pub fn record_get(&self, found: Option<&[u8]>) {
         self.gets.fetch_add(1, Ordering::Relaxed);
@@ -269,7 +272,9 @@ impl Metrics {
             iter.key().len() + iter.value().len()
         }))
     }
+    // ANCHOR_END: record_reads
 
+    // ANCHOR: record_background
     /// Counts a write that stalled: whether it was delayed, whether it had to wait, how it ended
     /// and how long all of that took on the engine's clock.
     pub fn record_stall(&self, slowed: bool, stopped: bool, outcome: StallOutcome, time: Duration) {
@@ -294,6 +299,7 @@ impl Metrics {
         background.compaction_read += read;
         background.compaction_written += written;
     }
+    // ANCHOR_END: record_background
 
     /// Reads every counter.
     pub fn stats(&self) -> Stats {

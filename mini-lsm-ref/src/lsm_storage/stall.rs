@@ -73,6 +73,7 @@ pub enum Pressure {
 }
 // ANCHOR_END: pressure
 
+// ANCHOR: stall_cause_text
 impl fmt::Display for StallCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
@@ -112,6 +113,7 @@ impl StallCause {
         }
     }
 }
+// ANCHOR_END: stall_cause_text
 
 impl LsmStorageInner {
     /// The sorted runs at the top of the tree that flushes add to: L0's SSTs, or, with tiered

@@ -56,6 +56,7 @@ impl CountingFs {
     }
 }
 
+// ANCHOR: counting_file
 struct CountingFile {
     inner: Box<dyn WritableFile>,
     bytes: Arc<FileBytes>,
@@ -78,6 +79,7 @@ impl WritableFile for CountingFile {
         self.inner.sync()
     }
 }
+// ANCHOR_END: counting_file
 
 impl FileSystem for CountingFs {
     fn create_dir_all(&self, dir: &Path) -> Result<()> {
