@@ -396,6 +396,7 @@ impl RecentCommits {
     }
 }
 
+// ANCHOR: first_in_range
 /// The first of the sorted `keys` that lies in `range`, found by binary search.
 fn first_in_range<'k>(keys: &'k [Bytes], range: &KeyRange) -> Option<&'k Bytes> {
     let start = match &range.0 {
@@ -405,3 +406,4 @@ fn first_in_range<'k>(keys: &'k [Bytes], range: &KeyRange) -> Option<&'k Bytes> 
     };
     keys.get(start).filter(|key| range_contains(range, key))
 }
+// ANCHOR_END: first_in_range

@@ -40,6 +40,7 @@ use crate::iterators::StorageIterator;
 use crate::lsm_iterator::{FusedIterator, LsmIterator};
 use crate::lsm_storage::{check_entry_size, LsmStorageInner};
 
+// ANCHOR: txn_state
 /// Where a transaction is in its life.
 enum TxnState<'a> {
     /// Takes reads and writes, from this snapshot, which holds its read timestamp in the
@@ -50,6 +51,7 @@ enum TxnState<'a> {
     /// Its commit failed (or it was dropped), with this message: nothing of it was written.
     Failed(String),
 }
+// ANCHOR_END: txn_state
 
 // ANCHOR: transaction
 /// A transaction: reads from a snapshot, writes into a private write set, commits atomically.
@@ -103,6 +105,7 @@ impl<'a> Transaction<'a> {
         self.isolation
     }
 
+    // ANCHOR: txn_active
     /// Its snapshot, if the transaction still takes reads and writes.
     ///
     /// # Errors
@@ -119,6 +122,7 @@ impl<'a> Transaction<'a> {
             ),
         }
     }
+    // ANCHOR_END: txn_active
 
     // ANCHOR: txn_get
     /// Returns the value of `key` as the transaction sees it: its own write if it wrote the key,
@@ -262,6 +266,7 @@ impl<'a> Transaction<'a> {
     }
     // ANCHOR_END: txn_commit
 
+    // ANCHOR: txn_finish
     /// Ends the active transaction in `state`: unregisters it from the live transactions if it
     /// was registered (week 3 day 6), and drops its snapshot, which releases the watermark.
     fn finish(&mut self, state: TxnState<'a>) {
@@ -272,6 +277,7 @@ impl<'a> Transaction<'a> {
         // @end
         self.state = state;
     }
+    // ANCHOR_END: txn_finish
 }
 
 // ANCHOR: txn_drop
