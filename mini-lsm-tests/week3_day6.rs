@@ -5,8 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 
+use anyhow::Result;
 use bytes::Bytes;
 
 use crate::lsm_storage::{LsmStorageInner, WriteBatchRecord};
@@ -518,16 +519,65 @@ fn test_task3_phantom() {
     }
 }
 
-/// Threads increment one counter in transactions, retrying each conflict: at snapshot
-/// isolation and serializable, the final value is the number of successful commits, and every
-/// increment succeeded once.
+/// Threads increment one counter in transactions: at snapshot isolation and serializable, when
+/// every thread has read the counter before any commits, exactly one commit per round succeeds;
+/// running freely with retries, the final value is the number of successful commits.
 #[test]
 fn test_task3_concurrent_counter_loses_no_update() {
     const THREADS: usize = 4;
+    const ROUNDS: usize = 20;
     const INCREMENTS: usize = 100;
+    /// Reads the counter in `txn` and writes it back one higher.
+    fn increment(txn: &mut Transaction<'_>) {
+        let value = txn.get(b"counter").unwrap().expect("the counter");
+        let n: usize = std::str::from_utf8(&value).unwrap().parse().unwrap();
+        txn.put(b"counter", (n + 1).to_string().as_bytes()).unwrap();
+    }
+    /// Whether `result` is a commit (true) or a conflict (false); any other error fails.
+    fn committed(result: Result<Option<u64>>) -> bool {
+        match result {
+            Ok(_) => true,
+            Err(e) if e.downcast_ref::<Conflict>().is_some() => false,
+            Err(e) => panic!("{e:#}"),
+        }
+    }
     for level in [Isolation::Snapshot, Isolation::Serializable] {
         let (_dir, inner) = open_engine(txn_options(level));
         let inner = Arc::new(inner);
+        inner.put(b"counter", b"0").unwrap();
+        // Rounds in lockstep: every thread reads before any thread commits, so every round is
+        // a real race on the one key, and exactly one of its commits may win.
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let wins: Vec<usize> = (0..THREADS)
+            .map(|_| {
+                let (inner, barrier) = (inner.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let mut wins = 0;
+                    for _ in 0..ROUNDS {
+                        let mut txn = inner.new_txn();
+                        increment(&mut txn);
+                        barrier.wait();
+                        wins += usize::from(committed(txn.commit()));
+                        barrier.wait();
+                    }
+                    wins
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|thread| thread.join().expect("a thread failed"))
+            .collect();
+        let value = inner.get(b"counter").unwrap().expect("the counter");
+        assert_eq!(
+            (
+                wins.iter().sum::<usize>(),
+                std::str::from_utf8(&value).unwrap()
+            ),
+            (ROUNDS, ROUNDS.to_string().as_str()),
+            "{level:?}: one commit per round of {THREADS} racing transactions (wins by thread: \
+             {wins:?}), and the counter counts them"
+        );
+        // Free running, each conflict retried.
         inner.put(b"counter", b"0").unwrap();
         let (commits, conflicts) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let threads: Vec<_> = (0..THREADS)
@@ -538,16 +588,12 @@ fn test_task3_concurrent_counter_loses_no_update() {
                     for _ in 0..INCREMENTS {
                         loop {
                             let mut txn = inner.new_txn();
-                            let value = txn.get(b"counter").unwrap().expect("the counter");
-                            let n: usize = std::str::from_utf8(&value).unwrap().parse().unwrap();
-                            txn.put(b"counter", (n + 1).to_string().as_bytes()).unwrap();
-                            match txn.commit() {
-                                Ok(_) => break,
-                                Err(e) if e.downcast_ref::<Conflict>().is_some() => {
-                                    conflicts.fetch_add(1, Ordering::Relaxed);
-                                }
-                                Err(e) => panic!("{e:#}"),
+                            increment(&mut txn);
+                            std::thread::yield_now();
+                            if committed(txn.commit()) {
+                                break;
                             }
+                            conflicts.fetch_add(1, Ordering::Relaxed);
                         }
                         commits.fetch_add(1, Ordering::Relaxed);
                     }
