@@ -21,7 +21,7 @@ const UPTO: &str = "pass --upto with a chapter";
 
 /// Opens the model for the chapters of `mix`.
 fn model_opener(mix: Mix) -> impl Fn(ops::Config) -> Result<Box<dyn Engine>> {
-    move |_| Ok(Box::new(model::Model::for_chapters(mix.upto)) as Box<dyn Engine>)
+    move |config| Ok(Box::new(model::Model::for_case(mix.upto, config)) as Box<dyn Engine>)
 }
 
 /// Replays the saved cases in `dir`; returns whether one of them still fails.

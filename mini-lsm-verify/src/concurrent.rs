@@ -75,10 +75,10 @@ impl RunSpec {
             .into_iter()
             .filter(|s| self.mix.has(s.needs()))
             .collect();
-        Config {
-            strategy: strategies[(self.seed % strategies.len() as u64) as usize],
-            wal: self.mix.has(Chapter::WAL) && (self.seed / 4) % 2 == 1,
-        }
+        Config::new(
+            strategies[(self.seed % strategies.len() as u64) as usize],
+            self.mix.has(Chapter::WAL) && (self.seed / 4) % 2 == 1,
+        )
     }
 }
 

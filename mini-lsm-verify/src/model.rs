@@ -18,19 +18,33 @@
 //! engine syncs before it cuts the power, so every write so far is durable, and the latest
 //! commit timestamp survives it. A reopen drops the snapshots.
 //!
-//! Transactions (week 3 days 5 and 6) plug in on top of [`Versions`]: a transaction reads at the
+//! Transactions (week 3 days 5 and 6) sit on top of [`Versions`]: a transaction reads at the
 //! read timestamp it began with (registered like a snapshot's, so it holds the watermark),
-//! through its own writes first; committing one is a [`Versions::commit`] of its write set, so
-//! the model replays committed transactions in commit order, and every read a transaction made
-//! is checked against [`Versions::get_at`] at its read timestamp. An abort commits nothing.
+//! through its own writes first. Committing one replays its write set as one
+//! [`Versions::commit`], so the model replays committed transactions in commit order, each at its
+//! commit timestamp; every read a transaction made was checked against [`Versions::get_at`] at its
+//! read timestamp. Whether a commit may happen is decided from the versions alone, as the
+//! isolation level says: under snapshot isolation it fails iff a key it writes has a version
+//! above its read timestamp; under serializable iff a key it read from its snapshot, or any key
+//! in a range it scanned, has one (a phantom is a key that did not exist when it scanned). A
+//! transaction that wrote nothing always commits, without a timestamp; a failed commit writes
+//! nothing and uses no timestamp; an abort commits nothing.
+//!
+//! ```text
+//!   t0: begin@3  txn_scan k00..k10  txn_put k20           commit -> conflict (serializable):
+//!   put k05 (ts 4) ───────────────────────────────────▶   k05@4 lies in the scanned range
+//! ```
+//!
+//! Time travel (week 3 day 7) reads at any timestamp from the watermark to the latest commit,
+//! and is refused outside it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::{Bound, RangeBounds};
 
 use anyhow::Result;
 
-use crate::engines::{Engine, Reply};
-use crate::ops::{BatchOp, Chapter, Op, Slot, SLOTS};
+use crate::engines::{Engine, Refusal, Reply};
+use crate::ops::{BatchOp, Chapter, Config, Isolation, Op, Slot, SLOTS, TXN_SLOTS};
 use crate::text::show;
 
 /// Every committed version of every key.
@@ -62,6 +76,20 @@ impl Versions {
         versions.range(..=ts).next_back()?.1.clone()
     }
 
+    /// Whether a commit above `ts` wrote `key`.
+    pub fn written_after(&self, key: &[u8], ts: u64) -> bool {
+        self.keys
+            .get(key)
+            .is_some_and(|versions| versions.range(ts + 1..).next().is_some())
+    }
+
+    /// Whether a commit above `ts` wrote a key in `lower..upper`.
+    fn written_in_after(&self, lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>, ts: u64) -> bool {
+        self.keys.iter().any(|(k, versions)| {
+            within(lower, upper, k) && versions.range(ts + 1..).next().is_some()
+        })
+    }
+
     /// The live entries as of `ts` whose keys `keep` accepts, in key order.
     pub fn scan_at(&self, keep: impl Fn(&[u8]) -> bool, ts: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
         self.keys
@@ -88,38 +116,128 @@ pub fn slot_error(slot: Slot, held: bool) -> anyhow::Error {
     }
 }
 
-/// The engine's data, its snapshots, and what reads see.
+/// The error of an operation on an empty transaction slot (or a `begin` into a full one).
+pub fn txn_slot_error(slot: Slot, held: bool) -> anyhow::Error {
+    if held {
+        anyhow::anyhow!("slot t{slot} holds a transaction already: commit or abort it first")
+    } else {
+        anyhow::anyhow!("slot t{slot} holds no transaction")
+    }
+}
+
+/// An open transaction: when it reads, what it wrote, and what it read from its snapshot.
+#[derive(Debug, Default, Clone)]
+struct Txn {
+    read_ts: u64,
+    /// Its write set: key -> value, `None` for a delete.
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// The keys its `get`s read from the snapshot (a read its own write answered is not here).
+    keys_read: BTreeSet<Vec<u8>>,
+    /// The ranges it scanned, whatever they held.
+    ranges: Vec<(Bound<Vec<u8>>, Bound<Vec<u8>>)>,
+}
+
+/// The engine's data, its snapshots and transactions, and what reads see.
 #[derive(Debug, Default, Clone)]
 pub struct Model {
     versions: Versions,
     /// The read timestamp of the snapshot in each slot.
     snapshots: [Option<u64>; SLOTS],
+    /// The transaction in each slot.
+    txns: [Option<Txn>; TXN_SLOTS],
+    /// How commits are validated (the case's configuration).
+    isolation: Option<Isolation>,
     /// Whether the dump shows timestamps (from week 3 day 3; before that the engine has none).
     stamped: bool,
 }
 
 impl Model {
     /// An empty model.
+    #[cfg(test)]
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// An empty model for the chapters up to `upto`: its dump shows timestamps from week 3.
-    pub fn for_chapters(upto: Chapter) -> Self {
+    /// An empty model of an engine opened with `config`, for the chapters up to `upto`: its
+    /// dump shows timestamps from week 3.
+    pub fn for_case(upto: Chapter, config: Config) -> Self {
         Self {
             stamped: upto >= Chapter::COMMIT_TS,
+            isolation: Some(config.isolation),
             ..Self::default()
         }
     }
 
-    /// The watermark: the oldest live snapshot's timestamp, or the latest commit if none lives.
+    /// The watermark: the oldest read timestamp of a live snapshot or transaction, or the latest
+    /// commit if none lives.
     pub fn watermark(&self) -> u64 {
+        let txns = self.txns.iter().flatten().map(|t| t.read_ts);
         self.snapshots
             .iter()
             .flatten()
             .copied()
+            .chain(txns)
             .min()
             .unwrap_or(self.versions.latest())
+    }
+
+    /// The timestamp at `offset` from the latest commit (not below 0), and whether a snapshot
+    /// there is refused: above the latest commit, or below the watermark.
+    pub fn travel_ts(&self, offset: i8) -> (u64, Option<Refusal>) {
+        let latest = self.versions.latest();
+        let ts = latest.saturating_add_signed(i64::from(offset));
+        let watermark = self.watermark();
+        let refusal = if ts > latest {
+            Some(Refusal::AboveLatestCommit { ts, latest })
+        } else if ts < watermark {
+            Some(Refusal::BelowWatermark { ts, watermark })
+        } else {
+            None
+        };
+        (ts, refusal)
+    }
+
+    fn txn(&self, slot: Slot) -> Result<&Txn> {
+        let held = self.txns.get(usize::from(slot)).and_then(Option::as_ref);
+        held.ok_or_else(|| txn_slot_error(slot, false))
+    }
+
+    fn txn_mut(&mut self, slot: Slot) -> Result<&mut Txn> {
+        let held = self
+            .txns
+            .get_mut(usize::from(slot))
+            .and_then(Option::as_mut);
+        held.ok_or_else(|| txn_slot_error(slot, false))
+    }
+
+    /// Whether `txn`'s commit fails validation: a commit after its read timestamp wrote what its
+    /// isolation level forbids. (A transaction that wrote nothing is not validated.)
+    fn conflicts(&self, txn: &Txn) -> bool {
+        let after = |key: &[u8]| self.versions.written_after(key, txn.read_ts);
+        match self.isolation.unwrap_or(Isolation::Unvalidated) {
+            Isolation::Unvalidated => false,
+            Isolation::Snapshot => txn.writes.keys().any(|k| after(k)),
+            Isolation::Serializable => {
+                txn.keys_read.iter().any(|k| after(k))
+                    || txn
+                        .ranges
+                        .iter()
+                        .any(|(l, u)| self.versions.written_in_after(l, u, txn.read_ts))
+            }
+        }
+    }
+
+    /// What committing the transaction in `slot` gives: `Some(ts)` committed at `ts`, `None`
+    /// committed without writing; or [`Reply::Conflict`].
+    fn commit_outcome(&self, slot: Slot) -> Result<Reply> {
+        let txn = self.txn(slot)?;
+        Ok(if txn.writes.is_empty() {
+            Reply::Committed(None)
+        } else if self.conflicts(txn) {
+            Reply::Conflict
+        } else {
+            Reply::Committed(Some(self.versions.latest() + 1))
+        })
     }
 
     /// The timestamp `back` commits before the latest, but not below the watermark.
@@ -137,19 +255,102 @@ impl Model {
     }
 
     /// The timestamp `op` reads at, if it reads at one other than the latest commit (for a
-    /// `snapshot`, the one it will read at).
+    /// `snapshot` or a `begin`, the one it will read at; for time travel, the one it asks for).
     pub fn read_ts(&self, op: &Op) -> Option<u64> {
         match op {
-            Op::Snapshot(_) => Some(self.versions.latest()),
+            Op::Snapshot(_) | Op::Begin(_) => Some(self.versions.latest()),
             Op::SnapGet(s, _) | Op::SnapScan(s, ..) => self.snapshot(*s).ok(),
             Op::GetAt(back, _) | Op::ScanAt(back, ..) => Some(self.back_ts(*back)),
+            Op::TxnGet(t, _) | Op::TxnScan(t, ..) => self.txn(*t).ok().map(|t| t.read_ts),
+            Op::TravelGet(offset, _) | Op::TravelScan(offset, ..) => {
+                Some(self.travel_ts(*offset).0)
+            }
             _ => None,
         }
     }
 
     /// The timestamp `op` commits at, if it commits.
     pub fn commit_ts(&self, op: &Op) -> Option<u64> {
-        op.commits().then(|| self.versions.latest() + 1)
+        match op {
+            Op::Commit(t) => match self.commit_outcome(*t) {
+                Ok(Reply::Committed(ts)) => ts,
+                _ => None,
+            },
+            op => op.commits().then(|| self.versions.latest() + 1),
+        }
+    }
+
+    /// Runs a transaction's operation.
+    fn apply_txn(&mut self, op: &Op) -> Result<Reply> {
+        match op {
+            Op::Begin(t) => {
+                let slot = &mut self.txns[usize::from(*t)];
+                if slot.is_some() {
+                    return Err(txn_slot_error(*t, true));
+                }
+                *slot = Some(Txn {
+                    read_ts: self.versions.latest(),
+                    ..Txn::default()
+                });
+            }
+            Op::TxnGet(t, k) => {
+                let serializable = self.isolation == Some(Isolation::Serializable);
+                let txn = self.txn(*t)?;
+                if let Some(own) = txn.writes.get(k) {
+                    return Ok(Reply::Value(own.clone()));
+                }
+                let value = self.versions.get_at(k, txn.read_ts);
+                if serializable {
+                    self.txn_mut(*t)?.keys_read.insert(k.clone());
+                }
+                return Ok(Reply::Value(value));
+            }
+            Op::TxnPut(t, k, v) => {
+                self.txn_mut(*t)?.writes.insert(k.clone(), Some(v.clone()));
+            }
+            Op::TxnDelete(t, k) => {
+                self.txn_mut(*t)?.writes.insert(k.clone(), None);
+            }
+            Op::TxnScan(t, l, u) => {
+                let serializable = self.isolation == Some(Isolation::Serializable);
+                let txn = self.txn(*t)?;
+                let mut seen: BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
+                    .versions
+                    .scan_at(|k| within(l, u, k), txn.read_ts)
+                    .into_iter()
+                    .map(|(k, v)| (k, Some(v)))
+                    .collect();
+                for (k, v) in &txn.writes {
+                    if within(l, u, k) {
+                        seen.insert(k.clone(), v.clone());
+                    }
+                }
+                if serializable {
+                    self.txn_mut(*t)?.ranges.push((l.clone(), u.clone()));
+                }
+                let live = seen.into_iter().filter_map(|(k, v)| Some((k, v?)));
+                return Ok(Reply::Entries(live.collect()));
+            }
+            Op::Commit(t) => {
+                let outcome = self.commit_outcome(*t)?;
+                let txn = self.txns[usize::from(*t)]
+                    .take()
+                    .expect("commit_outcome: held");
+                if outcome == Reply::Conflict {
+                    return Ok(outcome);
+                }
+                if !txn.writes.is_empty() {
+                    self.versions.commit(txn.writes);
+                }
+                return Ok(outcome);
+            }
+            Op::Abort(t) => {
+                self.txn(*t)?;
+                self.txns[usize::from(*t)] = None;
+            }
+            op => unreachable!("not a transaction's operation: {op}"),
+        }
+        Ok(Reply::Done)
     }
 }
 
@@ -213,8 +414,30 @@ impl Engine for Model {
                     self.versions.scan_at(|k| within(l, u, k), ts),
                 ));
             }
-            Op::CloseReopen | Op::CrashReopen => self.snapshots = [None; SLOTS],
+            Op::CloseReopen | Op::CrashReopen => {
+                self.snapshots = [None; SLOTS];
+                self.txns = Default::default();
+            }
             Op::Freeze | Op::Flush | Op::FullCompaction | Op::TriggerCompaction => {}
+            Op::Begin(_)
+            | Op::TxnGet(..)
+            | Op::TxnPut(..)
+            | Op::TxnDelete(..)
+            | Op::TxnScan(..)
+            | Op::Commit(_)
+            | Op::Abort(_) => return self.apply_txn(op),
+            Op::TravelGet(offset, k) => {
+                return Ok(match self.travel_ts(*offset) {
+                    (_, Some(refusal)) => Reply::Refused(refusal),
+                    (ts, None) => Reply::Value(self.versions.get_at(k, ts)),
+                });
+            }
+            Op::TravelScan(offset, l, u) => {
+                return Ok(match self.travel_ts(*offset) {
+                    (_, Some(refusal)) => Reply::Refused(refusal),
+                    (ts, None) => Reply::Entries(self.versions.scan_at(|k| within(l, u, k), ts)),
+                });
+            }
         }
         Ok(Reply::Done)
     }
@@ -241,8 +464,17 @@ impl Engine for Model {
                 })
             })
             .collect();
+        let txns = (0..TXN_SLOTS).filter_map(|t| {
+            let txn = self.txns[t].as_ref()?;
+            Some(format!(
+                "t{t}@{} ({} writes)",
+                txn.read_ts,
+                txn.writes.len()
+            ))
+        });
         let snapshots: Vec<String> = (0..SLOTS)
             .filter_map(|s| Some(format!("s{s}@{}", self.snapshots[s]?)))
+            .chain(txns)
             .collect();
         out.push_str(&format!(
             "versions: {}\nlatest commit {latest}, snapshots: {}, watermark {}\n",
@@ -338,7 +570,10 @@ mod tests {
     /// stop at the watermark; dropping the oldest snapshot raises it; a reopen drops them all.
     #[test]
     fn snapshots_and_the_watermark() {
-        let mut model = Model::for_chapters(Chapter::SNAPSHOT);
+        let mut model = Model::for_case(
+            Chapter::SNAPSHOT,
+            Config::new(crate::ops::Strategy::None, false),
+        );
         model.apply(&put("a", "1")).unwrap(); // ts 1
         model.apply(&Op::Snapshot(0)).unwrap(); // at 1
         model.apply(&put("a", "2")).unwrap(); // ts 2

@@ -11,6 +11,13 @@
 //! snapshot's timestamp, or the latest commit when none lives), since compaction drops what only
 //! such a read could see: `get_at -3 k01` reads as of three commits back, or at the watermark if
 //! that is later. A reopen drops every snapshot (a snapshot borrows the engine it reads).
+//!
+//! Transactions (week 3 days 5 and 6) live in [`TXN_SLOTS`] slots of their own (`t0`, `t1`,
+//! `t2`), from `begin` to `commit` or `abort`, so that several are open at once and interleave
+//! with plain writes, flushes and compactions; a reopen aborts them. How a commit is validated is
+//! the case's [`Isolation`], an option the engine is opened with. Time travel (week 3 day 7)
+//! reads through `new_snapshot_at` at a timestamp given relative to the latest commit, which may
+//! be refused: `travel_get -3 k01` three commits back, `travel_get +1 k01` one above the latest.
 
 use std::fmt;
 use std::ops::Bound;
@@ -19,6 +26,9 @@ use anyhow::{Context, Result};
 
 /// How many snapshots a case can hold at once.
 pub const SLOTS: usize = 3;
+
+/// How many transactions a case can hold open at once.
+pub const TXN_SLOTS: usize = 3;
 
 /// A chapter of the course, `(week, day)`; chapters compare in course order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -49,6 +59,12 @@ impl Chapter {
     pub const COMMIT_TS: Self = Self(3, 3);
     /// Snapshots, the watermark, and reads at older timestamps.
     pub const SNAPSHOT: Self = Self(3, 4);
+    /// Transactions: begin, read, write, commit, abort (unvalidated).
+    pub const TXN: Self = Self(3, 5);
+    /// Commits validated at snapshot isolation or serializable.
+    pub const VALIDATION: Self = Self(3, 6);
+    /// Time travel: reads through `new_snapshot_at`, refused outside the watermark..latest.
+    pub const TIME_TRAVEL: Self = Self(3, 7);
 
     /// Parses a chapter id, `weekW_dayD`.
     ///
@@ -113,6 +129,41 @@ impl Strategy {
     }
 }
 
+/// What a transaction's commit is validated for: the engine's `isolation` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// No validation (week 3 day 5 has only this, whatever the option says).
+    Unvalidated,
+    /// Snapshot isolation: a commit fails iff a key it writes was written by a commit after its
+    /// read timestamp.
+    Snapshot,
+    /// Serializable: a commit fails iff a key it read from its snapshot, or any key in a range
+    /// it scanned, was written by a commit after its read timestamp.
+    Serializable,
+}
+
+impl Isolation {
+    /// Every level, simplest first (shrinking moves towards the first).
+    pub const ALL: [Self; 3] = [Self::Unvalidated, Self::Snapshot, Self::Serializable];
+
+    /// The chapter that implements it.
+    pub fn needs(self) -> Chapter {
+        match self {
+            Self::Unvalidated => Chapter::MEMTABLE,
+            Self::Snapshot | Self::Serializable => Chapter::VALIDATION,
+        }
+    }
+
+    /// Its name in the text form.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unvalidated => "unvalidated",
+            Self::Snapshot => "snapshot",
+            Self::Serializable => "serializable",
+        }
+    }
+}
+
 /// How an engine is opened for a case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
@@ -120,9 +171,20 @@ pub struct Config {
     pub strategy: Strategy,
     /// Whether writes go to a write-ahead log (needed by `crash_reopen`).
     pub wal: bool,
+    /// How transactions' commits are validated.
+    pub isolation: Isolation,
 }
 
 impl Config {
+    /// A configuration whose transactions are not validated.
+    pub fn new(strategy: Strategy, wal: bool) -> Self {
+        Self {
+            strategy,
+            wal,
+            isolation: Isolation::Unvalidated,
+        }
+    }
+
     /// The latest chapter this configuration needs.
     pub fn needs(self) -> Chapter {
         let wal = if self.wal {
@@ -130,7 +192,7 @@ impl Config {
         } else {
             Chapter::MEMTABLE
         };
-        self.strategy.needs().max(wal)
+        self.strategy.needs().max(wal).max(self.isolation.needs())
     }
 }
 
@@ -143,7 +205,7 @@ pub enum BatchOp {
     Del(Vec<u8>),
 }
 
-/// A snapshot slot, `0..SLOTS`.
+/// A snapshot slot, `0..SLOTS`; or a transaction slot, `0..TXN_SLOTS`.
 pub type Slot = u8;
 
 /// One operation of a case.
@@ -175,6 +237,24 @@ pub enum Op {
     GetAt(u8, Vec<u8>),
     /// `scan_with_ts` as of `back` commits before the latest, but not below the watermark.
     ScanAt(u8, Bound<Vec<u8>>, Bound<Vec<u8>>),
+    /// `new_txn` into a free transaction slot.
+    Begin(Slot),
+    /// `get` in the transaction in a slot.
+    TxnGet(Slot, Vec<u8>),
+    /// `put` in the transaction in a slot.
+    TxnPut(Slot, Vec<u8>, Vec<u8>),
+    /// `delete` in the transaction in a slot.
+    TxnDelete(Slot, Vec<u8>),
+    /// `scan` in the transaction in a slot.
+    TxnScan(Slot, Bound<Vec<u8>>, Bound<Vec<u8>>),
+    /// Commits the transaction in a slot, which frees the slot whether it commits or not.
+    Commit(Slot),
+    /// Drops the transaction in a slot without committing it.
+    Abort(Slot),
+    /// `get_at` (through `new_snapshot_at`) at the latest commit plus `offset` (not below 0).
+    TravelGet(i8, Vec<u8>),
+    /// `scan_at` (through `new_snapshot_at`) at the latest commit plus `offset`.
+    TravelScan(i8, Bound<Vec<u8>>, Bound<Vec<u8>>),
 }
 
 impl Op {
@@ -196,6 +276,14 @@ impl Op {
             | Op::DropSnapshot(_)
             | Op::GetAt(..)
             | Op::ScanAt(..) => Chapter::SNAPSHOT,
+            Op::Begin(_)
+            | Op::TxnGet(..)
+            | Op::TxnPut(..)
+            | Op::TxnDelete(..)
+            | Op::TxnScan(..)
+            | Op::Commit(_)
+            | Op::Abort(_) => Chapter::TXN,
+            Op::TravelGet(..) | Op::TravelScan(..) => Chapter::TIME_TRAVEL,
         }
     }
 
@@ -211,10 +299,29 @@ impl Op {
                 | Op::SnapScan(..)
                 | Op::GetAt(..)
                 | Op::ScanAt(..)
+                | Op::TxnGet(..)
+                | Op::TxnScan(..)
+                | Op::Commit(_)
+                | Op::TravelGet(..)
+                | Op::TravelScan(..)
         )
     }
 
-    /// Whether it commits (at the next timestamp).
+    /// The transaction slot it acts on, if it acts on one.
+    pub fn txn_slot(&self) -> Option<Slot> {
+        match self {
+            Op::Begin(t)
+            | Op::TxnGet(t, _)
+            | Op::TxnPut(t, ..)
+            | Op::TxnDelete(t, _)
+            | Op::TxnScan(t, ..)
+            | Op::Commit(t)
+            | Op::Abort(t) => Some(*t),
+            _ => None,
+        }
+    }
+
+    /// Whether it always commits (at the next timestamp); a transaction's `commit` may not.
     pub fn commits(&self) -> bool {
         matches!(self, Op::Put(..) | Op::Delete(_) | Op::Batch(_))
     }
@@ -273,16 +380,19 @@ mod tests {
         assert_eq!(title(Chapter::BATCH), "Batch writes and checksums");
         assert_eq!(title(Chapter::COMMIT_TS), "Commit timestamps");
         assert_eq!(title(Chapter::SNAPSHOT), "Snapshots and the watermark");
+        assert_eq!(title(Chapter::TXN), "Transactions");
+        assert_eq!(title(Chapter::VALIDATION), "Serializable validation");
+        assert_eq!(
+            title(Chapter::TIME_TRAVEL),
+            "Compaction filters and time travel"
+        );
     }
 
     /// A case needs the latest chapter of its operations and configuration.
     #[test]
     fn case_needs_its_latest_chapter() {
         let mut case = Case {
-            config: Config {
-                strategy: Strategy::None,
-                wal: false,
-            },
+            config: Config::new(Strategy::None, false),
             ops: vec![Op::Get(b"k".to_vec()), Op::Flush],
         };
         assert_eq!(case.needs(), Chapter::FLUSH);
@@ -292,6 +402,12 @@ mod tests {
         assert_eq!(case.needs(), Chapter::COMMIT_TS);
         case.ops.push(Op::GetAt(2, b"k".to_vec()));
         assert_eq!(case.needs(), Chapter::SNAPSHOT);
+        case.ops.push(Op::Begin(0));
+        assert_eq!(case.needs(), Chapter::TXN);
+        case.config.isolation = Isolation::Serializable;
+        assert_eq!(case.needs(), Chapter::VALIDATION);
+        case.ops.push(Op::TravelGet(-1, b"k".to_vec()));
+        assert_eq!(case.needs(), Chapter::TIME_TRAVEL);
         assert_eq!(Chapter::parse("week2_day6").unwrap(), Chapter::WAL);
         assert!(Chapter::parse("week2").is_err());
     }

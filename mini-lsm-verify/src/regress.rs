@@ -76,10 +76,7 @@ mod tests {
     fn saved_cases_load_back() {
         let dir = tempfile::tempdir().unwrap();
         let case = Case {
-            config: Config {
-                strategy: Strategy::Leveled,
-                wal: false,
-            },
+            config: Config::new(Strategy::Leveled, false),
             ops: vec![Op::Put(b"k1".to_vec(), b"v1".to_vec()), Op::Flush],
         };
         let path = save(dir.path(), 42, &["found\non two lines".to_string()], &case).unwrap();

@@ -27,7 +27,7 @@ pub fn indent(text: &str, by: &str) -> String {
 /// timestamp reads at, as the model has them.
 pub fn listing(case: &Case, mark: Option<usize>, stamped: bool) -> String {
     let mut out = format!("    {}\n", case.config);
-    let trace = model_trace(&case.ops);
+    let trace = model_trace(case);
     let ops: Vec<String> = case.ops.iter().map(ToString::to_string).collect();
     let width = ops.iter().map(String::len).max().unwrap_or(0);
     for (i, (op, step)) in ops.iter().zip(&trace).enumerate() {
@@ -150,10 +150,7 @@ mod tests {
 
     fn case() -> Case {
         Case {
-            config: Config {
-                strategy: Strategy::None,
-                wal: false,
-            },
+            config: Config::new(Strategy::None, false),
             ops: vec![
                 Op::Put(b"k1".to_vec(), b"v1".to_vec()),
                 Op::Get(b"k1".to_vec()),

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 //! A failing case as a `#[test]` to paste into the starter: self-contained, with `crate::` paths,
 //! the engine's settings of [`crate::engines::settings`], and one assertion per read, whose
-//! expected value is the model's.
+//! expected value is the model's. Snapshots (`s0`) and transactions (`t0`) are locals that borrow
+//! the engine: each is dropped where the case drops, commits or aborts it, and before a reopen.
 
 use std::fmt::Write;
 use std::ops::Bound;
 
-use crate::engines::{settings, Reply};
-use crate::ops::{BatchOp, Case, Op, Strategy, SLOTS};
+use crate::engines::{settings, Refusal, Reply};
+use crate::ops::{BatchOp, Case, Isolation, Op, Slot, Strategy, SLOTS, TXN_SLOTS};
 use crate::run::model_trace;
 
 /// A byte-string literal: `b"k01"`.
@@ -71,17 +72,52 @@ pub fn compaction_code(strategy: Strategy) -> String {
     }
 }
 
+/// The refusal as the engine's `TimeTravelError`, in Rust.
+fn refusal(r: &Refusal) -> String {
+    match r {
+        Refusal::BelowWatermark { ts, watermark } => {
+            format!("TimeTravelError::BelowWatermark {{ ts: {ts}, watermark: {watermark} }}")
+        }
+        Refusal::AboveLatestCommit { ts, latest } => {
+            format!("TimeTravelError::AboveLatestCommit {{ ts: {ts}, latest: {latest} }}")
+        }
+    }
+}
+
+/// Whether the transaction that `case.ops[begin]` begins is used mutably (read, written,
+/// committed) before it ends, so that its local needs `mut`.
+fn txn_is_used(case: &Case, begin: usize, slot: Slot) -> bool {
+    for op in &case.ops[begin + 1..] {
+        if op.reopens() || *op == Op::Abort(slot) {
+            return false;
+        }
+        if op.txn_slot() == Some(slot) {
+            return true;
+        }
+    }
+    false
+}
+
 /// The `#[test]` function `name` that runs `case` and asserts the model's answer to each read;
 /// `doc` is its one-line doc.
 pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
-    let trace = model_trace(&case.ops);
+    let trace = model_trace(case);
     let has = |f: fn(&Op) -> bool| case.ops.iter().any(f);
     let scans = has(|op| {
         matches!(
             op,
-            Op::Scan(..) | Op::ScanPrefix(_) | Op::SnapScan(..) | Op::ScanAt(..)
+            Op::Scan(..)
+                | Op::ScanPrefix(_)
+                | Op::SnapScan(..)
+                | Op::ScanAt(..)
+                | Op::TxnScan(..)
+                | Op::TravelScan(..)
         )
     });
+    let txns = has(|op| op.txn_slot().is_some());
+    let refusals = trace
+        .iter()
+        .any(|step| matches!(step.reply, Ok(Reply::Refused(_))));
     let crashes = case.config.wal && has(|op| matches!(op, Op::CrashReopen));
     let mut out = String::new();
     let mut line = |text: &str| {
@@ -101,7 +137,28 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
         line("    use crate::lsm_storage::WriteBatchRecord;");
     }
     line("    use crate::lsm_storage::{LsmStorageInner, LsmStorageOptions};");
-    if has(|op| matches!(op, Op::Scan(..) | Op::SnapScan(..) | Op::ScanAt(..))) {
+    let conflicts = trace
+        .iter()
+        .any(|step| matches!(step.reply, Ok(Reply::Conflict)));
+    let mvcc: Vec<&str> = [
+        (conflicts, "Conflict"),
+        (txns, "Isolation"),
+        (refusals, "TimeTravelError"),
+    ]
+    .iter()
+    .filter_map(|(needed, name)| needed.then_some(*name))
+    .collect();
+    match mvcc.as_slice() {
+        [] => {}
+        [one] => line(&format!("    use crate::mvcc::{one};")),
+        several => line(&format!("    use crate::mvcc::{{{}}};", several.join(", "))),
+    }
+    if has(|op| {
+        matches!(
+            op,
+            Op::Scan(..) | Op::SnapScan(..) | Op::ScanAt(..) | Op::TxnScan(..) | Op::TravelScan(..)
+        )
+    }) {
         line("    use std::ops::Bound;");
     }
     line("");
@@ -129,6 +186,16 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
     if case.config.wal {
         line("        options.enable_wal = true;");
     }
+    if txns {
+        let isolation = match case.config.isolation {
+            Isolation::Unvalidated => "Unvalidated",
+            Isolation::Snapshot => "Snapshot",
+            Isolation::Serializable => "Serializable",
+        };
+        line(&format!(
+            "        options.isolation = Isolation::{isolation};"
+        ));
+    }
     line("        options.fs = std::sync::Arc::new(fs.clone());");
     line(&format!(
         "        fs.create_dir_all(std::path::Path::new({:?})).unwrap();",
@@ -152,6 +219,16 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
         line("        }");
         line("        out");
         line("    };");
+        if has(|op| matches!(op, Op::TxnScan(..))) {
+            line("    let collect_txn = |mut iter: crate::lsm_iterator::FusedIterator<crate::mvcc::TxnIterator>| {");
+            line("        let mut out = Vec::new();");
+            line("        while iter.is_valid() {");
+            line("            out.push((text(iter.key()), text(iter.value())));");
+            line("            iter.next().unwrap();");
+            line("        }");
+            line("        out");
+            line("    };");
+        }
         line("    let pairs = |entries: &[(&str, &str)]| -> Vec<(String, String)> {");
         line("        entries.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()");
         line("    };");
@@ -162,13 +239,21 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
         "    let fs = MemFs::new();"
     });
     line("    let mut engine = open(&fs);");
-    // The slots that hold a snapshot: each is a local `s<slot>` borrowing `engine`, dropped
-    // before the engine is.
+    // The slots that hold a snapshot or a transaction: each is a local `s<slot>` or `t<slot>`
+    // borrowing `engine`, dropped before the engine is (a transaction's drop aborts it).
     let mut held = [false; SLOTS];
+    let mut open_txns = [false; TXN_SLOTS];
     let drop_snapshots = |line: &mut dyn FnMut(&str), held: &mut [bool; SLOTS]| {
         for (slot, h) in held.iter_mut().enumerate() {
             if std::mem::take(h) {
                 line(&format!("    drop(s{slot});"));
+            }
+        }
+    };
+    let drop_txns = |line: &mut dyn FnMut(&str), open: &mut [bool; TXN_SLOTS]| {
+        for (slot, o) in open.iter_mut().enumerate() {
+            if std::mem::take(o) {
+                line(&format!("    drop(t{slot}); // aborts it"));
             }
         }
     };
@@ -222,6 +307,7 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
             (Op::FullCompaction, _) => line("    engine.force_full_compaction().unwrap();"),
             (Op::TriggerCompaction, _) => line("    engine.trigger_compaction().unwrap();"),
             (Op::CloseReopen, _) => {
+                drop_txns(&mut line, &mut open_txns);
                 drop_snapshots(&mut line, &mut held);
                 if case.config.wal {
                     line("    engine.sync().unwrap(); // close: the logs hold every write");
@@ -238,10 +324,12 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
                 line("    engine = open(&fs);");
             }
             (Op::CrashReopen, _) if !case.config.wal => {
+                drop_txns(&mut line, &mut open_txns);
                 drop_snapshots(&mut line, &mut held);
                 line("    // (no log: verify skips the crash)");
             }
             (Op::CrashReopen, _) => {
+                drop_txns(&mut line, &mut open_txns);
                 drop_snapshots(&mut line, &mut held);
                 line("    engine.sync().unwrap();");
                 line("    fs = fs.crash_now(false); // what survives the power cut");
@@ -288,6 +376,64 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
                 format!("engine.scan_with_ts({}, {}, {ts})", bound(l), bound(u)),
                 want,
             )),
+            (Op::Begin(t), _) => {
+                open_txns[usize::from(*t)] = true;
+                let mutable = if txn_is_used(case, i, *t) { "mut " } else { "" };
+                line(&format!("    let {mutable}t{t} = engine.new_txn();"));
+            }
+            (Op::TxnGet(t, k), Reply::Value(want)) => {
+                line(&get(format!("t{t}.get({})", lit(k)), want));
+            }
+            (Op::TxnPut(t, k, v), _) => {
+                line(&format!("    t{t}.put({}, {}).unwrap();", lit(k), lit(v)));
+            }
+            (Op::TxnDelete(t, k), _) => line(&format!("    t{t}.delete({}).unwrap();", lit(k))),
+            (Op::TxnScan(t, l, u), Reply::Entries(want)) => {
+                let call = format!("t{t}.scan({}, {})", bound(l), bound(u));
+                line(&scan(call, want).replacen("collect(", "collect_txn(", 1));
+            }
+            (Op::Commit(t), Reply::Committed(ts)) => {
+                open_txns[usize::from(*t)] = false;
+                let want = ts.map_or("None".to_string(), |ts| format!("Some({ts})"));
+                line(&format!(
+                    "    assert_eq!(t{t}.commit().map_err(|e| format!(\"{{e:#}}\")), Ok({want}), {what}, engine.dump());"
+                ));
+                line(&format!("    drop(t{t});"));
+            }
+            (Op::Commit(t), Reply::Conflict) => {
+                open_txns[usize::from(*t)] = false;
+                let message = format!(
+                    "{:?}",
+                    format!("op #{i} `{op}`: a Conflict expected, not {{committed:?}}\n{{}}")
+                );
+                line(&format!("    let committed = t{t}.commit();"));
+                line(&format!(
+                    "    assert!(committed.as_ref().is_err_and(|e| e.downcast_ref::<Conflict>().is_some()), {message}, engine.dump());"
+                ));
+                line(&format!("    drop(t{t});"));
+            }
+            (Op::Abort(t), _) => {
+                open_txns[usize::from(*t)] = false;
+                line(&format!("    drop(t{t}); // aborts it"));
+            }
+            (Op::TravelGet(_, k), Reply::Value(want)) => {
+                line(&get(format!("engine.get_at({}, {ts})", lit(k)), want));
+            }
+            (Op::TravelScan(_, l, u), Reply::Entries(want)) => line(&scan(
+                format!("engine.scan_at({}, {}, {ts})", bound(l), bound(u)),
+                want,
+            )),
+            (Op::TravelGet(_, k), Reply::Refused(r)) => line(&format!(
+                "    assert_eq!(engine.get_at({}, {ts}).err().and_then(|e| e.downcast_ref::<TimeTravelError>().copied()), Some({}), {what}, engine.dump());",
+                lit(k),
+                refusal(r)
+            )),
+            (Op::TravelScan(_, l, u), Reply::Refused(r)) => line(&format!(
+                "    assert_eq!(engine.scan_at({}, {}, {ts}).err().and_then(|e| e.downcast_ref::<TimeTravelError>().copied()), Some({}), {what}, engine.dump());",
+                bound(l),
+                bound(u),
+                refusal(r)
+            )),
             (op, reply) => unreachable!("the model replied {reply:?} to {op}"),
         }
     }
@@ -295,6 +441,7 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
         .ops
         .iter()
         .any(|op| matches!(op, Op::CloseReopen) || (crashes && matches!(op, Op::CrashReopen)));
+    drop_txns(&mut line, &mut open_txns);
     drop_snapshots(&mut line, &mut held);
     if !reopens {
         // `engine` is reassigned only by a reopen; without one, `mut` would be a warning.
@@ -317,10 +464,7 @@ mod tests {
     #[test]
     fn the_test_asserts_the_model() {
         let case = Case {
-            config: Config {
-                strategy: Strategy::Simple,
-                wal: true,
-            },
+            config: Config::new(Strategy::Simple, true),
             ops: vec![
                 Op::Put(b"k01".to_vec(), b"v1".to_vec()),
                 Op::Delete(b"k02".to_vec()),
@@ -377,10 +521,7 @@ mod tests {
     #[test]
     fn strategy_code_matches_the_engine_options() {
         for strategy in Strategy::ALL {
-            let options = crate::engines::mini_lsm::compaction(Config {
-                strategy,
-                wal: false,
-            });
+            let options = crate::engines::mini_lsm::compaction(Config::new(strategy, false));
             assert_eq!(format!("{options:?}"), compaction_code(strategy));
         }
     }

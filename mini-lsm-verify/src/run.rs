@@ -14,8 +14,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::engines::{Engine, Opener, Reply};
-use crate::ops::{Case, Chapter, Op};
+use crate::engines::{Engine, Opener, Refusal, Reply};
+use crate::ops::{Case, Chapter};
 use crate::text::show;
 
 /// A task stub the engine reached.
@@ -84,6 +84,15 @@ impl fmt::Display for Step {
             Step::Reply(Reply::Value(None)) => write!(f, "None"),
             Step::Reply(Reply::Value(Some(v))) => write!(f, "Some({})", show(v)),
             Step::Reply(Reply::Ts(ts)) => write!(f, "ts {ts}"),
+            Step::Reply(Reply::Committed(Some(ts))) => write!(f, "committed at ts {ts}"),
+            Step::Reply(Reply::Committed(None)) => write!(f, "committed (it wrote nothing)"),
+            Step::Reply(Reply::Conflict) => write!(f, "a conflict (nothing committed)"),
+            Step::Reply(Reply::Refused(Refusal::BelowWatermark { ts, watermark })) => {
+                write!(f, "refused: ts {ts} is below the watermark {watermark}")
+            }
+            Step::Reply(Reply::Refused(Refusal::AboveLatestCommit { ts, latest })) => {
+                write!(f, "refused: ts {ts} is above the latest commit {latest}")
+            }
             Step::Reply(Reply::Entries(entries)) => {
                 let shown: Vec<String> = entries
                     .iter()
@@ -257,10 +266,12 @@ pub struct Traced {
     pub commit_ts: Option<u64>,
 }
 
-/// What the model does at each of `ops` (for the printed test's assertions and the listings).
-pub fn model_trace(ops: &[Op]) -> Vec<Traced> {
-    let mut model = crate::model::Model::new();
-    ops.iter()
+/// What the model does at each operation of `case` (for the printed test's assertions and the
+/// listings).
+pub fn model_trace(case: &Case) -> Vec<Traced> {
+    let mut model = crate::model::Model::for_case(Chapter::COMMIT_TS, case.config);
+    case.ops
+        .iter()
         .map(|op| Traced {
             read_ts: model.read_ts(op),
             commit_ts: model.commit_ts(op),

@@ -2,7 +2,7 @@
 //! The text form of a case: what `verify` prints and what the regression files keep.
 //!
 //! ```text
-//! config strategy=simple wal=on
+//! config strategy=simple wal=on isolation=serializable   (no isolation=: unvalidated)
 //! put k03 v17
 //! delete k03
 //! get k03
@@ -22,6 +22,15 @@
 //! drop_snapshot s1         drop it
 //! get_at -2 k03            get_with_ts two commits before the latest (not below the watermark)
 //! scan_at -2 >k01 <=k09    scan_with_ts likewise
+//! begin t1                 new_txn, kept in slot t1 (week 3 day 5; slots t0 to t2)
+//! txn_get t1 k03           get in the transaction in t1
+//! txn_put t1 k03 v5        put in it
+//! txn_delete t1 k03        delete in it
+//! txn_scan t1 >=k01 *      scan in it
+//! commit t1                commit it (the slot is free after, whether it commits or not)
+//! abort t1                 drop it without committing
+//! travel_get -2 k03        get_at two commits before the latest (week 3 day 7; may be refused)
+//! travel_scan +1 * *       scan_at one above the latest (refused)
 //! ```
 //!
 //! Bytes other than ASCII letters, digits and `_-.` are written `\xNN`.
@@ -31,7 +40,7 @@ use std::ops::Bound;
 
 use anyhow::{bail, Context, Result};
 
-use crate::ops::{BatchOp, Case, Config, Op, Slot, Strategy, SLOTS};
+use crate::ops::{BatchOp, Case, Config, Isolation, Op, Slot, Strategy, SLOTS, TXN_SLOTS};
 
 impl Case {
     /// The case as text: the config line, then one operation a line.
@@ -158,6 +167,32 @@ fn parse_slot(token: &str) -> Result<Slot> {
         })
 }
 
+/// `t1`.
+fn parse_txn_slot(token: &str) -> Result<Slot> {
+    token
+        .strip_prefix('t')
+        .and_then(|n| n.parse::<Slot>().ok())
+        .filter(|&n| usize::from(n) < TXN_SLOTS)
+        .with_context(|| {
+            format!(
+                "`{token}` is not a transaction slot: t0 to t{}",
+                TXN_SLOTS.saturating_sub(1)
+            )
+        })
+}
+
+/// `-2` or `+1`: commits from the latest.
+fn parse_offset(token: &str) -> Result<i8> {
+    let number = match token.as_bytes().first() {
+        Some(b'+') => &token[1..],
+        Some(b'-') => token,
+        _ => "",
+    };
+    number.parse().ok().with_context(|| {
+        format!("`{token}` is not an offset from the latest commit, like -2 or +1")
+    })
+}
+
 /// `-2`: commits back from the latest.
 fn parse_back(token: &str) -> Result<u8> {
     token
@@ -169,7 +204,11 @@ fn parse_back(token: &str) -> Result<u8> {
 impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let wal = if self.wal { "on" } else { "off" };
-        write!(f, "config strategy={} wal={wal}", self.strategy.name())
+        write!(f, "config strategy={} wal={wal}", self.strategy.name())?;
+        if self.isolation != Isolation::Unvalidated {
+            write!(f, " isolation={}", self.isolation.name())?;
+        }
+        Ok(())
     }
 }
 
@@ -208,15 +247,28 @@ impl fmt::Display for Op {
             Op::ScanAt(back, l, u) => {
                 write!(f, "scan_at -{back} {} {}", show_lower(l), show_upper(u))
             }
+            Op::Begin(t) => write!(f, "begin t{t}"),
+            Op::TxnGet(t, k) => write!(f, "txn_get t{t} {}", show(k)),
+            Op::TxnPut(t, k, v) => write!(f, "txn_put t{t} {} {}", show(k), show(v)),
+            Op::TxnDelete(t, k) => write!(f, "txn_delete t{t} {}", show(k)),
+            Op::TxnScan(t, l, u) => {
+                write!(f, "txn_scan t{t} {} {}", show_lower(l), show_upper(u))
+            }
+            Op::Commit(t) => write!(f, "commit t{t}"),
+            Op::Abort(t) => write!(f, "abort t{t}"),
+            Op::TravelGet(offset, k) => write!(f, "travel_get {offset:+} {}", show(k)),
+            Op::TravelScan(offset, l, u) => write!(
+                f,
+                "travel_scan {offset:+} {} {}",
+                show_lower(l),
+                show_upper(u)
+            ),
         }
     }
 }
 
 fn parse_config(line: &str) -> Result<Config> {
-    let mut config = Config {
-        strategy: Strategy::None,
-        wal: false,
-    };
+    let mut config = Config::new(Strategy::None, false);
     for word in line.split_whitespace().skip(1) {
         match word.split_once('=') {
             Some(("strategy", name)) => {
@@ -229,7 +281,15 @@ fn parse_config(line: &str) -> Result<Config> {
             }
             Some(("wal", "on")) => config.wal = true,
             Some(("wal", "off")) => config.wal = false,
-            _ => bail!("expected strategy=... or wal=on|off, not `{word}`"),
+            Some(("isolation", name)) => {
+                config.isolation = *Isolation::ALL
+                    .iter()
+                    .find(|i| i.name() == name)
+                    .with_context(|| {
+                        format!("unknown isolation `{name}`: unvalidated, snapshot or serializable")
+                    })?;
+            }
+            _ => bail!("expected strategy=..., wal=on|off or isolation=..., not `{word}`"),
         }
     }
     Ok(config)
@@ -305,6 +365,21 @@ pub fn parse_op(line: &str) -> Result<Op> {
             let back = parse_back(word(1)?)?;
             bounds(2).map(|(l, u)| Op::ScanAt(back, l, u))
         }
+        Some("begin") => done(2, Op::Begin(parse_txn_slot(word(1)?)?)),
+        Some("txn_get") => done(3, Op::TxnGet(parse_txn_slot(word(1)?)?, arg(2)?)),
+        Some("txn_put") => done(4, Op::TxnPut(parse_txn_slot(word(1)?)?, arg(2)?, arg(3)?)),
+        Some("txn_delete") => done(3, Op::TxnDelete(parse_txn_slot(word(1)?)?, arg(2)?)),
+        Some("txn_scan") => {
+            let slot = parse_txn_slot(word(1)?)?;
+            bounds(2).map(|(l, u)| Op::TxnScan(slot, l, u))
+        }
+        Some("commit") => done(2, Op::Commit(parse_txn_slot(word(1)?)?)),
+        Some("abort") => done(2, Op::Abort(parse_txn_slot(word(1)?)?)),
+        Some("travel_get") => done(3, Op::TravelGet(parse_offset(word(1)?)?, arg(2)?)),
+        Some("travel_scan") => {
+            let offset = parse_offset(word(1)?)?;
+            bounds(2).map(|(l, u)| Op::TravelScan(offset, l, u))
+        }
         _ => bail!("unknown operation"),
     }
 }
@@ -320,6 +395,7 @@ mod tests {
             config: Config {
                 strategy: Strategy::Tiered,
                 wal: true,
+                isolation: Isolation::Serializable,
             },
             ops: vec![
                 Op::Put(b"k01".to_vec(), b"v 1\xff".to_vec()),
@@ -352,6 +428,17 @@ mod tests {
                 Op::DropSnapshot(2),
                 Op::GetAt(3, b"k01".to_vec()),
                 Op::ScanAt(1, Bound::Unbounded, Bound::Included(b"k05".to_vec())),
+                Op::Begin(1),
+                Op::TxnGet(1, b"k01".to_vec()),
+                Op::TxnPut(1, b"k01".to_vec(), b"v9".to_vec()),
+                Op::TxnDelete(1, b"k02".to_vec()),
+                Op::TxnScan(1, Bound::Included(b"k00".to_vec()), Bound::Unbounded),
+                Op::Commit(1),
+                Op::Begin(2),
+                Op::Abort(2),
+                Op::TravelGet(-3, b"k01".to_vec()),
+                Op::TravelGet(0, b"k01".to_vec()),
+                Op::TravelScan(1, Bound::Unbounded, Bound::Excluded(b"k05".to_vec())),
             ],
         };
         let text = case.to_text();
@@ -361,6 +448,13 @@ mod tests {
         assert!(text.contains("snap_scan s2 >k01 *\n"), "{text}");
         assert!(text.contains("get_at -3 k01\n"), "{text}");
         assert!(text.contains("scan_at -1 * <=k05\n"), "{text}");
+        assert!(text.starts_with("config strategy=tiered wal=on isolation=serializable\n"));
+        assert!(text.contains("txn_scan t1 >=k00 *\n"), "{text}");
+        assert!(
+            text.contains("travel_get -3 k01\ntravel_get +0 k01\n"),
+            "{text}"
+        );
+        assert!(text.contains("travel_scan +1 * <k05\n"), "{text}");
         assert_eq!(Case::parse(&text).unwrap(), case);
     }
 
@@ -375,5 +469,8 @@ mod tests {
         assert!(err("config wal=on\nsnapshot s3\n").contains("s0 to s2"));
         assert!(err("config wal=on\nget_at 2 k1\n").contains("like -2"));
         assert!(err("config wal=on\nsnap_scan s1 >=k1\n").contains("line 2"));
+        assert!(err("config wal=on\nbegin t3\n").contains("t0 to t2"));
+        assert!(err("config wal=on\ntravel_get 2 k1\n").contains("like -2 or +1"));
+        assert!(err("config isolation=strict\n").contains("unknown isolation"));
     }
 }
