@@ -38,14 +38,18 @@
 //! Time travel (week 3 day 7) reads at any timestamp from the watermark to the latest commit,
 //! and is refused outside it.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod txn;
+
+use std::collections::BTreeMap;
 use std::ops::{Bound, RangeBounds};
 
 use anyhow::Result;
 
-use crate::engines::{Engine, Refusal, Reply};
+use crate::engines::{Engine, Reply};
 use crate::ops::{BatchOp, Chapter, Config, Isolation, Op, Slot, SLOTS, TXN_SLOTS};
 use crate::text::show;
+pub use txn::txn_slot_error;
+use txn::Txn;
 
 /// Every committed version of every key.
 #[derive(Debug, Default, Clone)]
@@ -116,27 +120,6 @@ pub fn slot_error(slot: Slot, held: bool) -> anyhow::Error {
     }
 }
 
-/// The error of an operation on an empty transaction slot (or a `begin` into a full one).
-pub fn txn_slot_error(slot: Slot, held: bool) -> anyhow::Error {
-    if held {
-        anyhow::anyhow!("slot t{slot} holds a transaction already: commit or abort it first")
-    } else {
-        anyhow::anyhow!("slot t{slot} holds no transaction")
-    }
-}
-
-/// An open transaction: when it reads, what it wrote, and what it read from its snapshot.
-#[derive(Debug, Default, Clone)]
-struct Txn {
-    read_ts: u64,
-    /// Its write set: key -> value, `None` for a delete.
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    /// The keys its `get`s read from the snapshot (a read its own write answered is not here).
-    keys_read: BTreeSet<Vec<u8>>,
-    /// The ranges it scanned, whatever they held.
-    ranges: Vec<(Bound<Vec<u8>>, Bound<Vec<u8>>)>,
-}
-
 /// The engine's data, its snapshots and transactions, and what reads see.
 #[derive(Debug, Default, Clone)]
 pub struct Model {
@@ -181,65 +164,6 @@ impl Model {
             .unwrap_or(self.versions.latest())
     }
 
-    /// The timestamp at `offset` from the latest commit (not below 0), and whether a snapshot
-    /// there is refused: above the latest commit, or below the watermark.
-    pub fn travel_ts(&self, offset: i8) -> (u64, Option<Refusal>) {
-        let latest = self.versions.latest();
-        let ts = latest.saturating_add_signed(i64::from(offset));
-        let watermark = self.watermark();
-        let refusal = if ts > latest {
-            Some(Refusal::AboveLatestCommit { ts, latest })
-        } else if ts < watermark {
-            Some(Refusal::BelowWatermark { ts, watermark })
-        } else {
-            None
-        };
-        (ts, refusal)
-    }
-
-    fn txn(&self, slot: Slot) -> Result<&Txn> {
-        let held = self.txns.get(usize::from(slot)).and_then(Option::as_ref);
-        held.ok_or_else(|| txn_slot_error(slot, false))
-    }
-
-    fn txn_mut(&mut self, slot: Slot) -> Result<&mut Txn> {
-        let held = self
-            .txns
-            .get_mut(usize::from(slot))
-            .and_then(Option::as_mut);
-        held.ok_or_else(|| txn_slot_error(slot, false))
-    }
-
-    /// Whether `txn`'s commit fails validation: a commit after its read timestamp wrote what its
-    /// isolation level forbids. (A transaction that wrote nothing is not validated.)
-    fn conflicts(&self, txn: &Txn) -> bool {
-        let after = |key: &[u8]| self.versions.written_after(key, txn.read_ts);
-        match self.isolation.unwrap_or(Isolation::Unvalidated) {
-            Isolation::Unvalidated => false,
-            Isolation::Snapshot => txn.writes.keys().any(|k| after(k)),
-            Isolation::Serializable => {
-                txn.keys_read.iter().any(|k| after(k))
-                    || txn
-                        .ranges
-                        .iter()
-                        .any(|(l, u)| self.versions.written_in_after(l, u, txn.read_ts))
-            }
-        }
-    }
-
-    /// What committing the transaction in `slot` gives: `Some(ts)` committed at `ts`, `None`
-    /// committed without writing; or [`Reply::Conflict`].
-    fn commit_outcome(&self, slot: Slot) -> Result<Reply> {
-        let txn = self.txn(slot)?;
-        Ok(if txn.writes.is_empty() {
-            Reply::Committed(None)
-        } else if self.conflicts(txn) {
-            Reply::Conflict
-        } else {
-            Reply::Committed(Some(self.versions.latest() + 1))
-        })
-    }
-
     /// The timestamp `back` commits before the latest, but not below the watermark.
     pub fn back_ts(&self, back: u8) -> u64 {
         let latest = self.versions.latest();
@@ -278,79 +202,6 @@ impl Model {
             },
             op => op.commits().then(|| self.versions.latest() + 1),
         }
-    }
-
-    /// Runs a transaction's operation.
-    fn apply_txn(&mut self, op: &Op) -> Result<Reply> {
-        match op {
-            Op::Begin(t) => {
-                let slot = &mut self.txns[usize::from(*t)];
-                if slot.is_some() {
-                    return Err(txn_slot_error(*t, true));
-                }
-                *slot = Some(Txn {
-                    read_ts: self.versions.latest(),
-                    ..Txn::default()
-                });
-            }
-            Op::TxnGet(t, k) => {
-                let serializable = self.isolation == Some(Isolation::Serializable);
-                let txn = self.txn(*t)?;
-                if let Some(own) = txn.writes.get(k) {
-                    return Ok(Reply::Value(own.clone()));
-                }
-                let value = self.versions.get_at(k, txn.read_ts);
-                if serializable {
-                    self.txn_mut(*t)?.keys_read.insert(k.clone());
-                }
-                return Ok(Reply::Value(value));
-            }
-            Op::TxnPut(t, k, v) => {
-                self.txn_mut(*t)?.writes.insert(k.clone(), Some(v.clone()));
-            }
-            Op::TxnDelete(t, k) => {
-                self.txn_mut(*t)?.writes.insert(k.clone(), None);
-            }
-            Op::TxnScan(t, l, u) => {
-                let serializable = self.isolation == Some(Isolation::Serializable);
-                let txn = self.txn(*t)?;
-                let mut seen: BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
-                    .versions
-                    .scan_at(|k| within(l, u, k), txn.read_ts)
-                    .into_iter()
-                    .map(|(k, v)| (k, Some(v)))
-                    .collect();
-                for (k, v) in &txn.writes {
-                    if within(l, u, k) {
-                        seen.insert(k.clone(), v.clone());
-                    }
-                }
-                if serializable {
-                    self.txn_mut(*t)?.ranges.push((l.clone(), u.clone()));
-                }
-                let live = seen.into_iter().filter_map(|(k, v)| Some((k, v?)));
-                return Ok(Reply::Entries(live.collect()));
-            }
-            Op::Commit(t) => {
-                let outcome = self.commit_outcome(*t)?;
-                let txn = self.txns[usize::from(*t)]
-                    .take()
-                    .expect("commit_outcome: held");
-                if outcome == Reply::Conflict {
-                    return Ok(outcome);
-                }
-                if !txn.writes.is_empty() {
-                    self.versions.commit(txn.writes);
-                }
-                return Ok(outcome);
-            }
-            Op::Abort(t) => {
-                self.txn(*t)?;
-                self.txns[usize::from(*t)] = None;
-            }
-            op => unreachable!("not a transaction's operation: {op}"),
-        }
-        Ok(Reply::Done)
     }
 }
 
