@@ -515,6 +515,37 @@ mod tests {
         }
     }
 
+    /// Transactions are locals (`mut` when used), each dropped when it commits or aborts and
+    /// before a reopen; a commit asserts its timestamp or a `Conflict`; time travel asserts what
+    /// it reads at the timestamp the model resolved, or the engine's `TimeTravelError`.
+    #[test]
+    fn transactions_are_locals_and_commits_are_asserted() {
+        let case = Case::parse(
+            "config strategy=none wal=off isolation=serializable\nput k01 v1\nbegin t0\n\
+             begin t1\ntxn_scan t0 * *\nput k02 v2\ntxn_put t0 k03 v3\ncommit t0\n\
+             txn_put t1 k01 v4\ntxn_get t1 k01\ncommit t1\nbegin t2\ntravel_get -1 k01\n\
+             travel_scan +1 * *\nbegin t0\ntxn_delete t0 k01\ntxn_scan t0 * *\nclose_reopen\n",
+        )
+        .unwrap();
+        let test = rust_test(&case, "verify_case_9", "Found by verify.");
+        let expect = [
+            "    use crate::mvcc::{Conflict, Isolation, TimeTravelError};\n",
+            "        options.isolation = Isolation::Serializable;\n",
+            "    let mut t0 = engine.new_txn();\n",
+            "assert_eq!(collect_txn(t0.scan(Bound::Unbounded, Bound::Unbounded).unwrap()), pairs(&[(\"k01\", \"v1\")])",
+            "    let committed = t0.commit();\n    assert!(committed.as_ref().is_err_and(|e| e.downcast_ref::<Conflict>().is_some()), \"op #6 `commit t0`: a Conflict expected, not {committed:?}\\n{}\", engine.dump());\n    drop(t0);\n",
+            "assert_eq!(t1.get(b\"k01\").unwrap().map(|v| text(&v)), Some(\"v4\".to_string()),",
+            "    assert_eq!(t1.commit().map_err(|e| format!(\"{e:#}\")), Ok(Some(3)), \"op #9 `commit t1`\\n{}\", engine.dump());\n    drop(t1);\n",
+            "    let t2 = engine.new_txn();\n",
+            "assert_eq!(engine.get_at(b\"k01\", 2).err().and_then(|e| e.downcast_ref::<TimeTravelError>().copied()), Some(TimeTravelError::BelowWatermark { ts: 2, watermark: 3 }),",
+            "assert_eq!(engine.scan_at(Bound::Unbounded, Bound::Unbounded, 4).err().and_then(|e| e.downcast_ref::<TimeTravelError>().copied()), Some(TimeTravelError::AboveLatestCommit { ts: 4, latest: 3 }),",
+            "    drop(t0); // aborts it\n    drop(t2); // aborts it\n    // close: without a log",
+        ];
+        for wanted in expect {
+            assert!(test.contains(wanted), "no `{wanted}` in:\n{test}");
+        }
+    }
+
     /// The strategy's code is exactly how the engine's own `Debug` prints the options verify
     /// opens it with, so the test runs the engine the way verify did.
     #[cfg(feature = "ref")]

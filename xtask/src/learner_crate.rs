@@ -105,10 +105,12 @@ fn write_workspace(root: &Path, manifest: &Manifest, dir: &Path, upto: usize) ->
             1,
         );
     write_if_changed(&verify.join("Cargo.toml"), &toml)?;
-    for path in walk_rs(&root.join("mini-lsm-verify/src"))? {
-        let dest = verify
-            .join("src")
-            .join(path.file_name().context("a file name")?);
+    let verify_from = root.join("mini-lsm-verify/src");
+    for path in walk_rs(&verify_from)? {
+        let dest = verify.join("src").join(path.strip_prefix(&verify_from)?);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
         write_if_changed(&dest, &std::fs::read_to_string(&path)?)?;
     }
 
