@@ -151,7 +151,7 @@ fn parse_bound(token: &str, inclusive: &str, exclusive: &str) -> Result<Bound<Ve
 }
 
 /// A scan's lower and upper bounds.
-type Bounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+pub type Bounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 
 /// `s1`.
 fn parse_slot(token: &str) -> Result<Slot> {

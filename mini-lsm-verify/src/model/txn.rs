@@ -3,13 +3,13 @@
 //! module's docs for what they promise.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Bound;
 
 use anyhow::Result;
 
 use super::{within, Model};
 use crate::engines::{Refusal, Reply};
 use crate::ops::{Isolation, Op, Slot};
+use crate::text::Bounds;
 
 /// The error of an operation on an empty transaction slot (or a `begin` into a full one).
 pub fn txn_slot_error(slot: Slot, held: bool) -> anyhow::Error {
@@ -29,7 +29,7 @@ pub(super) struct Txn {
     /// The keys its `get`s read from the snapshot (a read its own write answered is not here).
     keys_read: BTreeSet<Vec<u8>>,
     /// The ranges it scanned, whatever they held.
-    ranges: Vec<(Bound<Vec<u8>>, Bound<Vec<u8>>)>,
+    ranges: Vec<Bounds>,
 }
 
 impl Model {
