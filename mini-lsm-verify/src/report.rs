@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use crate::engines::Reply;
 use crate::ops::{Case, Chapter};
 use crate::run::{model_trace, Divergence, Stub};
 use crate::search::Failure;
@@ -36,9 +37,12 @@ pub fn listing(case: &Case, mark: Option<usize>, stamped: bool) -> String {
         } else {
             ""
         };
-        let stamp = match (step.commit_ts, step.read_ts) {
-            (Some(ts), _) => format!("ts {ts}"),
-            (_, Some(ts)) => format!("as of ts {ts}"),
+        let stamp = match (&step.reply, step.commit_ts, step.read_ts) {
+            (Ok(Reply::Conflict), ..) => "conflict".to_string(),
+            (Ok(Reply::Committed(None)), ..) => "read-only".to_string(),
+            (Ok(Reply::Refused(_)), _, Some(ts)) => format!("ts {ts} refused"),
+            (_, Some(ts), _) => format!("ts {ts}"),
+            (_, _, Some(ts)) => format!("as of ts {ts}"),
             _ => String::new(),
         };
         let line = if stamped {

@@ -103,17 +103,17 @@ fn txn_is_used(case: &Case, begin: usize, slot: Slot) -> bool {
 pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
     let trace = model_trace(case);
     let has = |f: fn(&Op) -> bool| case.ops.iter().any(f);
-    let scans = has(|op| {
-        matches!(
-            op,
-            Op::Scan(..)
-                | Op::ScanPrefix(_)
-                | Op::SnapScan(..)
-                | Op::ScanAt(..)
-                | Op::TxnScan(..)
-                | Op::TravelScan(..)
-        )
-    });
+    // What the assertions need: scans that list entries (a refused one lists none), and reads
+    // that compare values or entries as text.
+    let listed = |txn: bool| {
+        case.ops.iter().zip(&trace).any(|(op, step)| {
+            matches!(step.reply, Ok(Reply::Entries(_))) && matches!(op, Op::TxnScan(..)) == txn
+        })
+    };
+    let scans = listed(false) || listed(true);
+    let texts = trace
+        .iter()
+        .any(|step| matches!(step.reply, Ok(Reply::Value(_) | Reply::Entries(_))));
     let txns = has(|op| op.txn_slot().is_some());
     let refusals = trace
         .iter()
@@ -206,12 +206,22 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
         settings::DIR
     ));
     line("    };");
-    if has(|op| op.is_read() && *op != Op::LatestTs) {
+    if texts {
         line("    // Reads are compared as text, so that a failure reads well.");
         line("    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();");
     }
-    if scans {
-        line("    let collect = |mut iter: crate::lsm_iterator::FusedIterator<crate::lsm_iterator::LsmIterator>| {");
+    // A scan's entries: one helper for the engine's and the snapshots' iterators, one for a
+    // transaction's (a closure takes one type), each printed only if the case needs it.
+    for (needed, name, iterator) in [
+        (listed(false), "collect", "crate::lsm_iterator::LsmIterator"),
+        (listed(true), "collect_txn", "crate::mvcc::TxnIterator"),
+    ] {
+        if !needed {
+            continue;
+        }
+        line(&format!(
+            "    let {name} = |mut iter: crate::lsm_iterator::FusedIterator<{iterator}>| {{"
+        ));
         line("        let mut out = Vec::new();");
         line("        while iter.is_valid() {");
         line("            out.push((text(iter.key()), text(iter.value())));");
@@ -219,16 +229,8 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
         line("        }");
         line("        out");
         line("    };");
-        if has(|op| matches!(op, Op::TxnScan(..))) {
-            line("    let collect_txn = |mut iter: crate::lsm_iterator::FusedIterator<crate::mvcc::TxnIterator>| {");
-            line("        let mut out = Vec::new();");
-            line("        while iter.is_valid() {");
-            line("            out.push((text(iter.key()), text(iter.value())));");
-            line("            iter.next().unwrap();");
-            line("        }");
-            line("        out");
-            line("    };");
-        }
+    }
+    if scans {
         line("    let pairs = |entries: &[(&str, &str)]| -> Vec<(String, String)> {");
         line("        entries.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()");
         line("    };");

@@ -127,7 +127,7 @@ pub const BUGS: [Bug; 10] = [
     },
     Bug {
         name: "phantom",
-        what: "serializable validation forgets the ranges a transaction scanned",
+        what: "serializable validation forgets the ranges scanned",
         // The gap the other well-known course documents: a key inserted into a range a
         // transaction scanned is a phantom, and only the ranges catch it.
         file: "mvcc/conflict.rs",
