@@ -16,7 +16,7 @@
 //! Freezes, flushes and compactions change where the engine keeps its data, never what a read
 //! returns, so they do nothing here. A close or a crash after `sync` loses nothing either: the
 //! engine syncs before it cuts the power, so every write so far is durable, and the latest
-//! commit timestamp survives it. A reopen drops the snapshots.
+//! commit timestamp survives it. A reopen drops the snapshots and aborts the transactions.
 //!
 //! Transactions (week 3 days 5 and 6) sit on top of [`Versions`]: a transaction reads at the
 //! read timestamp it began with (registered like a snapshot's, so it holds the watermark),
@@ -37,6 +37,9 @@
 //!
 //! Time travel (week 3 day 7) reads at any timestamp from the watermark to the latest commit,
 //! and is refused outside it.
+//!
+//! Left out: which key a conflict names (the engine may report any that forbids the commit), and
+//! compaction filters (day 7), whose whole point is to change what reads return.
 
 mod txn;
 
@@ -129,7 +132,7 @@ pub struct Model {
     /// The transaction in each slot.
     txns: [Option<Txn>; TXN_SLOTS],
     /// How commits are validated (the case's configuration).
-    isolation: Option<Isolation>,
+    isolation: Isolation,
     /// Whether the dump shows timestamps (from week 3 day 3; before that the engine has none).
     stamped: bool,
 }
@@ -146,7 +149,7 @@ impl Model {
     pub fn for_case(upto: Chapter, config: Config) -> Self {
         Self {
             stamped: upto >= Chapter::COMMIT_TS,
-            isolation: Some(config.isolation),
+            isolation: config.isolation,
             ..Self::default()
         }
     }

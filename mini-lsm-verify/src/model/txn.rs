@@ -66,7 +66,7 @@ impl Model {
     /// isolation level forbids. (A transaction that wrote nothing is not validated.)
     fn conflicts(&self, txn: &Txn) -> bool {
         let after = |key: &[u8]| self.versions.written_after(key, txn.read_ts);
-        match self.isolation.unwrap_or(Isolation::Unvalidated) {
+        match self.isolation {
             Isolation::Unvalidated => false,
             Isolation::Snapshot => txn.writes.keys().any(|k| after(k)),
             Isolation::Serializable => {
@@ -106,7 +106,7 @@ impl Model {
                 });
             }
             Op::TxnGet(t, k) => {
-                let serializable = self.isolation == Some(Isolation::Serializable);
+                let serializable = self.isolation == Isolation::Serializable;
                 let txn = self.txn(*t)?;
                 if let Some(own) = txn.writes.get(k) {
                     return Ok(Reply::Value(own.clone()));
@@ -124,7 +124,7 @@ impl Model {
                 self.txn_mut(*t)?.writes.insert(k.clone(), None);
             }
             Op::TxnScan(t, l, u) => {
-                let serializable = self.isolation == Some(Isolation::Serializable);
+                let serializable = self.isolation == Isolation::Serializable;
                 let txn = self.txn(*t)?;
                 let mut seen: BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
                     .versions
