@@ -9,6 +9,8 @@
 //! All integers are big-endian.
 //!
 //! ```text
+//! block   := entry{n}  kind{n}  ts_column  ts_kind|0x80:u8  offset{n}  n
+//!                                                             (week 4 day 6, with a merge operand)
 //! block   := entry{n}  ts_column  ts_kind:u8  offset{n}  n     (week 3 day 1, timestamps)
 //! block   := entry{n}  offset{n}  n                            (week 1 day 3, before them)
 //! offset  := u16            byte position of entry i from the start of the block
@@ -23,6 +25,8 @@
 //! ts_kind 0:  ts_column := ts:u64                   every entry has this timestamp
 //! ts_kind 1:  ts_column := ts:u64{n}                entry i's timestamp, in entry order
 //! ts_kind 2:  ts_column := base:u64  delta:u32{n}   entry i's timestamp is base + delta_i
+//!
+//! kind    := u8             entry i's kind, a [`ValueKind`] tag: 0 put, 1 delete, 2 merge operand
 //! ```
 //!
 //! So keys and values are at most 65535 bytes, and a block's entries start below 64 KiB.
@@ -38,6 +42,15 @@
 //! any entry's directly. A varint per entry would save a few bytes more but lose that, and putting
 //! the timestamp inside the key bytes would break `raw_ref`.
 //!
+//! The kinds (week 4 day 6) follow the same idea, one step further: a block has a kind column
+//! only if it holds a merge operand, and says so with the top bit of its `ts_kind` byte. Without
+//! it, an entry is a put, or a tombstone if its value is empty, as every block before week 4 day
+//! 6 reads; so those blocks, and every block of a database that never merges, keep their bytes
+//! (week 1's prefix-compression test measures them), and an older reader refuses a block with
+//! operands (an unknown timestamp kind) rather than read an operand as a value. A byte per entry
+//! rather than a bitmap of operands: a seek reads any entry's kind directly, and a block with
+//! operands pays one byte per entry, next to keys of ten or more.
+//!
 //! Invariant: a [`Block`] that exists has passed [`Block::decode`]'s checks (or came from a
 //! builder), so every offset points at an entry that lies wholly inside `data`. The iterator relies
 //! on that and never re-checks.
@@ -47,10 +60,11 @@ mod iterator;
 
 use std::ops::Range;
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
 use bytes::{Buf, BufMut, Bytes};
 
 use crate::key::TS_DEFAULT;
+use crate::merge::ValueKind;
 
 pub use builder::BlockBuilder;
 pub use iterator::BlockIterator;
@@ -67,6 +81,8 @@ const TS_EACH: u8 = 1;
 const TS_DELTA: u8 = 2;
 /// Bytes in a timestamp's delta from the block's base.
 pub(crate) const SIZEOF_DELTA: usize = std::mem::size_of::<u32>();
+/// The top bit of the `ts_kind` byte: the block has a kind column (week 4 day 6).
+const HAS_KINDS: u8 = 0x80;
 
 // ANCHOR: block_struct
 /// A decoded data block: the entry bytes and where each entry starts.
@@ -76,6 +92,9 @@ pub struct Block {
     /// Each entry's timestamp (week 3). Before week 3 day 1 every key has the default timestamp:
     /// leave it at `BlockTimestamps::default()`.
     pub(crate) timestamps: BlockTimestamps,
+    /// Each entry's kind (week 4 day 6), or empty when the block holds no merge operand: every
+    /// entry is then a put, or a tombstone if its value is empty.
+    pub(crate) kinds: Vec<ValueKind>,
 }
 
 /// Where one entry's parts lie in `Block::data`.
@@ -174,6 +193,9 @@ impl Block {
         // @task week1_day3 1
         let mut buf = Vec::with_capacity(self.data.len() + (self.offsets.len() + 1) * SIZEOF_U16);
         buf.extend_from_slice(&self.data);
+        // @task week4_day6 1 stub=comment
+        buf.extend(self.kinds.iter().map(|kind| kind.tag()));
+        // @end
         // @task week3_day1 1 stub=comment
         match &self.timestamps {
             BlockTimestamps::Same(ts) => {
@@ -194,6 +216,11 @@ impl Block {
                 buf.put_u8(TS_DELTA);
             }
         }
+        // @task week4_day6 1 stub=comment
+        if !self.kinds.is_empty() {
+            *buf.last_mut().expect("the timestamp kind was just written") |= HAS_KINDS;
+        }
+        // @end
         // @end
         for offset in &self.offsets {
             buf.put_u16(*offset);
@@ -233,11 +260,17 @@ impl Block {
         // @stub
         // let (entries_end, timestamps) = (offsets_start, BlockTimestamps::default());
         // @end
+        // @task week4_day6 1
+        let (entries_end, kinds) = decode_kinds(&data[..offsets_start], entries_end, num)?;
+        // @stub
+        // let kinds = Vec::new();
+        // @end
         // ANCHOR: block_decode_check
         let block = Self {
             data: data[..entries_end].to_vec(),
             offsets,
             timestamps,
+            kinds,
         };
         // Check every entry once here, so that iterators can slice without checks.
         let first = block.parse_entry(0)?;
@@ -254,6 +287,16 @@ impl Block {
                 "entry {idx} shares {} bytes with a first key of {first_key_len} bytes",
                 entry.overlap
             );
+            // @task week4_day6 1 stub=comment
+            if let Some(kind) = block.kinds.get(idx) {
+                let empty = entry.value.is_empty();
+                ensure!(
+                    (*kind == ValueKind::Delete) == empty || *kind == ValueKind::Merge,
+                    "entry {idx} is a {kind:?} with a value of {} bytes",
+                    entry.value.len()
+                );
+            }
+            // @end
         }
         // ANCHOR_END: block_decode_check
         Ok(block)
@@ -269,6 +312,14 @@ impl Block {
     /// Whether the block has no entries (only a builder's empty block can).
     pub fn is_empty(&self) -> bool {
         self.offsets.is_empty()
+    }
+
+    /// Entry `idx`'s kind, given its value (week 4 day 6). Requires `idx` to be an entry.
+    pub(crate) fn kind(&self, idx: usize, value: &[u8]) -> ValueKind {
+        match self.kinds.get(idx) {
+            Some(kind) => *kind,
+            None => ValueKind::of_value(value),
+        }
     }
 
     /// Locates entry `idx`, checking that it lies wholly inside the block.
@@ -317,6 +368,9 @@ fn decode_timestamps(head: &[u8], num: usize) -> Result<(usize, BlockTimestamps)
     let Some((&kind, before)) = head.split_last() else {
         bail!("block has no room for its timestamp kind");
     };
+    // @task week4_day6 1 stub=comment
+    let kind = kind & !HAS_KINDS; // The kind column's flag: see `decode_kinds`.
+    // @end
     let column_len = match kind {
         TS_SAME => SIZEOF_TS,
         TS_EACH => num * SIZEOF_TS,
@@ -349,6 +403,36 @@ fn decode_timestamps(head: &[u8], num: usize) -> Result<(usize, BlockTimestamps)
     // @end
 }
 // ANCHOR_END: decode_timestamps
+
+// ANCHOR: decode_kinds
+/// Splits the kind column off the end of `head[..entries_end]` (the block before its timestamp
+/// column), if the `ts_kind` byte, the last of `head`, says the block has one (week 4 day 6).
+/// Returns where the entries end, and the kinds (empty without a column).
+///
+/// # Errors
+/// If the column is longer than what lies before it, or holds an unknown tag.
+fn decode_kinds(head: &[u8], entries_end: usize, num: usize) -> Result<(usize, Vec<ValueKind>)> {
+    // @task week4_day6 1
+    if head.last().is_none_or(|kind| kind & HAS_KINDS == 0) {
+        return Ok((entries_end, Vec::new()));
+    }
+    ensure!(
+        num <= entries_end,
+        "block's kind column of {num} bytes is longer than the {entries_end} bytes before it"
+    );
+    let start = entries_end - num;
+    let kinds = head[start..entries_end]
+        .iter()
+        .enumerate()
+        .map(|(idx, &tag)| {
+            ValueKind::from_tag(tag)
+                .with_context(|| format!("entry {idx} of the block has an unknown kind {tag}"))
+        })
+        .collect::<Result<_>>()?;
+    Ok((start, kinds))
+    // @end
+}
+// ANCHOR_END: decode_kinds
 
 // ANCHOR: key_codec
 /// Appends `key`, encoded against the block's first key, to `buf`.

@@ -19,6 +19,7 @@ use crate::iterators::StorageIterator;
 use crate::mem_table::MemTableIterator;
 use crate::metrics::ReadTally;
 use crate::table::SsTableIterator;
+use crate::merge::ValueKind;
 
 // ANCHOR: lsm_iterator_inner
 // @task week1_day5 3 stub=oldest
@@ -195,6 +196,13 @@ impl<I: StorageIterator> StorageIterator for FusedIterator<I> {
     fn value(&self) -> &[u8] {
         assert!(self.is_valid(), "value() called on an invalid iterator");
         self.iter.value()
+    }
+
+    /// # Panics
+    /// If the iterator is not valid.
+    fn value_kind(&self) -> ValueKind {
+        assert!(self.is_valid(), "value_kind() called on an invalid iterator");
+        self.iter.value_kind()
     }
 
     // ANCHOR: fused_next

@@ -46,6 +46,7 @@ use parking_lot::RwLock;
 use crate::fs::FileSystem;
 use crate::iterators::StorageIterator;
 use crate::key::{KeySlice, TS_DEFAULT, TS_RANGE_BEGIN, TS_RANGE_END};
+use crate::merge::ValueKind;
 use crate::table::SsTableBuilder;
 use crate::wal::{Wal, WalMode, WalReplay};
 
@@ -61,7 +62,10 @@ pub use key::MemKey;
 /// read going back in time. A slot, once inserted, is never removed. (Week 3 gives every version
 /// its own key, and an overwrite through the slot is rare then: a key written twice by one batch,
 /// at one timestamp.) The lock is held only to clone or swap the `Bytes`.
-pub type Slot = RwLock<Bytes>;
+///
+/// The slot also holds the entry's kind (week 4 day 6): a put, a tombstone (whose value is
+/// empty) or a merge operand.
+pub type Slot = RwLock<(Bytes, ValueKind)>;
 
 /// The memory an entry takes besides its key and value bytes: the skip-list node, which holds the
 /// key (or its handle) and the slot, a reference count and height, on average two tower links, and
@@ -156,17 +160,23 @@ impl MemTable {
         if !fs.exists(wal_path) {
             return Ok((memtable, WalReplay::default()));
         }
-        // @task week3_day3 1
-        let replay = Wal::replay_at(fs, wal_path, |key, value| memtable.insert(key, value))?;
+        // @task week4_day6 1
+        let replay = Wal::replay_kinds_at(fs, wal_path, |key, value, kind| {
+            memtable.insert(key, value, kind)
+        })?;
+        // @or week3_day3 1
+        // let replay = Wal::replay_at(fs, wal_path, |key, value| {
+        //     memtable.insert(key, value, ValueKind::of_value(value))
+        // })?;
         // @or week2_day6 2
         // let replay = Wal::replay(fs, wal_path, |key, value| {
-        //     memtable.insert(KeySlice::from_slice(key), value)
+        //     memtable.insert(KeySlice::from_slice(key), value, ValueKind::of_value(value))
         // })?;
         // @end
         let size = memtable
             .map
             .iter()
-            .map(|e| e.key().as_slice().len() + e.value().read().len() + ENTRY_OVERHEAD)
+            .map(|e| e.key().as_slice().len() + e.value().read().0.len() + ENTRY_OVERHEAD)
             .sum();
         memtable.approximate_size.store(size, Ordering::Relaxed);
         Ok((memtable, replay))
@@ -192,7 +202,7 @@ impl MemTable {
         self.get_at(key, TS_RANGE_BEGIN)
         // @or week1_day1 1
         // let probe = MemKey::new(KeySlice::from_slice(key), Bytes::copy_from_slice);
-        // self.map.get(&probe).map(|entry| entry.value().read().clone())
+        // self.map.get(&probe).map(|entry| entry.value().read().0.clone())
         // @end
     }
 
@@ -210,7 +220,7 @@ impl MemTable {
         }
         // @end
         let added = key.len() + value.len() + ENTRY_OVERHEAD;
-        self.insert(KeySlice::from_slice(key), value);
+        self.insert(KeySlice::from_slice(key), value, ValueKind::of_value(value));
         self.approximate_size.fetch_add(added, Ordering::Relaxed);
         Ok(())
         // @end
@@ -232,7 +242,7 @@ impl MemTable {
         // }
         // let mut added = 0;
         // for (key, value) in batch {
-        //     self.insert(KeySlice::from_slice(key), value);
+        //     self.insert(KeySlice::from_slice(key), value, ValueKind::of_value(value));
         //     added += key.len() + value.len() + ENTRY_OVERHEAD;
         // }
         // self.approximate_size.fetch_add(added, Ordering::Relaxed);
@@ -259,7 +269,41 @@ impl MemTable {
         }
         let mut added = 0;
         for (key, value) in batch {
-            self.insert(KeySlice::from_slice_ts(key, ts), value);
+            self.insert(KeySlice::from_slice_ts(key, ts), value, ValueKind::of_value(value));
+            added += key.len() + value.len() + ENTRY_OVERHEAD;
+        }
+        self.approximate_size.fetch_add(added, Ordering::Relaxed);
+        Ok(())
+        // @end
+    }
+
+    /// [`Self::put_batch_at`] for a batch whose entries have kinds (week 4 day 6): `kinds` has
+    /// one per entry, or is empty for a batch of puts and tombstones (the empty value).
+    ///
+    /// # Errors
+    /// If the log write fails; nothing is then put into the memtable.
+    pub fn put_batch_kinds_at(
+        &self,
+        batch: &[(&[u8], &[u8])],
+        kinds: &[ValueKind],
+        ts: u64,
+    ) -> Result<()> {
+        // @task week4_day6 1
+        if kinds.is_empty() {
+            return self.put_batch_at(batch, ts);
+        }
+        anyhow::ensure!(
+            kinds.len() == batch.len(),
+            "a batch of {} entries with {} kinds",
+            batch.len(),
+            kinds.len()
+        );
+        if let Some(wal) = &self.wal {
+            wal.put_batch_kinds_at(batch, kinds, ts)?;
+        }
+        let mut added = 0;
+        for ((key, value), kind) in batch.iter().zip(kinds) {
+            self.insert(KeySlice::from_slice_ts(key, ts), value, *kind);
             added += key.len() + value.len() + ENTRY_OVERHEAD;
         }
         self.approximate_size.fetch_add(added, Ordering::Relaxed);
@@ -270,6 +314,12 @@ impl MemTable {
     /// Returns the newest version of `key` at or before `read_ts` (week 3): `Some(empty)` for a
     /// tombstone, `None` when the memtable holds no such version.
     pub fn get_at(&self, key: &[u8], read_ts: u64) -> Option<Bytes> {
+        self.get_kind_at(key, read_ts).map(|(value, _)| value)
+    }
+
+    /// [`Self::get_at`] with the version's kind (week 4 day 6): a put, a tombstone or a merge
+    /// operand.
+    pub fn get_kind_at(&self, key: &[u8], read_ts: u64) -> Option<(Bytes, ValueKind)> {
         // @task week3_day2 1
         // The versions of `key` lie newest first, so the first entry at or after (key, read_ts)
         // is the newest visible one, if it is a version of `key` at all.
@@ -322,7 +372,7 @@ impl MemTable {
     /// One search of the skip list: the key is made first, and if it turns out to be there
     /// already, only its slot is updated (the new key is dropped; a long key's copy in the arena
     /// is wasted, which the size counts anyway).
-    fn insert(&self, key: KeySlice, value: &[u8]) {
+    fn insert(&self, key: KeySlice, value: &[u8], kind: ValueKind) {
         let key = MemKey::new(key, |long| self.arena.copy(long));
         let value = self.arena.copy(value);
         // A new slot is inserted holding the value, never empty: an empty slot would read as a
@@ -330,10 +380,10 @@ impl MemTable {
         let inserted = Cell::new(false);
         let entry = self.map.get_or_insert_with(key, || {
             inserted.set(true);
-            RwLock::new(value.clone())
+            RwLock::new((value.clone(), kind))
         });
         if !inserted.get() {
-            *entry.value().write() = value;
+            *entry.value().write() = (value, kind);
         }
     }
     // ANCHOR_END: memtable_insert
@@ -362,7 +412,12 @@ impl MemTable {
     pub fn flush(&self, builder: &mut SsTableBuilder) -> Result<()> {
         // @task week1_day6 1
         for entry in self.map.iter() {
-            builder.add(entry.key().as_key_slice(), &entry.value().read());
+            let (value, kind) = entry.value().read().clone();
+            // @task week4_day6 1
+            builder.add_with_kind(entry.key().as_key_slice(), &value, kind);
+            // @or week1_day6 1
+            // builder.add(entry.key().as_key_slice(), &value);
+            // @end
         }
         Ok(())
         // @end
@@ -405,27 +460,36 @@ pub struct MemTableIterator {
     #[not_covariant]
     iter: SkipMapRangeIter<'this>,
     /// The current entry; `None` once the range is exhausted.
-    item: Option<(MemKey, Bytes)>,
+    item: Option<(MemKey, Bytes, ValueKind)>,
 }
 // ANCHOR_END: memtable_iterator
 
 /// The iterator's current item for a skip-list entry (cloning a key copies at most 40 bytes, and
 /// cloning `Bytes` only bumps a refcount).
-fn entry_to_item(entry: Option<Entry<'_, MemKey, Slot>>) -> Option<(MemKey, Bytes)> {
-    entry.map(|e| (e.key().clone(), e.value().read().clone()))
+fn entry_to_item(entry: Option<Entry<'_, MemKey, Slot>>) -> Option<(MemKey, Bytes, ValueKind)> {
+    entry.map(|e| {
+        let (value, kind) = e.value().read().clone();
+        (e.key().clone(), value, kind)
+    })
 }
 
 impl StorageIterator for MemTableIterator {
     type KeyType<'a> = KeySlice<'a>;
 
     fn value(&self) -> &[u8] {
-        self.borrow_item().as_ref().map_or(&[], |(_, v)| &v[..])
+        self.borrow_item().as_ref().map_or(&[], |(_, v, _)| &v[..])
+    }
+
+    fn value_kind(&self) -> ValueKind {
+        self.borrow_item()
+            .as_ref()
+            .map_or(ValueKind::Delete, |(_, _, kind)| *kind)
     }
 
     fn key(&self) -> KeySlice<'_> {
         self.borrow_item()
             .as_ref()
-            .map_or(KeySlice::from_slice(&[]), |(k, _)| k.as_key_slice())
+            .map_or(KeySlice::from_slice(&[]), |(k, _, _)| k.as_key_slice())
     }
 
     fn is_valid(&self) -> bool {

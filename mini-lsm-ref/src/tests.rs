@@ -48,5 +48,7 @@ mod week3_day7;
 mod week4_day4;
 #[path = "../../mini-lsm-tests/week4_day5.rs"]
 mod week4_day5;
+#[path = "../../mini-lsm-tests/week4_day6.rs"]
+mod week4_day6;
 #[path = "../../mini-lsm-tests/week4_day7.rs"]
 mod week4_day7;

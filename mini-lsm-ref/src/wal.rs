@@ -30,12 +30,20 @@
 //! The file is a log of records (see [`crate::record`]); each payload is a batch (big-endian):
 //!
 //! ```text
+//! payload := ts:u64  count:u32  (key_len:u16 key value_len:u16 value){count}  kind:u8{count}
+//!                                                         (week 4 day 6, with a merge operand)
 //! payload := ts:u64  count:u32  (key_len:u16 key value_len:u16 value){count}    (week 3 day 3)
 //! payload := count:u32  (key_len:u16 key value_len:u16 value){count}           (before it)
 //! ```
 //!
 //! An empty value deletes. `ts` is the batch's commit timestamp: every entry of a record is a
 //! version at that one timestamp, which is how a batch stays one commit after a crash.
+//!
+//! `kind` (week 4 day 6) is entry i's [`ValueKind`] tag (0 put, 1 delete, 2 merge operand), in
+//! a column after the entries, present only in a batch with a merge operand: every other batch
+//! keeps the bytes it had, and a reader tells the two apart by what follows the entries (nothing,
+//! or exactly `count` bytes). A reader of week 3 refuses such a record (stray bytes after the
+//! batch) rather than replay an operand as a value.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,6 +54,7 @@ use parking_lot::Mutex;
 
 use crate::fs::{FileSystem, WritableFile};
 use crate::key::{KeySlice, TS_DEFAULT};
+use crate::merge::ValueKind;
 use crate::record::{decode_records, encode_record, salvage_records};
 
 /// With [`WalMode::Buffered`], appends reach the file once this many bytes are buffered.
@@ -180,7 +189,39 @@ impl Wal {
         path: &Path,
         mut apply: impl FnMut(KeySlice, &[u8]),
     ) -> Result<WalReplay> {
-        // @task week3_day3 1
+        // @task week4_day6 1
+        Self::replay_kinds_at(fs, path, |key, value, _| apply(key, value))
+        // @or week3_day3 1
+        // let data = fs.read_all(path)?;
+        // let log = decode_records(path, &data)?;
+        // let mut max_ts = 0;
+        // for (i, payload) in log.payloads.iter().enumerate() {
+        //     let (ts, batch) = parse_payload(payload)
+        //         .with_context(|| format!("{}: batch {i} is corrupt", path.display()))?;
+        //     max_ts = max_ts.max(ts);
+        //     for (key, value) in batch {
+        //         apply(KeySlice::from_slice_ts(key, ts), value);
+        //     }
+        // }
+        // Ok(WalReplay {
+        //     batches: log.payloads.len(),
+        //     torn_tail_at: log.torn_tail_at,
+        //     max_ts,
+        // })
+        // @end
+    }
+
+    /// Replays the log at `path`, handing every entry to `apply` with its batch's commit
+    /// timestamp and its kind (week 4 day 6), batch by batch, in order.
+    ///
+    /// # Errors
+    /// As [`Self::replay`].
+    pub fn replay_kinds_at(
+        fs: &dyn FileSystem,
+        path: &Path,
+        mut apply: impl FnMut(KeySlice, &[u8], ValueKind),
+    ) -> Result<WalReplay> {
+        // @task week4_day6 1
         let data = fs.read_all(path)?;
         let log = decode_records(path, &data)?;
         let mut max_ts = 0;
@@ -188,8 +229,8 @@ impl Wal {
             let (ts, batch) = parse_payload(payload)
                 .with_context(|| format!("{}: batch {i} is corrupt", path.display()))?;
             max_ts = max_ts.max(ts);
-            for (key, value) in batch {
-                apply(KeySlice::from_slice_ts(key, ts), value);
+            for (key, value, kind) in batch {
+                apply(KeySlice::from_slice_ts(key, ts), value, kind);
             }
         }
         Ok(WalReplay {
@@ -243,7 +284,48 @@ impl Wal {
     /// # Errors
     /// If the buffer had to be written out and the write failed.
     pub fn put_batch_at(&self, batch: &[(&[u8], &[u8])], ts: u64) -> Result<()> {
-        // @task week3_day3 1
+        // @task week4_day6 1
+        self.put_batch_kinds_at(batch, &[], ts)
+        // @or week3_day3 1
+        // let mut inner = self.inner.lock();
+        // // The payload is built in a buffer the log keeps, not a fresh `Vec` per put: one
+        // // allocation and free less on every write.
+        // let WalInner {
+        //     buffer, payload, ..
+        // } = &mut *inner;
+        // payload.clear();
+        // payload.put_u64(ts);
+        // payload.put_u32(batch.len() as u32);
+        // for (key, value) in batch {
+        //     payload.put_u16(key.len() as u16);
+        //     payload.put_slice(key);
+        //     payload.put_u16(value.len() as u16);
+        //     payload.put_slice(value);
+        // }
+        // encode_record(buffer, payload);
+        // if payload.capacity() > BUFFER_LIMIT {
+        //     *payload = Vec::new(); // Do not keep a huge batch's worth of memory.
+        // }
+        // if inner.buffer.len() >= inner.buffer_limit {
+        //     inner.write_out()?;
+        // }
+        // Ok(())
+        // @end
+    }
+
+    /// [`Self::put_batch_at`] for a batch whose entries have kinds (week 4 day 6): `kinds` has
+    /// one per entry, or is empty for a batch of puts and tombstones (the empty value). The kind
+    /// column is written only if one of them is a merge operand (see the module docs).
+    ///
+    /// # Errors
+    /// As [`Self::put_batch_at`].
+    pub fn put_batch_kinds_at(
+        &self,
+        batch: &[(&[u8], &[u8])],
+        kinds: &[ValueKind],
+        ts: u64,
+    ) -> Result<()> {
+        // @task week4_day6 1
         let mut inner = self.inner.lock();
         // The payload is built in a buffer the log keeps, not a fresh `Vec` per put: one
         // allocation and free less on every write.
@@ -258,6 +340,9 @@ impl Wal {
             payload.put_slice(key);
             payload.put_u16(value.len() as u16);
             payload.put_slice(value);
+        }
+        if kinds.contains(&ValueKind::Merge) {
+            payload.extend(kinds.iter().map(|kind| kind.tag()));
         }
         encode_record(buffer, payload);
         if payload.capacity() > BUFFER_LIMIT {
@@ -380,8 +465,8 @@ impl WalInner {
 }
 // ANCHOR_END: write_out
 
-/// A batch's entries, as `(key, value)` pairs borrowed from a payload.
-type Batch<'a> = Vec<(&'a [u8], &'a [u8])>;
+/// A batch's entries, as `(key, value, kind)` borrowed from a payload.
+type Batch<'a> = Vec<(&'a [u8], &'a [u8], ValueKind)>;
 
 // ANCHOR: parse_payload
 /// Parses a record's payload: its batch's commit timestamp (week 3 day 3; 0 before it) and
@@ -398,8 +483,42 @@ fn parse_payload(payload: &[u8]) -> Result<(u64, Batch<'_>)> {
 // ANCHOR_END: parse_payload
 
 // ANCHOR: decode_batch
-/// Parses a batch payload into `(key, value)` pairs.
-fn decode_batch(payload: &[u8]) -> Result<Vec<(&[u8], &[u8])>> {
+/// Parses a batch payload into `(key, value, kind)` entries: with its kind column if it has one
+/// (week 4 day 6), else each a put or, for an empty value, a tombstone.
+fn decode_batch<'a>(payload: &'a [u8]) -> Result<Batch<'a>> {
+    let (entries, rest) = decode_entries(payload)?;
+    // @task week4_day6 1 stub=comment
+    if !rest.is_empty() {
+        ensure!(
+            rest.len() == entries.len(),
+            "{} stray bytes after a batch of {} entries",
+            rest.len(),
+            entries.len()
+        );
+        return entries
+            .into_iter()
+            .zip(rest)
+            .enumerate()
+            .map(|(i, ((key, value), &tag))| {
+                let kind = ValueKind::from_tag(tag)
+                    .with_context(|| format!("entry {i} of the batch has an unknown kind {tag}"))?;
+                ensure!(
+                    (kind == ValueKind::Delete) == value.is_empty() || kind == ValueKind::Merge,
+                    "entry {i} of the batch is a {kind:?} with a value of {} bytes",
+                    value.len()
+                );
+                Ok((key, value, kind))
+            })
+            .collect();
+    }
+    // @end
+    ensure!(rest.is_empty(), "{} stray bytes after a batch", rest.len());
+    let of = |(key, value): (&'a [u8], &'a [u8])| (key, value, ValueKind::of_value(value));
+    Ok(entries.into_iter().map(of).collect())
+}
+
+/// Parses a batch payload's entries into `(key, value)` pairs, and returns what follows them.
+fn decode_entries(payload: &[u8]) -> Result<(Vec<(&[u8], &[u8])>, &[u8])> {
     // @task week2_day6 1
     let mut rest = payload;
     let buf = &mut rest;
@@ -419,8 +538,7 @@ fn decode_batch(payload: &[u8]) -> Result<Vec<(&[u8], &[u8])>> {
         let value = take(buf)?;
         entries.push((key, value));
     }
-    ensure!(buf.is_empty(), "{} stray bytes after a batch", buf.len());
-    Ok(entries)
+    Ok((entries, rest))
     // @end
 }
 // ANCHOR_END: decode_batch

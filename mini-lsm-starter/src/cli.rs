@@ -24,6 +24,7 @@ use crate::compact::CompactionOptions;
 use crate::iterators::StorageIterator;
 use crate::lsm_iterator::{FusedIterator, LsmIterator};
 use crate::lsm_storage::{LsmStorageOptions, MiniLsm};
+use crate::merge::AddOperator;
 
 /// The compaction strategies the shell can ask for.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -76,6 +77,8 @@ pub enum Command {
     Get(String),
     /// `del K`.
     Del(String),
+    /// `merge K N`: add the decimal integer N to K's value (week 4 day 6).
+    Merge(String, String),
     /// `scan [A B]`: all entries, or those with A <= key <= B.
     Scan(Option<(String, String)>),
     /// `prefix P`.
@@ -95,7 +98,7 @@ pub enum Command {
 }
 
 /// The commands on one line, for an error message.
-const USAGE: &str = "commands: fill A B | put K V | get K | del K | scan [A B] | prefix P | flush | compact | dump | stats | close | quit | help";
+const USAGE: &str = "commands: fill A B | put K V | get K | del K | merge K N | scan [A B] | prefix P | flush | compact | dump | stats | close | quit | help";
 
 /// The most keys one `fill` puts: a bound, so that a typo such as `fill 0 99999999999` does
 /// not run for hours with no way back but killing the shell (and losing what the engine held).
@@ -111,6 +114,8 @@ commands:
   put K V       put one key
   get K         read one key
   del K         delete one key
+  merge K N     add the integer N to K's value, as a merge operand (K's value, if any, must
+                be an integer too; week 4 day 6)
   scan [A B]    every entry, or those with A <= key <= B
   prefix P      the entries whose key starts with P
   flush         freeze the memtable and flush every memtable to an L0 SST
@@ -156,6 +161,11 @@ impl Command {
             ("put", [k, v]) => Command::Put(k.to_string(), v.to_string()),
             ("get", [k]) => Command::Get(k.to_string()),
             ("del", [k]) => Command::Del(k.to_string()),
+            ("merge", [k, n]) => {
+                n.parse::<i64>()
+                    .with_context(|| format!("merge {k} {n}: `{n}` is not an integer"))?;
+                Command::Merge(k.to_string(), n.to_string())
+            }
             ("scan", []) => Command::Scan(None),
             ("scan", [a, b]) => Command::Scan(Some((a.to_string(), b.to_string()))),
             ("prefix", [p]) => Command::Prefix(p.to_string()),
@@ -166,8 +176,8 @@ impl Command {
             ("close" | "quit" | "exit", []) => Command::Quit,
             ("help", []) => Command::Help,
             (
-                "fill" | "put" | "get" | "del" | "scan" | "prefix" | "flush" | "compact" | "dump"
-                | "stats" | "close" | "quit" | "exit" | "help",
+                "fill" | "put" | "get" | "del" | "merge" | "scan" | "prefix" | "flush" | "compact"
+                | "dump" | "stats" | "close" | "quit" | "exit" | "help",
                 _,
             ) => {
                 bail!("wrong arguments for `{name}`; {USAGE}")
@@ -235,6 +245,10 @@ impl Shell {
                 self.lsm.delete(k.as_bytes())?;
                 writeln!(out, "ok")?;
             }
+            Command::Merge(k, n) => {
+                self.lsm.merge(k.as_bytes(), n.as_bytes())?;
+                writeln!(out, "ok")?;
+            }
             Command::Scan(range) => {
                 let iter = match &range {
                     None => self.lsm.scan(Bound::Unbounded, Bound::Unbounded)?,
@@ -271,8 +285,16 @@ impl Shell {
     }
 }
 
-/// The engine's options for `args`: week 1's, or week 2's with a compaction strategy or the log.
+/// The engine's options for `args`: week 1's, or week 2's with a compaction strategy or the log;
+/// either with the [`AddOperator`] for `merge`.
 pub fn options(args: &Args) -> LsmStorageOptions {
+    let mut options = engine_options(args);
+    options.merge_operator = Some(std::sync::Arc::new(AddOperator));
+    options
+}
+
+/// [`options`] before the merge operator.
+fn engine_options(args: &Args) -> LsmStorageOptions {
     let compaction = match args.compaction {
         CompactionChoice::None => CompactionOptions::NoCompaction,
         CompactionChoice::Simple => CompactionOptions::Simple(Default::default()),

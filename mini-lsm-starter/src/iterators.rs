@@ -13,6 +13,8 @@ pub mod visible_iterator;
 
 use anyhow::Result;
 
+use crate::merge::ValueKind;
+
 /// A cursor over a sorted stream of key-value entries.
 pub trait StorageIterator {
     /// The key type this iterator hands out: `KeySlice` inside the engine, `&[u8]` to users.
@@ -35,6 +37,13 @@ pub trait StorageIterator {
     /// Any I/O or corruption error met while reading ahead. After an error the iterator must not
     /// be used again; wrap it in a `FusedIterator` to make that safe.
     fn next(&mut self) -> Result<()>;
+
+    /// What the current entry is (week 4 day 6): a put, a tombstone or a merge operand.
+    /// Requires `is_valid()`. An iterator that knows no kinds has puts and, where the value is
+    /// empty, tombstones; one that passes on entries of another passes on their kinds.
+    fn value_kind(&self) -> ValueKind {
+        ValueKind::of_value(self.value())
+    }
 
     /// How many underlying iterators this one holds open, counting itself if it is a leaf.
     fn num_active_iterators(&self) -> usize {

@@ -10,6 +10,7 @@
 //!                 stalls and the memory budget                              (week 4, days 4-5)
 //!   metrics       what the engine did, counted once                         (week 4, day 7)
 //!   clock         the write path's time: real, or moved by a test           (week 4, day 4)
+//!   merge         merge operands and the operator that folds them           (week 4, day 6)
 //!   mvcc          commit timestamps and what readers hold                   (week 3)
 //!   manifest      the log of state changes that `open` replays              (week 2, day 5)
 //!   wal           the write-ahead log of each memtable                      (week 2, day 6)
@@ -46,6 +47,7 @@ pub mod lsm_iterator;
 pub mod lsm_storage;
 pub mod manifest;
 pub mod mem_table;
+pub mod merge;
 pub mod metrics;
 pub mod mvcc;
 pub mod record;

@@ -17,6 +17,7 @@ use crate::iterators::two_merge_iterator::TwoMergeIterator;
 use crate::iterators::visible_iterator::VisibleIterator;
 use crate::iterators::StorageIterator;
 use crate::mem_table::MemTableIterator;
+use crate::merge::ValueKind;
 use crate::metrics::ReadTally;
 use crate::table::SsTableIterator;
 
@@ -126,6 +127,16 @@ impl<I: StorageIterator> StorageIterator for FusedIterator<I> {
     fn value(&self) -> &[u8] {
         assert!(self.is_valid(), "value() called on an invalid iterator");
         self.iter.value()
+    }
+
+    /// # Panics
+    /// If the iterator is not valid.
+    fn value_kind(&self) -> ValueKind {
+        assert!(
+            self.is_valid(),
+            "value_kind() called on an invalid iterator"
+        );
+        self.iter.value_kind()
     }
 
     fn next(&mut self) -> Result<()> {

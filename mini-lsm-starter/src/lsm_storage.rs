@@ -77,7 +77,7 @@ pub use repair::RepairReport;
 pub use stall::{Pressure, StallCause};
 pub(crate) use write::check_entry_size;
 use write::FlushSignal;
-pub use write::WriteBatchRecord;
+pub use write::{WriteBatchOp, WriteBatchRecord};
 pub use write_buffer::{MemoryUse, WriteBufferManager};
 
 use crate::block_cache::BlockCache;

@@ -46,6 +46,7 @@ use parking_lot::RwLock;
 use crate::fs::FileSystem;
 use crate::iterators::StorageIterator;
 use crate::key::{KeySlice, TS_DEFAULT, TS_RANGE_BEGIN, TS_RANGE_END};
+use crate::merge::ValueKind;
 use crate::table::SsTableBuilder;
 use crate::wal::{Wal, WalMode, WalReplay};
 
@@ -60,7 +61,10 @@ pub use key::MemKey;
 /// read going back in time. A slot, once inserted, is never removed. (Week 3 gives every version
 /// its own key, and an overwrite through the slot is rare then: a key written twice by one batch,
 /// at one timestamp.) The lock is held only to clone or swap the `Bytes`.
-pub type Slot = RwLock<Bytes>;
+///
+/// The slot also holds the entry's kind (week 4 day 6): a put, a tombstone (whose value is
+/// empty) or a merge operand.
+pub type Slot = RwLock<(Bytes, ValueKind)>;
 
 /// The memory an entry takes besides its key and value bytes: the skip-list node, which holds the
 /// key (or its handle) and the slot, a reference count and height, on average two tower links, and
@@ -170,9 +174,29 @@ impl MemTable {
         todo!("week 3 day 2, task 1: put a batch at a timestamp into the memtable, read a key as of a timestamp, scan all versions (book: week3-02-read-at-timestamp)")
     }
 
+    /// [`Self::put_batch_at`] for a batch whose entries have kinds (week 4 day 6): `kinds` has
+    /// one per entry, or is empty for a batch of puts and tombstones (the empty value).
+    ///
+    /// # Errors
+    /// If the log write fails; nothing is then put into the memtable.
+    pub fn put_batch_kinds_at(
+        &self,
+        batch: &[(&[u8], &[u8])],
+        kinds: &[ValueKind],
+        ts: u64,
+    ) -> Result<()> {
+        todo!("week 4 day 6, task 1: give every entry a kind (put, delete, merge operand) in the memtable, the block's kind column, the log and the write batch, and merge through the commit path (book: week4-06-merge-operator)")
+    }
+
     /// Returns the newest version of `key` at or before `read_ts` (week 3): `Some(empty)` for a
     /// tombstone, `None` when the memtable holds no such version.
     pub fn get_at(&self, key: &[u8], read_ts: u64) -> Option<Bytes> {
+        self.get_kind_at(key, read_ts).map(|(value, _)| value)
+    }
+
+    /// [`Self::get_at`] with the version's kind (week 4 day 6): a put, a tombstone or a merge
+    /// operand.
+    pub fn get_kind_at(&self, key: &[u8], read_ts: u64) -> Option<(Bytes, ValueKind)> {
         todo!("week 3 day 2, task 1: put a batch at a timestamp into the memtable, read a key as of a timestamp, scan all versions (book: week3-02-read-at-timestamp)")
     }
 
@@ -203,7 +227,7 @@ impl MemTable {
     /// One search of the skip list: the key is made first, and if it turns out to be there
     /// already, only its slot is updated (the new key is dropped; a long key's copy in the arena
     /// is wasted, which the size counts anyway).
-    fn insert(&self, key: KeySlice, value: &[u8]) {
+    fn insert(&self, key: KeySlice, value: &[u8], kind: ValueKind) {
         let key = MemKey::new(key, |long| self.arena.copy(long));
         let value = self.arena.copy(value);
         // A new slot is inserted holding the value, never empty: an empty slot would read as a
@@ -211,10 +235,10 @@ impl MemTable {
         let inserted = Cell::new(false);
         let entry = self.map.get_or_insert_with(key, || {
             inserted.set(true);
-            RwLock::new(value.clone())
+            RwLock::new((value.clone(), kind))
         });
         if !inserted.get() {
-            *entry.value().write() = value;
+            *entry.value().write() = (value, kind);
         }
     }
 
@@ -263,26 +287,35 @@ pub struct MemTableIterator {
     #[not_covariant]
     iter: SkipMapRangeIter<'this>,
     /// The current entry; `None` once the range is exhausted.
-    item: Option<(MemKey, Bytes)>,
+    item: Option<(MemKey, Bytes, ValueKind)>,
 }
 
 /// The iterator's current item for a skip-list entry (cloning a key copies at most 40 bytes, and
 /// cloning `Bytes` only bumps a refcount).
-fn entry_to_item(entry: Option<Entry<'_, MemKey, Slot>>) -> Option<(MemKey, Bytes)> {
-    entry.map(|e| (e.key().clone(), e.value().read().clone()))
+fn entry_to_item(entry: Option<Entry<'_, MemKey, Slot>>) -> Option<(MemKey, Bytes, ValueKind)> {
+    entry.map(|e| {
+        let (value, kind) = e.value().read().clone();
+        (e.key().clone(), value, kind)
+    })
 }
 
 impl StorageIterator for MemTableIterator {
     type KeyType<'a> = KeySlice<'a>;
 
     fn value(&self) -> &[u8] {
-        self.borrow_item().as_ref().map_or(&[], |(_, v)| &v[..])
+        self.borrow_item().as_ref().map_or(&[], |(_, v, _)| &v[..])
+    }
+
+    fn value_kind(&self) -> ValueKind {
+        self.borrow_item()
+            .as_ref()
+            .map_or(ValueKind::Delete, |(_, _, kind)| *kind)
     }
 
     fn key(&self) -> KeySlice<'_> {
         self.borrow_item()
             .as_ref()
-            .map_or(KeySlice::from_slice(&[]), |(k, _)| k.as_key_slice())
+            .map_or(KeySlice::from_slice(&[]), |(k, _, _)| k.as_key_slice())
     }
 
     fn is_valid(&self) -> bool {

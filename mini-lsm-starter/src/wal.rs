@@ -30,12 +30,20 @@
 //! The file is a log of records (see [`crate::record`]); each payload is a batch (big-endian):
 //!
 //! ```text
+//! payload := ts:u64  count:u32  (key_len:u16 key value_len:u16 value){count}  kind:u8{count}
+//!                                                         (week 4 day 6, with a merge operand)
 //! payload := ts:u64  count:u32  (key_len:u16 key value_len:u16 value){count}    (week 3 day 3)
 //! payload := count:u32  (key_len:u16 key value_len:u16 value){count}           (before it)
 //! ```
 //!
 //! An empty value deletes. `ts` is the batch's commit timestamp: every entry of a record is a
 //! version at that one timestamp, which is how a batch stays one commit after a crash.
+//!
+//! `kind` (week 4 day 6) is entry i's [`ValueKind`] tag (0 put, 1 delete, 2 merge operand), in
+//! a column after the entries, present only in a batch with a merge operand: every other batch
+//! keeps the bytes it had, and a reader tells the two apart by what follows the entries (nothing,
+//! or exactly `count` bytes). A reader of week 3 refuses such a record (stray bytes after the
+//! batch) rather than replay an operand as a value.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,6 +54,7 @@ use parking_lot::Mutex;
 
 use crate::fs::{FileSystem, WritableFile};
 use crate::key::{KeySlice, TS_DEFAULT};
+use crate::merge::ValueKind;
 use crate::record::{decode_records, encode_record, salvage_records};
 
 /// With [`WalMode::Buffered`], appends reach the file once this many bytes are buffered.
@@ -165,6 +174,19 @@ impl Wal {
         todo!("week 3 day 3, task 1: log each batch with its commit timestamp, and replay it at that timestamp (book: week3-03-commit-timestamps)")
     }
 
+    /// Replays the log at `path`, handing every entry to `apply` with its batch's commit
+    /// timestamp and its kind (week 4 day 6), batch by batch, in order.
+    ///
+    /// # Errors
+    /// As [`Self::replay`].
+    pub fn replay_kinds_at(
+        fs: &dyn FileSystem,
+        path: &Path,
+        mut apply: impl FnMut(KeySlice, &[u8], ValueKind),
+    ) -> Result<WalReplay> {
+        todo!("week 4 day 6, task 1: give every entry a kind (put, delete, merge operand) in the memtable, the block's kind column, the log and the write batch, and merge through the commit path (book: week4-06-merge-operator)")
+    }
+
     /// Appends one batch as one record, written out at once or once `buffer_limit` bytes are
     /// buffered, as the log's [`WalMode`] says. Durable after [`Wal::sync`]. (From week 3 day 3,
     /// at [`TS_DEFAULT`]: see [`Self::put_batch_at`].)
@@ -182,6 +204,21 @@ impl Wal {
     /// If the buffer had to be written out and the write failed.
     pub fn put_batch_at(&self, batch: &[(&[u8], &[u8])], ts: u64) -> Result<()> {
         todo!("week 3 day 3, task 1: log each batch with its commit timestamp, and replay it at that timestamp (book: week3-03-commit-timestamps)")
+    }
+
+    /// [`Self::put_batch_at`] for a batch whose entries have kinds (week 4 day 6): `kinds` has
+    /// one per entry, or is empty for a batch of puts and tombstones (the empty value). The kind
+    /// column is written only if one of them is a merge operand (see the module docs).
+    ///
+    /// # Errors
+    /// As [`Self::put_batch_at`].
+    pub fn put_batch_kinds_at(
+        &self,
+        batch: &[(&[u8], &[u8])],
+        kinds: &[ValueKind],
+        ts: u64,
+    ) -> Result<()> {
+        todo!("week 4 day 6, task 1: give every entry a kind (put, delete, merge operand) in the memtable, the block's kind column, the log and the write batch, and merge through the commit path (book: week4-06-merge-operator)")
     }
 
     /// Writes out the buffer and syncs the file: every batch put so far is durable.
@@ -278,8 +315,8 @@ impl WalInner {
     }
 }
 
-/// A batch's entries, as `(key, value)` pairs borrowed from a payload.
-type Batch<'a> = Vec<(&'a [u8], &'a [u8])>;
+/// A batch's entries, as `(key, value, kind)` borrowed from a payload.
+type Batch<'a> = Vec<(&'a [u8], &'a [u8], ValueKind)>;
 
 /// Parses a record's payload: its batch's commit timestamp (week 3 day 3; 0 before it) and
 /// entries.
@@ -288,7 +325,17 @@ fn parse_payload(payload: &[u8]) -> Result<(u64, Batch<'_>)> {
     Ok((0, decode_batch(payload)?))
 }
 
-/// Parses a batch payload into `(key, value)` pairs.
-fn decode_batch(payload: &[u8]) -> Result<Vec<(&[u8], &[u8])>> {
+/// Parses a batch payload into `(key, value, kind)` entries: with its kind column if it has one
+/// (week 4 day 6), else each a put or, for an empty value, a tombstone.
+fn decode_batch<'a>(payload: &'a [u8]) -> Result<Batch<'a>> {
+    let (entries, rest) = decode_entries(payload)?;
+    // TODO(week 4 day 6, task 1: give every entry a kind (put, delete, merge operand) in the memtable, the block's kind column, the log and the write batch, and merge through the commit path (book: week4-06-merge-operator))
+    ensure!(rest.is_empty(), "{} stray bytes after a batch", rest.len());
+    let of = |(key, value): (&'a [u8], &'a [u8])| (key, value, ValueKind::of_value(value));
+    Ok(entries.into_iter().map(of).collect())
+}
+
+/// Parses a batch payload's entries into `(key, value)` pairs, and returns what follows them.
+fn decode_entries(payload: &[u8]) -> Result<(Vec<(&[u8], &[u8])>, &[u8])> {
     todo!("week 2 day 6, task 1: append, sync and replay the log (book: week2-06-wal)")
 }

@@ -4,6 +4,7 @@
 use bytes::BufMut;
 
 use crate::key::{KeySlice, KeyVec};
+use crate::merge::ValueKind;
 
 use super::{encode_key, Block, BlockTimestamps, SIZEOF_U16};
 
@@ -22,6 +23,10 @@ pub struct BlockBuilder {
     /// stores them.
     timestamps: Vec<u64>,
     ts_range: (u64, u64),
+    /// Each entry's kind (week 4 day 6), and whether one is a merge operand: only then does the
+    /// block store them.
+    kinds: Vec<ValueKind>,
+    has_merge: bool,
 }
 // ANCHOR_END: block_builder_struct
 
@@ -35,6 +40,8 @@ impl BlockBuilder {
             first_key: KeyVec::new(),
             timestamps: Vec::new(),
             ts_range: (u64::MAX, 0),
+            kinds: Vec::new(),
+            has_merge: false,
         }
     }
 
@@ -48,6 +55,15 @@ impl BlockBuilder {
     /// # Panics
     /// If the key or value is longer than 65535 bytes (the engine rejects such writes earlier).
     pub fn add(&mut self, key: KeySlice, value: &[u8]) -> bool {
+        self.add_with_kind(key, value, ValueKind::of_value(value))
+    }
+
+    /// Appends an entry of kind `kind` (week 4 day 6), as [`Self::add`] does a put or, for an
+    /// empty value, a tombstone. An empty put is stored as the tombstone it reads as.
+    ///
+    /// # Panics
+    /// As [`Self::add`].
+    pub fn add_with_kind(&mut self, key: KeySlice, value: &[u8], kind: ValueKind) -> bool {
         // @task week1_day3 1
         assert!(
             key.len() <= u16::MAX as usize && value.len() <= u16::MAX as usize,
@@ -65,6 +81,11 @@ impl BlockBuilder {
         let column = BlockTimestamps::column_len(self.timestamps.len() + 1, min, max);
         let encoded_size = encoded_size + column + 1;
         // @end
+        // @task week4_day6 1 stub=comment
+        // ... and the kind column, if the block holds an operand.
+        let has_merge = self.has_merge || kind == ValueKind::Merge;
+        let encoded_size = encoded_size + if has_merge { self.kinds.len() + 1 } else { 0 };
+        // @end
         if !self.is_empty() && encoded_size > self.block_size {
             self.data.truncate(start);
             return false;
@@ -76,6 +97,13 @@ impl BlockBuilder {
         // @task week3_day1 1 stub=comment
         self.timestamps.push(key.ts());
         self.ts_range = (min, max);
+        // @end
+        // @task week4_day6 1 stub=comment
+        self.kinds.push(match kind {
+            ValueKind::Merge => ValueKind::Merge,
+            _ => ValueKind::of_value(value),
+        });
+        self.has_merge = has_merge;
         // @end
         true
         // @end
@@ -99,6 +127,15 @@ impl BlockBuilder {
             timestamps: BlockTimestamps::of(self.timestamps),
             // @stub
             // timestamps: BlockTimestamps::default(),
+            // @end
+            // @task week4_day6 1
+            kinds: if self.has_merge {
+                self.kinds
+            } else {
+                Vec::new()
+            },
+            // @stub
+            // kinds: Vec::new(),
             // @end
         }
         // @end

@@ -5,6 +5,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use crate::key::{KeySlice, KeyVec};
+use crate::merge::ValueKind;
 
 use super::Block;
 
@@ -59,6 +60,11 @@ impl BlockIterator {
     /// The current value. Requires `is_valid()`.
     pub fn value(&self) -> &[u8] {
         &self.block.data[self.value_range.0..self.value_range.1]
+    }
+
+    /// The current entry's kind (week 4 day 6). Requires `is_valid()`.
+    pub fn value_kind(&self) -> ValueKind {
+        self.block.kind(self.idx, self.value())
     }
 
     /// Whether the iterator points at an entry.

@@ -21,6 +21,7 @@ use anyhow::{ensure, Result};
 
 use super::StorageIterator;
 use crate::key::KeySlice;
+use crate::merge::ValueKind;
 use crate::table::{SsTable, SsTableIterator};
 
 /// A cursor over a sorted run of SSTs, opening one SST at a time.
@@ -127,6 +128,13 @@ impl StorageIterator for SstConcatIterator {
 
     fn value(&self) -> &[u8] {
         self.current.as_ref().expect("requires is_valid()").value()
+    }
+
+    fn value_kind(&self) -> ValueKind {
+        self.current
+            .as_ref()
+            .expect("requires is_valid()")
+            .value_kind()
     }
 
     fn is_valid(&self) -> bool {

@@ -20,6 +20,7 @@ use std::cmp::Ordering;
 use anyhow::Result;
 
 use super::StorageIterator;
+use crate::merge::ValueKind;
 
 // ANCHOR: two_merge_struct
 /// Which side of a [`TwoMergeIterator`] the current entry comes from.
@@ -109,6 +110,13 @@ impl<
         match self.current.expect("requires is_valid()") {
             Side::Newer => self.newer.value(),
             Side::Older => self.older.value(),
+        }
+    }
+
+    fn value_kind(&self) -> ValueKind {
+        match self.current.expect("requires is_valid()") {
+            Side::Newer => self.newer.value_kind(),
+            Side::Older => self.older.value_kind(),
         }
     }
 

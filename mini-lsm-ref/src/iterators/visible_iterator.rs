@@ -16,6 +16,15 @@
 //! ([`crate::lsm_iterator::LsmIterator`]), which is why it must never fall through to the older
 //! version the tombstone deletes.
 //!
+//! From week 4 day 6 that version may be a merge operand: the iterator then folds it with the
+//! key's older versions down to a put or a tombstone (see [`crate::merge`]) and hands out the
+//! result as the key's value, at the operand's timestamp:
+//!
+//! ```text
+//!   merged:  a@9 +2  a@5 +1  a@3 =4  a@2 =1  b@8 del      read_ts = 5
+//!   visible:         a@5 =5                  (b@8 is newer than 5: b has no version)
+//! ```
+//!
 //! Invariant: when valid, the iterator is at the newest version of its user key with a timestamp
 //! at most `read_ts`, and `current`/`current_ts` hold that key. Each step reads the key of the
 //! stream below once, and `key` hands out the copy rather than ask the five layers below again:
@@ -24,8 +33,11 @@
 
 use anyhow::Result;
 
+use std::sync::Arc;
+
 use super::StorageIterator;
 use crate::key::KeySlice;
+use crate::merge::{fold_operands, MergeOperator, ValueKind};
 
 // ANCHOR: visible_iterator
 /// Yields each user key's newest version at or before `read_ts` from a stream of versions.
@@ -38,6 +50,11 @@ pub struct VisibleIterator<I> {
     /// The current entry's timestamp: with `current`, the key handed out without asking the
     /// streams below again.
     current_ts: u64,
+    /// Folds merge operands (week 4 day 6); `None` fails on the first operand met.
+    operator: Option<Arc<dyn MergeOperator>>,
+    /// The current entry's value when it is a fold of merge operands (week 4 day 6); `inner`
+    /// is then already past every version the fold read.
+    folded: Option<Vec<u8>>,
 }
 // ANCHOR_END: visible_iterator
 
@@ -48,11 +65,25 @@ impl<I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>> VisibleIt
     /// # Errors
     /// An error from `inner` while skipping invisible versions.
     pub fn new(inner: I, read_ts: u64) -> Result<Self> {
+        Self::with_merge_operator(inner, read_ts, None)
+    }
+
+    /// [`Self::new`], folding merge operands with `operator` (week 4 day 6).
+    ///
+    /// # Errors
+    /// As [`Self::new`], and if a fold fails.
+    pub fn with_merge_operator(
+        inner: I,
+        read_ts: u64,
+        operator: Option<Arc<dyn MergeOperator>>,
+    ) -> Result<Self> {
         let mut iter = Self {
             inner,
             read_ts,
             current: None,
             current_ts: 0,
+            operator,
+            folded: None,
         };
         iter.skip_to_visible()?;
         Ok(iter)
@@ -71,6 +102,9 @@ impl<I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>> VisibleIt
                 current.clear();
                 current.extend_from_slice(key.key_ref());
                 self.current_ts = key.ts();
+                // @task week4_day6 2 stub=comment
+                self.fold_if_operand()?;
+                // @end
                 return Ok(());
             }
             self.inner.next()?;
@@ -79,6 +113,23 @@ impl<I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>> VisibleIt
         // @end
     }
     // ANCHOR_END: visible_skip
+
+    // ANCHOR: visible_fold
+    /// If `inner` is at a merge operand, folds it with the key's older versions into `folded`
+    /// (week 4 day 6), leaving `inner` past them.
+    ///
+    /// # Errors
+    /// If the fold fails: no operator, the operator's error, or `inner`'s.
+    fn fold_if_operand(&mut self) -> Result<()> {
+        // @task week4_day6 2
+        if self.inner.value_kind() == ValueKind::Merge {
+            let folded = fold_operands(self.operator.as_deref(), &mut self.inner)?;
+            self.folded = Some(folded.value);
+        }
+        Ok(())
+        // @end
+    }
+    // ANCHOR_END: visible_fold
 }
 
 impl<I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>> StorageIterator
@@ -94,16 +145,32 @@ impl<I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>> StorageIt
     }
 
     fn value(&self) -> &[u8] {
-        self.inner.value()
+        match &self.folded {
+            Some(folded) => folded,
+            None => self.inner.value(),
+        }
+    }
+
+    fn value_kind(&self) -> ValueKind {
+        match &self.folded {
+            Some(folded) => ValueKind::of_value(folded),
+            None => self.inner.value_kind(),
+        }
     }
 
     fn is_valid(&self) -> bool {
-        self.inner.is_valid()
+        self.folded.is_some() || self.inner.is_valid()
     }
 
     // ANCHOR: visible_next
     fn next(&mut self) -> Result<()> {
         // @task week3_day2 2
+        // @task week4_day6 2 stub=comment
+        // A fold already moved `inner` past the current entry's versions.
+        if self.folded.take().is_some() {
+            return self.skip_to_visible();
+        }
+        // @end
         self.inner.next()?;
         self.skip_to_visible()
         // @end

@@ -14,6 +14,7 @@ use super::write_buffer::MemoryUse;
 use super::LsmStorageInner;
 use crate::clock::{Clock, RealClock, Wake};
 use crate::manifest::ManifestRecord;
+use crate::merge::ValueKind;
 use crate::metrics::StallOutcome;
 use crate::mvcc::CommitCheck;
 
@@ -24,6 +25,18 @@ pub enum WriteBatchRecord<T: AsRef<[u8]>> {
     Put(T, T),
     /// Delete a key.
     Del(T),
+}
+
+/// One write of a batch that may hold merge operands (week 4 day 6): a [`WriteBatchRecord`]
+/// or a merge. (A type of its own so that code matching on `WriteBatchRecord` keeps compiling.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteBatchOp<T: AsRef<[u8]>> {
+    /// Put a value.
+    Put(T, T),
+    /// Delete a key.
+    Del(T),
+    /// Add a merge operand to a key: see [`LsmStorageInner::merge`].
+    Merge(T, T),
 }
 
 // ANCHOR: flush_signal
@@ -130,6 +143,39 @@ impl LsmStorageInner {
     }
     // ANCHOR_END: put_delete
 
+    // ANCHOR: merge
+    /// Adds `operand` to `key`'s merge operands (week 4 day 6): reads fold it, with every operand
+    /// since the key's last put or delete, into the key's value through the engine's
+    /// `merge_operator` (see [`crate::merge`]). An operand may be empty.
+    ///
+    /// # Errors
+    /// If the engine has no merge operator; as [`Self::put`] otherwise. On error nothing was
+    /// written.
+    pub fn merge(&self, key: &[u8], operand: &[u8]) -> Result<()> {
+        // @task week4_day6 1
+        check_entry_size(key, operand)?;
+        self.check_merge_operator()?;
+        self.check_bg_error()?;
+        self.wait_for_room()?;
+        let (_, size) = self.commit_batch(&[(key, operand)], &[ValueKind::Merge], None)?;
+        self.try_freeze(size)
+        // @end
+    }
+
+    /// Checks that merges can be read: the engine has a merge operator.
+    ///
+    /// # Errors
+    /// If it has none, saying how to give it one.
+    fn check_merge_operator(&self) -> Result<()> {
+        ensure!(
+            self.options.merge_operator.is_some(),
+            "cannot merge: the engine has no merge operator; set `merge_operator` in the \
+             options it is opened with (`mini_lsm::merge::AddOperator` adds decimal integers)"
+        );
+        Ok(())
+    }
+    // ANCHOR_END: merge
+
     // ANCHOR: write_batch
     /// Applies every record of `batch`, in order, atomically with respect to crashes: after a
     /// crash and `open`, either all of them are there or none is. (Concurrent readers may still
@@ -156,7 +202,7 @@ impl LsmStorageInner {
         self.check_bg_error()?;
         self.wait_for_room()?;
         // @task week3_day3 2
-        let (_, size) = self.commit_batch(&entries, None)?;
+        let (_, size) = self.commit_batch(&entries, &[], None)?;
         // @or week2_day7 2
         // // One memtable takes the whole batch: the read lock keeps a freeze out until it is in.
         // let size = {
@@ -169,9 +215,51 @@ impl LsmStorageInner {
         // @end
     }
 
+    // ANCHOR: write_batch_ops
+    /// [`Self::write_batch`] for a batch that may hold merge operands (week 4 day 6): applies
+    /// every write of `batch`, in order, as one commit.
+    ///
+    /// # Errors
+    /// As [`Self::write_batch`], and if the batch merges but the engine has no merge operator;
+    /// on error nothing was written.
+    pub fn write_batch_ops<T: AsRef<[u8]>>(&self, batch: &[WriteBatchOp<T>]) -> Result<()> {
+        // @task week4_day6 1
+        let mut entries = Vec::with_capacity(batch.len());
+        let mut kinds = Vec::with_capacity(batch.len());
+        for op in batch {
+            let (key, value, kind) = match op {
+                WriteBatchOp::Put(key, value) => (key.as_ref(), value.as_ref(), ValueKind::Put),
+                WriteBatchOp::Del(key) => (key.as_ref(), &b""[..], ValueKind::Delete),
+                WriteBatchOp::Merge(key, operand) => {
+                    (key.as_ref(), operand.as_ref(), ValueKind::Merge)
+                }
+            };
+            check_entry_size(key, value)?;
+            ensure!(
+                kind != ValueKind::Put || !value.is_empty(),
+                "cannot put an empty value: the empty value marks a deletion; use Del instead"
+            );
+            entries.push((key, value));
+            kinds.push(kind);
+        }
+        if kinds.contains(&ValueKind::Merge) {
+            self.check_merge_operator()?;
+        } else {
+            // Without an operand the log record is the one a plain batch writes.
+            kinds.clear();
+        }
+        self.check_bg_error()?;
+        self.wait_for_room()?;
+        let (_, size) = self.commit_batch(&entries, &kinds, None)?;
+        self.try_freeze(size)
+        // @end
+    }
+    // ANCHOR_END: write_batch_ops
+
     // ANCHOR: commit_batch
     /// Commits `entries` (an empty value is a tombstone) as one batch at the next commit
-    /// timestamp: into the log and the memtable, then published (see [`crate::mvcc`]). Returns
+    /// timestamp: into the log and the memtable, then published (see [`crate::mvcc`]). `kinds`
+    /// is empty, or from week 4 day 6 holds each entry's kind (a batch with merge operands). Returns
     /// the commit timestamp and the memtable's size after the write, for the caller's freeze.
     /// A transaction's commit passes its `check` (week 3 day 6); a plain write passes none.
     ///
@@ -183,13 +271,18 @@ impl LsmStorageInner {
     pub(crate) fn commit_batch(
         &self,
         entries: &[(&[u8], &[u8])],
+        kinds: &[ValueKind],
         check: Option<&CommitCheck<'_>>,
     ) -> Result<(u64, usize)> {
         // @task week3_day3 2
         let committed = self.mvcc.commit_checked(entries, check, |ts| {
             // One memtable takes the whole batch: the read lock keeps a freeze out until it is in.
             let state = self.state.read();
-            state.memtable.put_batch_at(entries, ts)?;
+            // @task week4_day6 1
+            state.memtable.put_batch_kinds_at(entries, kinds, ts)?;
+            // @or week3_day3 2
+            // state.memtable.put_batch_at(entries, ts)?;
+            // @end
             Ok(state.memtable.approximate_size())
         })?;
         // @task week4_day7 1 stub=comment
@@ -220,7 +313,7 @@ impl LsmStorageInner {
         // @task week3_day5 3
         self.check_bg_error()?;
         self.wait_for_room()?;
-        let (ts, size) = self.commit_batch(entries, check)?;
+        let (ts, size) = self.commit_batch(entries, &[], check)?;
         self.try_freeze(size)?;
         Ok(ts)
         // @end
@@ -237,7 +330,7 @@ impl LsmStorageInner {
         // @task week1_day1 2
         // ANCHOR: write_entry
         // @task week3_day3 2
-        let (_, size) = self.commit_batch(&[(key, value)], None)?;
+        let (_, size) = self.commit_batch(&[(key, value)], &[], None)?;
         // @or week1_day1 2
         // // The read lock keeps a freeze from swapping the memtable out while we write into it, so a
         // // frozen memtable never receives a write. Writers share the read lock with each other.

@@ -21,6 +21,7 @@ use crate::block::BlockBuilder;
 use crate::block_cache::BlockCache;
 use crate::fs::{FileSystem, RealFs, WritableFile};
 use crate::key::{KeySlice, KeyVec};
+use crate::merge::ValueKind;
 
 /// Default bits per key of the bloom filter: about 1% false positives.
 const DEFAULT_BLOOM_BITS_PER_KEY: usize = 10;
@@ -110,6 +111,11 @@ impl SsTableBuilder {
     // ANCHOR: sst_builder_add
     /// Adds an entry. Keys must come in strictly increasing order.
     pub fn add(&mut self, key: KeySlice, value: &[u8]) {
+        self.add_with_kind(key, value, ValueKind::of_value(value));
+    }
+
+    /// Adds an entry of kind `kind` (week 4 day 6): [`Self::add`] for a merge operand too.
+    pub fn add_with_kind(&mut self, key: KeySlice, value: &[u8], kind: ValueKind) {
         // @task week1_day4 1
         // @task week1_day7 2 stub=comment
         self.key_hashes.push(key_hash(key.raw_ref()));
@@ -120,10 +126,19 @@ impl SsTableBuilder {
         if self.builder.is_empty() {
             self.first_key.set_from_slice(key);
         }
-        if !self.builder.add(key, value) {
+        // @task week4_day6 1
+        let added = self.builder.add_with_kind(key, value, kind);
+        // @or week1_day4 1
+        // let added = self.builder.add(key, value);
+        // @end
+        if !added {
             // The block is full: seal it and start the next one with this entry.
             self.finish_block();
-            let added = self.builder.add(key, value);
+            // @task week4_day6 1
+            let added = self.builder.add_with_kind(key, value, kind);
+            // @or week1_day4 1
+            // let added = self.builder.add(key, value);
+            // @end
             debug_assert!(added, "an empty block accepts any entry");
             self.first_key.set_from_slice(key);
         }

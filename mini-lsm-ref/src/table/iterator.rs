@@ -9,6 +9,7 @@ use super::SsTable;
 use crate::block::BlockIterator;
 use crate::iterators::StorageIterator;
 use crate::key::KeySlice;
+use crate::merge::ValueKind;
 
 /// Iterates over an SST's entries in key order, reading one block at a time.
 pub struct SsTableIterator {
@@ -93,6 +94,13 @@ impl StorageIterator for SsTableIterator {
 
     fn key(&self) -> KeySlice<'_> {
         self.blk_iter.as_ref().expect("requires is_valid()").key()
+    }
+
+    fn value_kind(&self) -> ValueKind {
+        self.blk_iter
+            .as_ref()
+            .expect("requires is_valid()")
+            .value_kind()
     }
 
     fn is_valid(&self) -> bool {

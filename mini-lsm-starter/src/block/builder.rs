@@ -4,6 +4,7 @@
 use bytes::BufMut;
 
 use crate::key::{KeySlice, KeyVec};
+use crate::merge::ValueKind;
 
 use super::{encode_key, Block, BlockTimestamps, SIZEOF_U16};
 
@@ -21,6 +22,10 @@ pub struct BlockBuilder {
     /// stores them.
     timestamps: Vec<u64>,
     ts_range: (u64, u64),
+    /// Each entry's kind (week 4 day 6), and whether one is a merge operand: only then does the
+    /// block store them.
+    kinds: Vec<ValueKind>,
+    has_merge: bool,
 }
 
 impl BlockBuilder {
@@ -33,6 +38,8 @@ impl BlockBuilder {
             first_key: KeyVec::new(),
             timestamps: Vec::new(),
             ts_range: (u64::MAX, 0),
+            kinds: Vec::new(),
+            has_merge: false,
         }
     }
 
@@ -45,6 +52,15 @@ impl BlockBuilder {
     /// # Panics
     /// If the key or value is longer than 65535 bytes (the engine rejects such writes earlier).
     pub fn add(&mut self, key: KeySlice, value: &[u8]) -> bool {
+        self.add_with_kind(key, value, ValueKind::of_value(value))
+    }
+
+    /// Appends an entry of kind `kind` (week 4 day 6), as [`Self::add`] does a put or, for an
+    /// empty value, a tombstone. An empty put is stored as the tombstone it reads as.
+    ///
+    /// # Panics
+    /// As [`Self::add`].
+    pub fn add_with_kind(&mut self, key: KeySlice, value: &[u8], kind: ValueKind) -> bool {
         todo!("week 1 day 3, task 1: build, encode and decode a data block (book: week1-03-block)")
     }
 

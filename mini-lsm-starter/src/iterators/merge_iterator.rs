@@ -24,6 +24,7 @@ use std::collections::BinaryHeap;
 use anyhow::Result;
 
 use crate::key::KeySlice;
+use crate::merge::ValueKind;
 
 use super::StorageIterator;
 
@@ -91,6 +92,14 @@ impl<I: 'static + for<'a> StorageIterator<KeyType<'a> = KeySlice<'a>>> StorageIt
             .expect("requires is_valid()")
             .1
             .value()
+    }
+
+    fn value_kind(&self) -> ValueKind {
+        self.current
+            .as_ref()
+            .expect("requires is_valid()")
+            .1
+            .value_kind()
     }
 
     fn is_valid(&self) -> bool {

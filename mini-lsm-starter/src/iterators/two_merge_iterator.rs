@@ -20,6 +20,7 @@ use std::cmp::Ordering;
 use anyhow::Result;
 
 use super::StorageIterator;
+use crate::merge::ValueKind;
 
 /// Which side of a [`TwoMergeIterator`] the current entry comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +78,13 @@ impl<
         match self.current.expect("requires is_valid()") {
             Side::Newer => self.newer.value(),
             Side::Older => self.older.value(),
+        }
+    }
+
+    fn value_kind(&self) -> ValueKind {
+        match self.current.expect("requires is_valid()") {
+            Side::Newer => self.newer.value_kind(),
+            Side::Older => self.older.value_kind(),
         }
     }
 

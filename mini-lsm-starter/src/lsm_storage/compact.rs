@@ -35,7 +35,9 @@ use crate::compact::{
 use crate::iterators::concat_iterator::SstConcatIterator;
 use crate::iterators::merge_iterator::MergeIterator;
 use crate::iterators::StorageIterator;
+use crate::key::KeyVec;
 use crate::manifest::{ManifestRecord, MANIFEST_NAME};
+use crate::merge::{fold_operands, ValueKind};
 use crate::table::{SsTable, SsTableBuilder};
 
 /// How often the compaction thread asks the controller for work.
@@ -165,6 +167,43 @@ impl LsmStorageInner {
         outputs: &mut Vec<Arc<SsTable>>,
     ) -> Result<()> {
         todo!("week 2 day 1, task 2: merge a compaction's input runs into new SSTs split by target size (book: week2-01-compaction)")
+    }
+
+    /// Folds the merge operand `iter` is at, the newest version of its key at or below the
+    /// watermark, with the key's older versions in the compaction (week 4 day 6), and returns
+    /// what to write for them all, or `None` to write nothing. Leaves `iter` past them.
+    ///
+    /// A fold that met a put or a tombstone, or that reads the bottom (nothing older lies
+    /// below), is the key's whole value: a put (or, if empty, a tombstone, dropped at the
+    /// bottom). Otherwise older versions may lie in levels this compaction does not read: the
+    /// fold of the operands read is itself an operand, which the read or compaction that meets
+    /// those levels folds further. A compaction filter that drops the key makes it a tombstone,
+    /// as for a put.
+    ///
+    /// # Errors
+    /// If the fold fails (no operator, the operator's error) or `iter` does.
+    fn fold_for_output(
+        &self,
+        iter: &mut MergeIterator<SstConcatIterator>,
+        bottom: bool,
+        filters: &[Arc<dyn CompactionFilter>],
+    ) -> Result<Option<(Vec<u8>, ValueKind)>> {
+        todo!("week 4 day 6, task 3: fold operands at compaction only at or below the watermark, as an operand unless a base or the bottom is reached (book: week4-06-merge-operator)")
+    }
+
+    /// The output being written, made at the first entry that goes into it.
+    ///
+    /// # Errors
+    /// If a new output cannot be created.
+    fn output<'a>(
+        &self,
+        builder: &'a mut Option<(usize, SsTableBuilder)>,
+    ) -> Result<&'a mut SsTableBuilder> {
+        let (_, current) = match builder {
+            Some(current) => current,
+            None => builder.insert(self.new_output()?),
+        };
+        Ok(current)
     }
 
     /// A builder for a compaction output with a fresh id, streaming to its file.

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
-use super::{LsmStorageInner, LsmStorageOptions, RepairReport, WriteBatchRecord};
+use super::{LsmStorageInner, LsmStorageOptions, RepairReport, WriteBatchOp, WriteBatchRecord};
 use crate::compact::{CompactionFilter, CompactionOptions};
 use crate::lsm_iterator::{FusedIterator, LsmIterator};
 use crate::metrics::Stats;
@@ -156,12 +156,28 @@ impl MiniLsm {
         self.inner.delete(key)
     }
 
+    /// See [`LsmStorageInner::merge`] (week 4 day 6).
+    ///
+    /// # Errors
+    /// As [`LsmStorageInner::merge`].
+    pub fn merge(&self, key: &[u8], operand: &[u8]) -> Result<()> {
+        self.inner.merge(key, operand)
+    }
+
     /// See [`LsmStorageInner::write_batch`].
     ///
     /// # Errors
     /// As [`LsmStorageInner::write_batch`].
     pub fn write_batch<T: AsRef<[u8]>>(&self, batch: &[WriteBatchRecord<T>]) -> Result<()> {
         self.inner.write_batch(batch)
+    }
+
+    /// See [`LsmStorageInner::write_batch_ops`] (week 4 day 6).
+    ///
+    /// # Errors
+    /// As [`LsmStorageInner::write_batch_ops`].
+    pub fn write_batch_ops<T: AsRef<[u8]>>(&self, batch: &[WriteBatchOp<T>]) -> Result<()> {
+        self.inner.write_batch_ops(batch)
     }
 
     /// See [`LsmStorageInner::scan`].

@@ -14,6 +14,7 @@ use anyhow::{bail, ensure, Result};
 use crate::clock::{Clock, RealClock};
 use crate::compact::CompactionOptions;
 use crate::fs::{FileSystem, RealFs};
+use crate::merge::MergeOperator;
 use crate::mvcc::Isolation;
 use crate::wal::WalMode;
 
@@ -79,6 +80,9 @@ pub struct LsmStorageOptions {
     pub isolation: Isolation,
     /// The file system every file goes through: the real one, or a `MemFs` in crash tests.
     pub fs: Arc<dyn FileSystem>,
+    /// Folds merge operands into values (week 4 day 6); `None` refuses `merge`. Not recorded in
+    /// the database: open it with the operator it was written with.
+    pub merge_operator: Option<Arc<dyn MergeOperator>>,
 }
 
 /// The largest `target_sst_size`: SST offsets are 32-bit, and an SST can overshoot its target by
@@ -128,6 +132,7 @@ impl LsmStorageOptions {
             recovery_mode: RecoveryMode::TolerateTornTail,
             isolation: Isolation::Serializable,
             fs: Arc::new(RealFs),
+            merge_operator: None,
         }
     }
 

@@ -21,6 +21,7 @@ use crate::iterators::StorageIterator;
 use crate::key::{KeyBytes, KeySlice, TS_RANGE_BEGIN, TS_RANGE_END};
 use crate::lsm_iterator::{FusedIterator, LsmIterator};
 use crate::mem_table::{map_bound, MemTableIterator};
+use crate::merge::ValueKind;
 use crate::table::bloom::key_hash;
 use crate::table::{SsTable, SsTableIterator};
 
@@ -165,6 +166,22 @@ impl LsmStorageInner {
         read_ts: u64,
     ) -> Result<Option<Bytes>> {
         todo!("week 1 day 1, task 4: read through every memtable, newest first (book: week1-01-memtable)")
+    }
+
+    /// Returns the value of `key` as of `read_ts` in the state `snapshot` when its newest visible
+    /// version is a merge operand (week 4 day 6): the fold of its operands, read through a scan
+    /// of the one key, whose visible iterator folds (see [`crate::merge`]). Slower than `get`'s
+    /// lookups (no bloom filter, every source that may hold the key), and only for such keys.
+    ///
+    /// # Errors
+    /// As [`Self::get`], and if the fold fails.
+    fn get_folded(
+        &self,
+        snapshot: &LsmStorageState,
+        key: &[u8],
+        read_ts: u64,
+    ) -> Result<Option<Bytes>> {
+        todo!("week 4 day 6, task 2: fold a key's operands down to a put or a tombstone when a read lands on one: get, scans, snapshots (book: week4-06-merge-operator)")
     }
 
     /// Returns an iterator over the live entries with keys in `lower..upper`, in key order.

@@ -14,6 +14,7 @@ use super::write_buffer::MemoryUse;
 use super::LsmStorageInner;
 use crate::clock::{Clock, RealClock, Wake};
 use crate::manifest::ManifestRecord;
+use crate::merge::ValueKind;
 use crate::metrics::StallOutcome;
 use crate::mvcc::CommitCheck;
 
@@ -24,6 +25,18 @@ pub enum WriteBatchRecord<T: AsRef<[u8]>> {
     Put(T, T),
     /// Delete a key.
     Del(T),
+}
+
+/// One write of a batch that may hold merge operands (week 4 day 6): a [`WriteBatchRecord`]
+/// or a merge. (A type of its own so that code matching on `WriteBatchRecord` keeps compiling.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteBatchOp<T: AsRef<[u8]>> {
+    /// Put a value.
+    Put(T, T),
+    /// Delete a key.
+    Del(T),
+    /// Add a merge operand to a key: see [`LsmStorageInner::merge`].
+    Merge(T, T),
 }
 
 /// Where writers stalled in [`LsmStorageInner::wait_for_room`] sleep until a flush makes room.
@@ -126,6 +139,30 @@ impl LsmStorageInner {
         self.write_entry(key, b"")
     }
 
+    /// Adds `operand` to `key`'s merge operands (week 4 day 6): reads fold it, with every operand
+    /// since the key's last put or delete, into the key's value through the engine's
+    /// `merge_operator` (see [`crate::merge`]). An operand may be empty.
+    ///
+    /// # Errors
+    /// If the engine has no merge operator; as [`Self::put`] otherwise. On error nothing was
+    /// written.
+    pub fn merge(&self, key: &[u8], operand: &[u8]) -> Result<()> {
+        todo!("week 4 day 6, task 1: give every entry a kind (put, delete, merge operand) in the memtable, the block's kind column, the log and the write batch, and merge through the commit path (book: week4-06-merge-operator)")
+    }
+
+    /// Checks that merges can be read: the engine has a merge operator.
+    ///
+    /// # Errors
+    /// If it has none, saying how to give it one.
+    fn check_merge_operator(&self) -> Result<()> {
+        ensure!(
+            self.options.merge_operator.is_some(),
+            "cannot merge: the engine has no merge operator; set `merge_operator` in the \
+             options it is opened with (`mini_lsm::merge::AddOperator` adds decimal integers)"
+        );
+        Ok(())
+    }
+
     /// Applies every record of `batch`, in order, atomically with respect to crashes: after a
     /// crash and `open`, either all of them are there or none is. (Concurrent readers may still
     /// see part of a batch; week 3's timestamps make batches atomic for readers too.)
@@ -136,8 +173,19 @@ impl LsmStorageInner {
         todo!("week 2 day 7, task 2: write a batch through the engine atomically (book: week2-07-batch-checksums)")
     }
 
+    /// [`Self::write_batch`] for a batch that may hold merge operands (week 4 day 6): applies
+    /// every write of `batch`, in order, as one commit.
+    ///
+    /// # Errors
+    /// As [`Self::write_batch`], and if the batch merges but the engine has no merge operator;
+    /// on error nothing was written.
+    pub fn write_batch_ops<T: AsRef<[u8]>>(&self, batch: &[WriteBatchOp<T>]) -> Result<()> {
+        todo!("week 4 day 6, task 1: give every entry a kind (put, delete, merge operand) in the memtable, the block's kind column, the log and the write batch, and merge through the commit path (book: week4-06-merge-operator)")
+    }
+
     /// Commits `entries` (an empty value is a tombstone) as one batch at the next commit
-    /// timestamp: into the log and the memtable, then published (see [`crate::mvcc`]). Returns
+    /// timestamp: into the log and the memtable, then published (see [`crate::mvcc`]). `kinds`
+    /// is empty, or from week 4 day 6 holds each entry's kind (a batch with merge operands). Returns
     /// the commit timestamp and the memtable's size after the write, for the caller's freeze.
     /// A transaction's commit passes its `check` (week 3 day 6); a plain write passes none.
     ///
@@ -149,6 +197,7 @@ impl LsmStorageInner {
     pub(crate) fn commit_batch(
         &self,
         entries: &[(&[u8], &[u8])],
+        kinds: &[ValueKind],
         check: Option<&CommitCheck<'_>>,
     ) -> Result<(u64, usize)> {
         todo!("week 3 day 3, task 2: commit every write and batch at the next timestamp, and publish it once applied (book: week3-03-commit-timestamps)")

@@ -21,6 +21,7 @@ use crate::block::BlockBuilder;
 use crate::block_cache::BlockCache;
 use crate::fs::{FileSystem, RealFs, WritableFile};
 use crate::key::{KeySlice, KeyVec};
+use crate::merge::ValueKind;
 
 /// Default bits per key of the bloom filter: about 1% false positives.
 const DEFAULT_BLOOM_BITS_PER_KEY: usize = 10;
@@ -109,6 +110,11 @@ impl SsTableBuilder {
 
     /// Adds an entry. Keys must come in strictly increasing order.
     pub fn add(&mut self, key: KeySlice, value: &[u8]) {
+        self.add_with_kind(key, value, ValueKind::of_value(value));
+    }
+
+    /// Adds an entry of kind `kind` (week 4 day 6): [`Self::add`] for a merge operand too.
+    pub fn add_with_kind(&mut self, key: KeySlice, value: &[u8], kind: ValueKind) {
         todo!("week 1 day 4, task 1: build an SST: blocks, block metadata, metadata offset (book: week1-04-sst)")
     }
 
