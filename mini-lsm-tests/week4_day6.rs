@@ -88,7 +88,10 @@ fn test_task1_merge_without_operator_is_a_clear_error() {
     assert!(error.contains("merge_operator"), "the error: {error}");
     let batch = [WriteBatchOp::Merge(&b"k"[..], &b"1"[..])];
     let error = inner.write_batch_ops(&batch).unwrap_err().to_string();
-    assert!(error.contains("merge_operator"), "the batch's error: {error}");
+    assert!(
+        error.contains("merge_operator"),
+        "the batch's error: {error}"
+    );
     assert_eq!(inner.get(b"k").unwrap(), None, "nothing was written");
 }
 
@@ -147,11 +150,17 @@ fn test_task1_corrupt_kind_column_is_an_error() {
     assert_eq!(&encoded[kinds_at..kinds_at + n], &[0, 2], "the kind column");
     let mut bad = encoded.clone();
     bad[kinds_at + 1] = 7;
-    let error = Block::decode(&bad).err().expect("an unknown kind").to_string();
+    let error = Block::decode(&bad)
+        .err()
+        .expect("an unknown kind")
+        .to_string();
     assert!(error.contains("kind"), "the error: {error}");
     let mut bad = encoded.clone();
     bad[kinds_at] = ValueKind::Delete.tag();
-    let error = Block::decode(&bad).err().expect("a delete with a value").to_string();
+    let error = Block::decode(&bad)
+        .err()
+        .expect("a delete with a value")
+        .to_string();
     assert!(error.contains("Delete"), "the error: {error}");
 }
 
@@ -353,7 +362,12 @@ fn test_task2_snapshots_read_between_operands() {
     }
     for (snapshot, sum) in &snapshots {
         let expected = val(&sum.to_string());
-        assert_eq!(snapshot.get(b"n").unwrap(), expected, "at {}", snapshot.read_ts());
+        assert_eq!(
+            snapshot.get(b"n").unwrap(),
+            expected,
+            "at {}",
+            snapshot.read_ts()
+        );
         let mut iter = snapshot.scan(Bound::Unbounded, Bound::Unbounded).unwrap();
         let entries = collect_user(&mut iter).unwrap();
         assert_eq!(entries, vec![(Bytes::from("n"), expected.clone().unwrap())]);
@@ -369,7 +383,10 @@ fn test_task2_operator_error_names_the_key() {
     inner.put(b"word", b"seven").unwrap();
     inner.merge(b"word", b"1").unwrap();
     let error = format!("{:#}", inner.get(b"word").unwrap_err());
-    assert!(error.contains("word") && error.contains("seven"), "the error: {error}");
+    assert!(
+        error.contains("word") && error.contains("seven"),
+        "the error: {error}"
+    );
     let error = inner
         .scan(Bound::Unbounded, Bound::Unbounded)
         .err()
@@ -430,7 +447,12 @@ fn test_task3_partial_fold_above_the_bottom() {
         entries,
         vec![
             ("n".to_string(), latest, ValueKind::Merge, "3".to_string()),
-            ("n".to_string(), latest - 2, ValueKind::Put, "100".to_string()),
+            (
+                "n".to_string(),
+                latest - 2,
+                ValueKind::Put,
+                "100".to_string()
+            ),
         ],
         "L1 holds one operand worth both, L2 the base"
     );
@@ -591,15 +613,28 @@ fn test_task3_random_against_model() {
                     .get(&key)
                     .filter(|v| !v.is_empty())
                     .map(|v| Bytes::copy_from_slice(v));
-                assert_eq!(inner.get(&key).unwrap(), expected, "{context}: get {}", show(&key));
+                assert_eq!(
+                    inner.get(&key).unwrap(),
+                    expected,
+                    "{context}: get {}",
+                    show(&key)
+                );
             }
         }
         let mut iter = inner.scan(Bound::Unbounded, Bound::Unbounded).unwrap();
-        assert_eq!(collect_user(&mut iter).unwrap(), reads(&model), "{context}: scan");
+        assert_eq!(
+            collect_user(&mut iter).unwrap(),
+            reads(&model),
+            "{context}: scan"
+        );
         for (snapshot, expected) in &snapshots {
             let mut iter = snapshot.scan(Bound::Unbounded, Bound::Unbounded).unwrap();
             let at = snapshot.read_ts();
-            assert_eq!(&collect_user(&mut iter).unwrap(), expected, "{context}: snapshot {at}");
+            assert_eq!(
+                &collect_user(&mut iter).unwrap(),
+                expected,
+                "{context}: snapshot {at}"
+            );
         }
     }
 }

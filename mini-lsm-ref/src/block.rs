@@ -370,7 +370,7 @@ fn decode_timestamps(head: &[u8], num: usize) -> Result<(usize, BlockTimestamps)
     };
     // @task week4_day6 1 stub=comment
     let kind = kind & !HAS_KINDS; // The kind column's flag: see `decode_kinds`.
-    // @end
+                                  // @end
     let column_len = match kind {
         TS_SAME => SIZEOF_TS,
         TS_EACH => num * SIZEOF_TS,

@@ -176,8 +176,8 @@ impl Command {
             ("close" | "quit" | "exit", []) => Command::Quit,
             ("help", []) => Command::Help,
             (
-                "fill" | "put" | "get" | "del" | "merge" | "scan" | "prefix" | "flush" | "compact" | "dump"
-                | "stats" | "close" | "quit" | "exit" | "help",
+                "fill" | "put" | "get" | "del" | "merge" | "scan" | "prefix" | "flush" | "compact"
+                | "dump" | "stats" | "close" | "quit" | "exit" | "help",
                 _,
             ) => {
                 bail!("wrong arguments for `{name}`; {USAGE}")

@@ -17,9 +17,9 @@ use crate::iterators::two_merge_iterator::TwoMergeIterator;
 use crate::iterators::visible_iterator::VisibleIterator;
 use crate::iterators::StorageIterator;
 use crate::mem_table::MemTableIterator;
+use crate::merge::ValueKind;
 use crate::metrics::ReadTally;
 use crate::table::SsTableIterator;
-use crate::merge::ValueKind;
 
 // ANCHOR: lsm_iterator_inner
 // @task week1_day5 3 stub=oldest
@@ -201,7 +201,10 @@ impl<I: StorageIterator> StorageIterator for FusedIterator<I> {
     /// # Panics
     /// If the iterator is not valid.
     fn value_kind(&self) -> ValueKind {
-        assert!(self.is_valid(), "value_kind() called on an invalid iterator");
+        assert!(
+            self.is_valid(),
+            "value_kind() called on an invalid iterator"
+        );
         self.iter.value_kind()
     }
 

@@ -33,6 +33,7 @@ use std::sync::Arc;
 
 mod arena;
 mod key;
+mod slot;
 
 use std::cell::Cell;
 
@@ -41,7 +42,6 @@ use bytes::Bytes;
 use crossbeam_skiplist::map::Entry;
 use crossbeam_skiplist::SkipMap;
 use ouroboros::self_referencing;
-use parking_lot::RwLock;
 
 use crate::fs::FileSystem;
 use crate::iterators::StorageIterator;
@@ -52,21 +52,9 @@ use crate::wal::{Wal, WalMode, WalReplay};
 
 use arena::Arena;
 pub use key::MemKey;
+pub use slot::Slot;
 
 // ANCHOR: memtable_struct
-/// The value of one key in the skip list.
-///
-/// An overwrite replaces the value *inside* the key's slot, never the skip-list entry itself:
-/// crossbeam's `insert` on an existing key unlinks the old entry before it links the new one, and a
-/// reader arriving in between would miss the key and fall through to an older memtable or SST, a
-/// read going back in time. A slot, once inserted, is never removed. (Week 3 gives every version
-/// its own key, and an overwrite through the slot is rare then: a key written twice by one batch,
-/// at one timestamp.) The lock is held only to clone or swap the `Bytes`.
-///
-/// The slot also holds the entry's kind (week 4 day 6): a put, a tombstone (whose value is
-/// empty) or a merge operand.
-pub type Slot = RwLock<(Bytes, ValueKind)>;
-
 /// The memory an entry takes besides its key and value bytes: the skip-list node, which holds the
 /// key (or its handle) and the slot, a reference count and height, on average two tower links, and
 /// the allocator's header and rounding. Measured, not exact; it keeps the size honest.
@@ -176,7 +164,7 @@ impl MemTable {
         let size = memtable
             .map
             .iter()
-            .map(|e| e.key().as_slice().len() + e.value().read().0.len() + ENTRY_OVERHEAD)
+            .map(|e| e.key().as_slice().len() + e.value().get().len() + ENTRY_OVERHEAD)
             .sum();
         memtable.approximate_size.store(size, Ordering::Relaxed);
         Ok((memtable, replay))
@@ -202,7 +190,7 @@ impl MemTable {
         self.get_at(key, TS_RANGE_BEGIN)
         // @or week1_day1 1
         // let probe = MemKey::new(KeySlice::from_slice(key), Bytes::copy_from_slice);
-        // self.map.get(&probe).map(|entry| entry.value().read().0.clone())
+        // self.map.get(&probe).map(|entry| entry.value().get())
         // @end
     }
 
@@ -269,7 +257,11 @@ impl MemTable {
         }
         let mut added = 0;
         for (key, value) in batch {
-            self.insert(KeySlice::from_slice_ts(key, ts), value, ValueKind::of_value(value));
+            self.insert(
+                KeySlice::from_slice_ts(key, ts),
+                value,
+                ValueKind::of_value(value),
+            );
             added += key.len() + value.len() + ENTRY_OVERHEAD;
         }
         self.approximate_size.fetch_add(added, Ordering::Relaxed);
@@ -328,7 +320,7 @@ impl MemTable {
             Bytes::copy_from_slice,
         );
         let entry = self.map.lower_bound(Bound::Included(&probe))?;
-        (entry.key().as_slice() == key).then(|| entry.value().read().clone())
+        (entry.key().as_slice() == key).then(|| entry.value().get_with_kind())
         // @end
     }
     // ANCHOR_END: put_batch_at
@@ -374,16 +366,16 @@ impl MemTable {
     /// is wasted, which the size counts anyway).
     fn insert(&self, key: KeySlice, value: &[u8], kind: ValueKind) {
         let key = MemKey::new(key, |long| self.arena.copy(long));
-        let value = self.arena.copy(value);
+        let stored = Slot::store(value, kind, |parts| self.arena.copy_parts(parts));
         // A new slot is inserted holding the value, never empty: an empty slot would read as a
         // tombstone. If the key was there (or another writer inserted it first), overwrite it.
         let inserted = Cell::new(false);
         let entry = self.map.get_or_insert_with(key, || {
             inserted.set(true);
-            RwLock::new((value.clone(), kind))
+            Slot::new(stored.clone())
         });
         if !inserted.get() {
-            *entry.value().write() = (value, kind);
+            entry.value().set(stored);
         }
     }
     // ANCHOR_END: memtable_insert
@@ -412,7 +404,7 @@ impl MemTable {
     pub fn flush(&self, builder: &mut SsTableBuilder) -> Result<()> {
         // @task week1_day6 1
         for entry in self.map.iter() {
-            let (value, kind) = entry.value().read().clone();
+            let (value, kind) = entry.value().get_with_kind();
             // @task week4_day6 1
             builder.add_with_kind(entry.key().as_key_slice(), &value, kind);
             // @or week1_day6 1
@@ -468,7 +460,7 @@ pub struct MemTableIterator {
 /// cloning `Bytes` only bumps a refcount).
 fn entry_to_item(entry: Option<Entry<'_, MemKey, Slot>>) -> Option<(MemKey, Bytes, ValueKind)> {
     entry.map(|e| {
-        let (value, kind) = e.value().read().clone();
+        let (value, kind) = e.value().get_with_kind();
         (e.key().clone(), value, kind)
     })
 }

@@ -517,8 +517,11 @@ fn decode_batch<'a>(payload: &'a [u8]) -> Result<Batch<'a>> {
     Ok(entries.into_iter().map(of).collect())
 }
 
+/// A batch's `(key, value)` pairs borrowed from a payload, and the bytes after them.
+type Entries<'a> = (Vec<(&'a [u8], &'a [u8])>, &'a [u8]);
+
 /// Parses a batch payload's entries into `(key, value)` pairs, and returns what follows them.
-fn decode_entries(payload: &[u8]) -> Result<(Vec<(&[u8], &[u8])>, &[u8])> {
+fn decode_entries(payload: &[u8]) -> Result<Entries<'_>> {
     // @task week2_day6 1
     let mut rest = payload;
     let buf = &mut rest;

@@ -33,6 +33,7 @@ use std::sync::Arc;
 
 mod arena;
 mod key;
+mod slot;
 
 use std::cell::Cell;
 
@@ -41,7 +42,6 @@ use bytes::Bytes;
 use crossbeam_skiplist::map::Entry;
 use crossbeam_skiplist::SkipMap;
 use ouroboros::self_referencing;
-use parking_lot::RwLock;
 
 use crate::fs::FileSystem;
 use crate::iterators::StorageIterator;
@@ -52,19 +52,7 @@ use crate::wal::{Wal, WalMode, WalReplay};
 
 use arena::Arena;
 pub use key::MemKey;
-
-/// The value of one key in the skip list.
-///
-/// An overwrite replaces the value *inside* the key's slot, never the skip-list entry itself:
-/// crossbeam's `insert` on an existing key unlinks the old entry before it links the new one, and a
-/// reader arriving in between would miss the key and fall through to an older memtable or SST, a
-/// read going back in time. A slot, once inserted, is never removed. (Week 3 gives every version
-/// its own key, and an overwrite through the slot is rare then: a key written twice by one batch,
-/// at one timestamp.) The lock is held only to clone or swap the `Bytes`.
-///
-/// The slot also holds the entry's kind (week 4 day 6): a put, a tombstone (whose value is
-/// empty) or a merge operand.
-pub type Slot = RwLock<(Bytes, ValueKind)>;
+pub use slot::Slot;
 
 /// The memory an entry takes besides its key and value bytes: the skip-list node, which holds the
 /// key (or its handle) and the slot, a reference count and height, on average two tower links, and
@@ -229,16 +217,16 @@ impl MemTable {
     /// is wasted, which the size counts anyway).
     fn insert(&self, key: KeySlice, value: &[u8], kind: ValueKind) {
         let key = MemKey::new(key, |long| self.arena.copy(long));
-        let value = self.arena.copy(value);
+        let stored = Slot::store(value, kind, |parts| self.arena.copy_parts(parts));
         // A new slot is inserted holding the value, never empty: an empty slot would read as a
         // tombstone. If the key was there (or another writer inserted it first), overwrite it.
         let inserted = Cell::new(false);
         let entry = self.map.get_or_insert_with(key, || {
             inserted.set(true);
-            RwLock::new((value.clone(), kind))
+            Slot::new(stored.clone())
         });
         if !inserted.get() {
-            *entry.value().write() = (value, kind);
+            entry.value().set(stored);
         }
     }
 
@@ -294,7 +282,7 @@ pub struct MemTableIterator {
 /// cloning `Bytes` only bumps a refcount).
 fn entry_to_item(entry: Option<Entry<'_, MemKey, Slot>>) -> Option<(MemKey, Bytes, ValueKind)> {
     entry.map(|e| {
-        let (value, kind) = e.value().read().clone();
+        let (value, kind) = e.value().get_with_kind();
         (e.key().clone(), value, kind)
     })
 }

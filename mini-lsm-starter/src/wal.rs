@@ -335,7 +335,10 @@ fn decode_batch<'a>(payload: &'a [u8]) -> Result<Batch<'a>> {
     Ok(entries.into_iter().map(of).collect())
 }
 
+/// A batch's `(key, value)` pairs borrowed from a payload, and the bytes after them.
+type Entries<'a> = (Vec<(&'a [u8], &'a [u8])>, &'a [u8]);
+
 /// Parses a batch payload's entries into `(key, value)` pairs, and returns what follows them.
-fn decode_entries(payload: &[u8]) -> Result<(Vec<(&[u8], &[u8])>, &[u8])> {
+fn decode_entries(payload: &[u8]) -> Result<Entries<'_>> {
     todo!("week 2 day 6, task 1: append, sync and replay the log (book: week2-06-wal)")
 }

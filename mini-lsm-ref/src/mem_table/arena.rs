@@ -36,13 +36,21 @@ pub struct Arena {
 impl Arena {
     /// Copies `data` into the arena and returns it as a slice of the current chunk.
     pub fn copy(&self, data: &[u8]) -> Bytes {
+        self.copy_parts(&[data])
+    }
+
+    /// Copies `parts`, one after the other, into the arena and returns them as one slice.
+    pub fn copy_parts(&self, parts: &[&[u8]]) -> Bytes {
+        let len = parts.iter().map(|part| part.len()).sum();
         let mut chunk = self.chunk.lock();
         // `capacity` counts from the current position: it is the free tail. Never let
         // `extend_from_slice` grow the chunk, which would reallocate it.
-        if chunk.capacity() - chunk.len() < data.len() {
-            *chunk = BytesMut::with_capacity(CHUNK_SIZE.max(data.len()));
+        if chunk.capacity() - chunk.len() < len {
+            *chunk = BytesMut::with_capacity(CHUNK_SIZE.max(len));
         }
-        chunk.extend_from_slice(data);
+        for part in parts {
+            chunk.extend_from_slice(part);
+        }
         chunk.split().freeze()
     }
 }
