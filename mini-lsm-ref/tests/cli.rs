@@ -183,3 +183,23 @@ fn test_cli_help_and_bounded_fill() {
     assert_eq!(lines.last().map(String::as_str), Some("closed"));
     assert!(lines.contains(&"v".to_string()), "{text}");
 }
+
+/// `merge K N` adds to a counter through the shell's add operator, across a flush and a
+/// compaction; an operand that is not an integer is refused and the shell goes on.
+#[test]
+fn test_cli_merge_counts() {
+    let script = "merge visits 5\nmerge visits 2\nflush\nmerge visits 10\nget visits\ncompact\n\
+                  merge visits x\nget visits\nput word hello\nmerge word 1\nget word\nget visits\n";
+    let (lines, success) = run_shell(script);
+    assert!(success, "output:\n{}", lines.join("\n"));
+    let gets: Vec<&String> = lines
+        .iter()
+        .filter(|l| *l == "17" || l.contains("not an integer") || l.contains("decimal"))
+        .collect();
+    assert_eq!(gets.len(), 5, "output:\n{}", lines.join("\n"));
+    assert_eq!(gets[0], "17");
+    assert!(gets[1].contains("`x` is not an integer"), "{}", gets[1]);
+    assert_eq!(gets[2], "17");
+    assert!(gets[3].contains("word") && gets[3].contains("hello"), "{}", gets[3]);
+    assert_eq!(gets[4], "17");
+}
