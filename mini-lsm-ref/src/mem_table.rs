@@ -404,11 +404,13 @@ impl MemTable {
     pub fn flush(&self, builder: &mut SsTableBuilder) -> Result<()> {
         // @task week1_day6 1
         for entry in self.map.iter() {
-            let (value, kind) = entry.value().get_with_kind();
             // @task week4_day6 1
-            builder.add_with_kind(entry.key().as_key_slice(), &value, kind);
+            let key = entry.key().as_key_slice();
+            entry
+                .value()
+                .read(|value, kind| builder.add_with_kind(key, value, kind));
             // @or week1_day6 1
-            // builder.add(entry.key().as_key_slice(), &value);
+            // builder.add(entry.key().as_key_slice(), &entry.value().get());
             // @end
         }
         Ok(())

@@ -200,6 +200,10 @@ fn test_cli_merge_counts() {
     assert_eq!(gets[0], "17");
     assert!(gets[1].contains("`x` is not an integer"), "{}", gets[1]);
     assert_eq!(gets[2], "17");
-    assert!(gets[3].contains("word") && gets[3].contains("hello"), "{}", gets[3]);
+    assert!(
+        gets[3].contains("word") && gets[3].contains("hello"),
+        "{}",
+        gets[3]
+    );
     assert_eq!(gets[4], "17");
 }

@@ -53,6 +53,13 @@ impl Slot {
         (stored.slice(1..), kind)
     }
 
+    /// Calls `read` with the value and its kind, under the lock, without cloning the handle.
+    pub fn read<R>(&self, read: impl FnOnce(&[u8], ValueKind) -> R) -> R {
+        let stored = self.0.read();
+        let kind = ValueKind::from_tag(stored[0]).expect("a slot's tag comes from `store`");
+        read(&stored[1..], kind)
+    }
+
     /// Replaces the stored bytes with `stored`, made by [`Self::store`].
     pub fn set(&self, stored: Bytes) {
         *self.0.write() = stored;
