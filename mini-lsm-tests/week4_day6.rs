@@ -376,6 +376,30 @@ fn test_task2_snapshots_read_between_operands() {
     }
 }
 
+/// A transaction reads a key's fold as of its snapshot, through `get` and `scan`, and its own
+/// put over it; operands merged after it began stay out of its reads.
+#[test]
+fn test_task2_transactions_read_folds() {
+    let (_dir, inner) = open_engine(options(AddOperator));
+    inner.put(b"n", b"1").unwrap();
+    inner.merge(b"n", b"2").unwrap();
+    flush_all(&inner);
+    inner.merge(b"n", b"3").unwrap();
+    let mut txn = inner.new_txn();
+    inner.merge(b"n", b"100").unwrap();
+    assert_eq!(txn.get(b"n").unwrap(), val("6"));
+    let mut iter = txn.scan(Bound::Unbounded, Bound::Unbounded).unwrap();
+    assert_eq!(
+        collect_user(&mut iter).unwrap(),
+        vec![(Bytes::from("n"), Bytes::from("6"))]
+    );
+    drop(iter);
+    txn.put(b"n", b"7").unwrap();
+    assert_eq!(txn.get(b"n").unwrap(), val("7"));
+    drop(txn);
+    assert_eq!(inner.get(b"n").unwrap(), val("106"));
+}
+
 /// An operator's error reaches the reader, naming the key; nothing is guessed.
 #[test]
 fn test_task2_operator_error_names_the_key() {

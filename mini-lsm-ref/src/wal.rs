@@ -167,7 +167,7 @@ impl Wal {
         // for (i, payload) in log.payloads.iter().enumerate() {
         //     let batch = decode_batch(payload)
         //         .with_context(|| format!("{}: batch {i} is corrupt", path.display()))?;
-        //     for (key, value) in batch {
+        //     for (key, value, _) in batch {
         //         apply(key, value);
         //     }
         // }
@@ -199,7 +199,7 @@ impl Wal {
         //     let (ts, batch) = parse_payload(payload)
         //         .with_context(|| format!("{}: batch {i} is corrupt", path.display()))?;
         //     max_ts = max_ts.max(ts);
-        //     for (key, value) in batch {
+        //     for (key, value, _) in batch {
         //         apply(KeySlice::from_slice_ts(key, ts), value);
         //     }
         // }

@@ -86,7 +86,7 @@ pub const BUGS: [Bug; 10] = [
         what: "tombstones dropped at flush",
         file: "mem_table.rs",
         find: "for entry in self.map.iter() {",
-        replace: "for entry in self.map.iter() {\nif crate::planted(\"tombstone\") && entry.value().read().is_empty() { continue; }",
+        replace: "for entry in self.map.iter() {\nif crate::planted(\"tombstone\") && entry.value().get().is_empty() { continue; }",
     },
     Bug {
         name: "wal",
