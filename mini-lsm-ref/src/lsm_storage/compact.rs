@@ -122,14 +122,16 @@ pub(crate) fn adopt_layout(
 
 impl LsmStorageInner {
     // ANCHOR: compact
-    /// Merges the input runs of `task`, read from `snapshot`, into new SSTs in key order. Only the
-    /// newest version of each key is kept, and tombstones are dropped when the output is the
-    /// bottom of the tree. An output SST is finished as soon as its builder's `estimated_size()`
-    /// reaches `target_sst_size` after an entry was added, so outputs are split by target size.
+    /// Merges the input runs of `task`, read from `snapshot`, into new SSTs in key order.
+    /// Tombstones are dropped when the output is the bottom of the tree. An output SST is
+    /// finished once its builder's `estimated_size()` reaches `target_sst_size`, at the next
+    /// change of user key, so that one key's versions never span two outputs.
     ///
-    /// From week 3 a key has versions: every version above the watermark is kept (a reader may
-    /// still see it), and of the versions at or below it only the newest (see `write_outputs`),
-    /// unless a compaction filter drops it (week 3 day 7).
+    /// Before week 3 a key has one version, the newest. From week 3 a key has versions: every
+    /// version above the watermark is kept (a reader may still see it), and of the versions at or
+    /// below it only the newest (see `write_outputs`), unless a compaction filter drops it (week
+    /// 3 day 7). From week 4 day 6, merge operands at or below the watermark are folded into one
+    /// entry.
     ///
     /// # Errors
     /// If an input block cannot be read or an output cannot be written; the outputs written so
