@@ -488,6 +488,11 @@ impl LsmStorageInner {
                 }
             }
         };
+        // Only the stop's wait can time out or meet a background error.
+        debug_assert!(
+            stopped || ended == StallOutcome::Admitted,
+            "{ended:?} without a stop"
+        );
         // @task week4_day7 3 stub=comment
         let waited = clock.now().saturating_duration_since(started);
         self.metrics.record_stall(slowed, stopped, ended, waited);
