@@ -7,7 +7,7 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use bytes::Bytes;
 
 use crate::lsm_storage::{LsmStorageInner, WriteBatchRecord};
@@ -528,17 +528,17 @@ fn test_task3_concurrent_counter_loses_no_update() {
     const ROUNDS: usize = 20;
     const INCREMENTS: usize = 100;
     /// Reads the counter in `txn` and writes it back one higher.
-    fn increment(txn: &mut Transaction<'_>) {
-        let value = txn.get(b"counter").unwrap().expect("the counter");
-        let n: usize = std::str::from_utf8(&value).unwrap().parse().unwrap();
-        txn.put(b"counter", (n + 1).to_string().as_bytes()).unwrap();
+    fn increment(txn: &mut Transaction<'_>) -> Result<()> {
+        let value = txn.get(b"counter")?.context("the counter is missing")?;
+        let n: usize = std::str::from_utf8(&value)?.parse()?;
+        txn.put(b"counter", (n + 1).to_string().as_bytes())
     }
-    /// Whether `result` is a commit (true) or a conflict (false); any other error fails.
-    fn committed(result: Result<Option<u64>>) -> bool {
+    /// Whether `result` is a commit (true) or a conflict (false); any other error is returned.
+    fn committed(result: Result<Option<u64>>) -> Result<bool> {
         match result {
-            Ok(_) => true,
-            Err(e) if e.downcast_ref::<Conflict>().is_some() => false,
-            Err(e) => panic!("{e:#}"),
+            Ok(_) => Ok(true),
+            Err(e) if e.downcast_ref::<Conflict>().is_some() => Ok(false),
+            Err(e) => Err(e),
         }
     }
     for level in [Isolation::Snapshot, Isolation::Serializable] {
@@ -546,26 +546,31 @@ fn test_task3_concurrent_counter_loses_no_update() {
         let inner = Arc::new(inner);
         inner.put(b"counter", b"0").unwrap();
         // Rounds in lockstep: every thread reads before any thread commits, so every round is
-        // a real race on the one key, and exactly one of its commits may win.
+        // a real race on the one key, and exactly one of its commits may win. A thread that
+        // meets an error keeps meeting the barriers (a panic there would leave the others
+        // waiting for ever) and reports it after the rounds.
         let barrier = Arc::new(Barrier::new(THREADS));
         let wins: Vec<usize> = (0..THREADS)
             .map(|_| {
                 let (inner, barrier) = (inner.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    let mut wins = 0;
+                std::thread::spawn(move || -> Result<usize> {
+                    let (mut wins, mut failure) = (0, None);
                     for _ in 0..ROUNDS {
                         let mut txn = inner.new_txn();
-                        increment(&mut txn);
+                        let read = increment(&mut txn);
                         barrier.wait();
-                        wins += usize::from(committed(txn.commit()));
+                        match read.and_then(|()| committed(txn.commit())) {
+                            Ok(won) => wins += usize::from(won),
+                            Err(e) => failure = failure.or(Some(e)),
+                        }
                         barrier.wait();
                     }
-                    wins
+                    failure.map_or(Ok(wins), Err)
                 })
             })
             .collect::<Vec<_>>()
             .into_iter()
-            .map(|thread| thread.join().expect("a thread failed"))
+            .map(|thread| thread.join().expect("a thread panicked").unwrap())
             .collect();
         let value = inner.get(b"counter").unwrap().expect("the counter");
         assert_eq!(
@@ -588,9 +593,9 @@ fn test_task3_concurrent_counter_loses_no_update() {
                     for _ in 0..INCREMENTS {
                         loop {
                             let mut txn = inner.new_txn();
-                            increment(&mut txn);
+                            increment(&mut txn).unwrap();
                             std::thread::yield_now();
-                            if committed(txn.commit()) {
+                            if committed(txn.commit()).unwrap() {
                                 break;
                             }
                             conflicts.fetch_add(1, Ordering::Relaxed);
