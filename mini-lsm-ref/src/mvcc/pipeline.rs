@@ -17,8 +17,9 @@
 //! Every wait here is bounded by a deadline on the engine's clock, and past it returns an error
 //! that says what it waited for.
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Result};
@@ -28,26 +29,56 @@ use super::{CommitCheck, Isolation, Mvcc};
 use crate::clock::{Clock, Wake};
 
 // ANCHOR: publisher
-/// The timestamps that are done but not yet visible, and where writers wait for theirs.
+/// The timestamps that are done but not yet visible, and the writers waiting for theirs.
 #[derive(Default)]
 pub(crate) struct Publisher {
-    /// Done timestamps above the visible one: each waits for every timestamp below it. Guards the
-    /// advance of `Mvcc::latest_commit_ts` too, which only a holder of this lock stores.
-    done: Mutex<BTreeSet<u64>>,
-    /// Guards no data: a waiter holds it from its look at the visible timestamp to its wait, and
-    /// a publisher takes it to notify, so no advance falls between the two unseen.
+    /// Guards the advance of `Mvcc::latest_commit_ts` too, which only a holder of this lock
+    /// stores.
+    state: Mutex<PublishState>,
+}
+
+#[derive(Default)]
+struct PublishState {
+    /// Done timestamps above the visible one: each waits for every timestamp below it.
+    done: BTreeSet<u64>,
+    /// The writers waiting for their timestamp to be visible, by timestamp: an advance wakes
+    /// exactly those it makes visible, not every waiter (sixteen writers would otherwise wake
+    /// each other 256 times per group).
+    /// (A writer and a transaction beginning may wait for the same one.)
+    waiters: BTreeMap<u64, Vec<Arc<Waiter>>>,
+}
+
+/// Where one writer waits for its timestamp.
+#[derive(Default)]
+struct Waiter {
+    /// Guards no data: the writer holds it from its look at the visible timestamp to its wait,
+    /// and the publisher takes it to notify, so no advance falls between the two unseen.
     gap: Mutex<()>,
-    advanced: Condvar,
-    /// How many writers wait in [`Mvcc::wait_visible`]: a publisher notifies only if some do.
-    waiting: AtomicUsize,
+    visible: Condvar,
+}
+
+impl Waiter {
+    fn wake(&self) {
+        let _gap = self.gap.lock();
+        self.visible.notify_one();
+    }
 }
 // ANCHOR_END: publisher
 
 impl Wake for Publisher {
     /// A fake clock moved: the waiters look at their deadlines again.
     fn wake(&self) {
-        let _gap = self.gap.lock();
-        self.advanced.notify_all();
+        let waiters: Vec<Arc<Waiter>> = self
+            .state
+            .lock()
+            .waiters
+            .values()
+            .flatten()
+            .cloned()
+            .collect();
+        for waiter in waiters {
+            waiter.wake();
+        }
     }
 }
 
@@ -100,25 +131,25 @@ impl Mvcc {
     /// without a gap. Never waits.
     pub fn publish(&self, ts: u64) {
         // @task week4_day1 2
-        let mut done = self.publisher.done.lock();
+        let mut state = self.publisher.state.lock();
         let visible = self.latest_commit_ts.load(Ordering::Relaxed);
         if ts != visible + 1 {
             // An earlier commit is still applying: this one waits, done, for it.
-            done.insert(ts);
+            state.done.insert(ts);
             return;
         }
         let mut end = ts;
-        while done.remove(&(end + 1)) {
+        while state.done.remove(&(end + 1)) {
             end += 1;
         }
-        // SeqCst, against the waiter's count below: either the waiter sees the new timestamp,
-        // or this sees the waiter and notifies it. Release: a reader that loads `end` sees every
-        // entry written at or below it.
-        self.latest_commit_ts.store(end, Ordering::SeqCst);
-        drop(done);
-        if self.publisher.waiting.load(Ordering::SeqCst) > 0 {
-            let _gap = self.publisher.gap.lock();
-            self.publisher.advanced.notify_all();
+        // Release: a reader that loads `end` sees every entry written at or below it.
+        self.latest_commit_ts.store(end, Ordering::Release);
+        // The waiters at or below `end`: split_off keeps those above it waiting.
+        let later = state.waiters.split_off(&(end + 1));
+        let woken = std::mem::replace(&mut state.waiters, later);
+        drop(state);
+        for waiter in woken.values().flatten() {
+            waiter.wake();
         }
         // @end
     }
@@ -134,21 +165,41 @@ impl Mvcc {
         if self.latest_commit_ts() >= ts {
             return Ok(()); // The fast path: no lock.
         }
-        let publisher = &self.publisher;
-        let mut gap = publisher.gap.lock();
-        publisher.waiting.fetch_add(1, Ordering::SeqCst);
+        let waiter = Arc::new(Waiter::default());
+        {
+            // Registered under the publisher's lock: an advance past `ts` either came before
+            // (and we see it) or comes after, and finds us.
+            let mut state = self.publisher.state.lock();
+            if self.latest_commit_ts() >= ts {
+                return Ok(());
+            }
+            state
+                .waiters
+                .entry(ts)
+                .or_default()
+                .push(Arc::clone(&waiter));
+        }
+        let mut gap = waiter.gap.lock();
         let outcome = loop {
-            let visible = self.latest_commit_ts.load(Ordering::SeqCst);
+            let visible = self.latest_commit_ts();
             if visible >= ts {
                 break Ok(());
             }
             if clock.now() >= deadline {
                 break Err(visible);
             }
-            clock.wait_until(&publisher.advanced, &mut gap, deadline);
+            clock.wait_until(&waiter.visible, &mut gap, deadline);
         };
-        publisher.waiting.fetch_sub(1, Ordering::SeqCst);
+        drop(gap);
         if let Err(visible) = outcome {
+            let mut state = self.publisher.state.lock();
+            if let Some(waiting) = state.waiters.get_mut(&ts) {
+                waiting.retain(|w| !Arc::ptr_eq(w, &waiter));
+                if waiting.is_empty() {
+                    state.waiters.remove(&ts);
+                }
+            }
+            drop(state);
             bail!(
                 "commit {ts} is applied but not yet visible: commit {} before it did not finish \
                  in time; it becomes visible once that one does (was the log stuck?)",

@@ -17,8 +17,9 @@
 //! Every wait here is bounded by a deadline on the engine's clock, and past it returns an error
 //! that says what it waited for.
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Result};
@@ -27,25 +28,55 @@ use parking_lot::{Condvar, Mutex};
 use super::{CommitCheck, Isolation, Mvcc};
 use crate::clock::{Clock, Wake};
 
-/// The timestamps that are done but not yet visible, and where writers wait for theirs.
+/// The timestamps that are done but not yet visible, and the writers waiting for theirs.
 #[derive(Default)]
 pub(crate) struct Publisher {
-    /// Done timestamps above the visible one: each waits for every timestamp below it. Guards the
-    /// advance of `Mvcc::latest_commit_ts` too, which only a holder of this lock stores.
-    done: Mutex<BTreeSet<u64>>,
-    /// Guards no data: a waiter holds it from its look at the visible timestamp to its wait, and
-    /// a publisher takes it to notify, so no advance falls between the two unseen.
+    /// Guards the advance of `Mvcc::latest_commit_ts` too, which only a holder of this lock
+    /// stores.
+    state: Mutex<PublishState>,
+}
+
+#[derive(Default)]
+struct PublishState {
+    /// Done timestamps above the visible one: each waits for every timestamp below it.
+    done: BTreeSet<u64>,
+    /// The writers waiting for their timestamp to be visible, by timestamp: an advance wakes
+    /// exactly those it makes visible, not every waiter (sixteen writers would otherwise wake
+    /// each other 256 times per group).
+    /// (A writer and a transaction beginning may wait for the same one.)
+    waiters: BTreeMap<u64, Vec<Arc<Waiter>>>,
+}
+
+/// Where one writer waits for its timestamp.
+#[derive(Default)]
+struct Waiter {
+    /// Guards no data: the writer holds it from its look at the visible timestamp to its wait,
+    /// and the publisher takes it to notify, so no advance falls between the two unseen.
     gap: Mutex<()>,
-    advanced: Condvar,
-    /// How many writers wait in [`Mvcc::wait_visible`]: a publisher notifies only if some do.
-    waiting: AtomicUsize,
+    visible: Condvar,
+}
+
+impl Waiter {
+    fn wake(&self) {
+        let _gap = self.gap.lock();
+        self.visible.notify_one();
+    }
 }
 
 impl Wake for Publisher {
     /// A fake clock moved: the waiters look at their deadlines again.
     fn wake(&self) {
-        let _gap = self.gap.lock();
-        self.advanced.notify_all();
+        let waiters: Vec<Arc<Waiter>> = self
+            .state
+            .lock()
+            .waiters
+            .values()
+            .flatten()
+            .cloned()
+            .collect();
+        for waiter in waiters {
+            waiter.wake();
+        }
     }
 }
 
