@@ -31,9 +31,12 @@
 //!   be sure the memtable it writes into is the current one and not being frozen.
 //!
 //! Lock order: `compaction_lock` (week 2), then `state_lock`, then `state`. Never hold `state`
-//! while waiting for `state_lock`. From week 3 a commit takes the commit lock (in [`Mvcc`]) and
-//! then the read side of `state`, and never `state_lock`: it freezes, if it must, after it
-//! published. The snapshots' lock in [`Mvcc`] is taken last, around O(1) work, by anyone.
+//! while waiting for `state_lock`. In week 3 a commit takes the commit lock (in [`Mvcc`]) and
+//! then the read side of `state`; from week 4 day 1 the commit pipeline (`commit.rs`) takes the
+//! read side of `state` first and holds it until its batch is applied, and takes the commit lock
+//! inside it, for the prepare step only (nothing takes `state` under the commit lock any more).
+//! A commit never takes `state_lock`: it freezes, if it must, after it published. The snapshots'
+//! lock in [`Mvcc`] is taken last, around O(1) work, by anyone.
 //!
 //! # Invariants
 //!

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The write path: put and delete into the memtable, freezing, and the write stall.
+//! The write path: put and delete into the memtable, freezing, and the write stall. From week 4
+//! day 1 a write commits through the pipeline of `commit.rs` (prepare, log by group commit,
+//! apply, publish); `put_opt`, `delete_opt` and `write_batch_opt` (day 2) say how durable each
+//! write must be when it returns.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
