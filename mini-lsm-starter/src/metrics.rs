@@ -11,7 +11,8 @@
 //!
 //! ```text
 //!   counted at ...                                  counts
-//!   the commit (commit_batch)                       writes, entries, user bytes, groups
+//!   the log write of a group (commit.rs), or the    writes, entries, user bytes, groups
+//!   commit without a log (commit_batch)
 //!   get / get_with_ts, scan / scan_with_ts          gets, hits, scans; user bytes handed back
 //!   the stall (wait_for_room)                       slowed and stopped writes, time, timeouts
 //!   the flush and compaction installs               SSTs and their bytes, read and written
@@ -57,8 +58,9 @@ pub struct Stats {
     pub entries_written: u64,
     /// User bytes written: every key and value, once (a delete's key too).
     pub bytes_written: u64,
-    /// Groups the writes were committed in. Every write is a group of its own until group
-    /// commit (week 4 day 2) lets one log write carry several.
+    /// Groups the writes were committed in: with the log on, one per log write, which carries
+    /// the writes of every writer queued behind its leader (group commit, week 4 day 2);
+    /// without it, one per write.
     pub write_groups: u64,
     /// Writes in the largest group.
     pub max_write_group: u64,
@@ -270,8 +272,9 @@ impl Metrics {
         self.record_tally(&tally);
     }
 
-    /// Counts a group of writes committed together, as tallied by its members (group commit,
-    /// week 4 day 2: each writer tallies its own write, the group's leader adds them up).
+    /// Counts a group of writes committed together, as tallied by its members: with group
+    /// commit (week 4 day 2) each writer tallies its own write when it queues, and the leader
+    /// that writes the group to the log adds them up and counts the group, once it is written.
     pub fn record_tally(&self, group: &GroupTally) {
         let mut counts = self.writes.lock();
         counts.writes += group.writes;
