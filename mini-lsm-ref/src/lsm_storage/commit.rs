@@ -121,17 +121,24 @@ struct Queue {
     last_sync: Duration,
     /// A leader waits for the returning writers: the last of them to queue wakes it.
     lingering: bool,
+    /// An empty buffer for the next group's records, kept from the last group.
+    spare: Option<Vec<u8>>,
 }
 
+/// The largest buffer kept for the next group's records: a huge batch's is let go.
+const SPARE_LIMIT: usize = 1 << 20;
 /// The longest a leader waits for the writers of the last group before a sync.
 const MAX_LINGER: Duration = Duration::from_millis(1);
 // ANCHOR_END: commit_queue
 
 /// A group taken from the front of the queue by its leader.
 struct Group {
-    /// Its members' timestamps, the leader's first.
-    members: Vec<u64>,
+    /// Its first (the leader's) and last member's timestamps: its members are the queued
+    /// writers between them.
+    first: u64,
     last: u64,
+    /// How many writers it carries.
+    count: usize,
     records: Vec<u8>,
     sync: SyncMode,
     #[allow(dead_code, reason = "counted from week 4 day 7 (metrics)")]
@@ -244,16 +251,22 @@ impl CommitQueue {
             sync = sync.max(member.sync);
             tally.add(&member.tally);
         }
-        let members: Vec<Member> = queue.members.drain(..count).collect();
+        let last = queue.members[count - 1].ts;
+        queue.members.drain(..count);
         for member in &mut queue.members {
             member.end -= end;
         }
-        let rest = queue.records.split_off(end);
+        // The records of the writers left behind move to a spare buffer (usually none: the
+        // group takes the whole queue), so that no write allocates a buffer of its own.
+        let mut rest = queue.spare.take().unwrap_or_default();
+        rest.extend_from_slice(&queue.records[end..]);
+        queue.records.truncate(end);
         let records = std::mem::replace(&mut queue.records, rest);
         queue.leading = true;
         Some(Group {
-            last: members.last().map_or(ts, |m| m.ts),
-            members: members.iter().map(|m| m.ts).collect(),
+            first: ts,
+            last,
+            count,
             records,
             sync,
             tally,
@@ -343,6 +356,22 @@ impl LsmStorageInner {
         // @task week4_day2 1
         let signal = &*self.commit_queue;
         let (max_writes, max_bytes) = (self.options.max_group_writes, self.options.max_group_bytes);
+        // The fast path, a writer alone: it leads at once, with no wait and no gap lock.
+        let mut queue = signal.queue.lock();
+        if queue.returning == 0 || queue.members.len() > 1 {
+            if let Some(group) = signal.take_group(&mut queue, ts, max_writes, max_bytes) {
+                // @task week4_day3 1 stub=comment
+                let sticky = queue.sticky.clone();
+                // @end
+                drop(queue);
+                // @task week4_day3 1
+                return self.lead_group(wal, group, sticky);
+                // @or week4_day2 1
+                // return self.lead_group(wal, group, None);
+                // @end
+            }
+        }
+        drop(queue);
         // Counted as waiting, under the gap lock, before the first look at the queue: a leader
         // that finishes after that look sees the count and notifies (see the module docs).
         let mut gap = signal.gap.lock();
@@ -380,35 +409,51 @@ impl LsmStorageInner {
             Turn::Done(None) => Ok(()),
             Turn::Done(Some(error)) => Err(anyhow!("{error}")),
             Turn::TimedOut => Err(self.log_timed_out(ts)),
-            Turn::Lead(group, sticky) => {
-                let started = Instant::now();
-                let written = match sticky {
-                    // The log's tail is unknown after a failure: nothing may follow it.
-                    Some(error) => Err(anyhow!("{error}")),
-                    None => wal.append_group(&group.records, group.sync),
-                };
-                let result = written.as_ref().map(|_| ()).map_err(|e| format!("{e:#}"));
-                self.finish_group(group, result, started.elapsed());
-                written
-            }
+            Turn::Lead(group, sticky) => self.lead_group(wal, group, sticky),
         }
         // @end
     }
 
+    /// Writes `group` to `wal` (unless the log has failed before: `sticky`), and hands its
+    /// result to its members.
+    fn lead_group(&self, wal: &Wal, group: Group, sticky: Option<String>) -> Result<()> {
+        // @task week4_day2 1
+        let started = Instant::now();
+        let written = match sticky {
+            // The log's tail is unknown after a failure: nothing may follow it.
+            Some(error) => Err(anyhow!("{error}")),
+            None => wal.append_group(&group.records, group.sync),
+        };
+        let result = written.as_ref().map(|_| ()).map_err(|e| format!("{e:#}"));
+        self.finish_group(group, result, started.elapsed());
+        written
+        // @end
+    }
+
     /// Hands a written (or failed) group's result to its members and lets the next leader go.
-    fn finish_group(&self, group: Group, written: std::result::Result<(), String>, took: Duration) {
+    fn finish_group(
+        &self,
+        mut group: Group,
+        written: std::result::Result<(), String>,
+        took: Duration,
+    ) {
         let signal = &*self.commit_queue;
         let mut queue = signal.queue.lock();
+        if group.records.capacity() <= SPARE_LIMIT {
+            group.records.clear();
+            queue.spare = Some(std::mem::take(&mut group.records));
+        }
         queue.leading = false;
         queue.done_upto = group.last;
-        queue.returning = group.members.len();
+        queue.returning = group.count;
         if group.sync == SyncMode::Fsync {
             queue.last_sync = took;
         }
         if let Err(error) = &written {
             let message = format!("writing the log failed for this write's group: {error}");
-            // The leader returns its own error; the others find theirs here.
-            for &ts in &group.members[1..] {
+            // The leader returns its own error; the others find theirs here. (A timestamp in
+            // between that was never queued, such as a bare `Mvcc::commit`'s, never asks.)
+            for ts in group.first + 1..=group.last {
                 queue.failed.insert(ts, message.clone());
             }
             // @task week4_day3 1 stub=comment

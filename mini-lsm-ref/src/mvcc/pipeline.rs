@@ -144,6 +144,9 @@ impl Mvcc {
         }
         // Release: a reader that loads `end` sees every entry written at or below it.
         self.latest_commit_ts.store(end, Ordering::Release);
+        if state.waiters.is_empty() {
+            return; // The usual case: every writer found its timestamp visible at once.
+        }
         // The waiters at or below `end`: split_off keeps those above it waiting.
         let later = state.waiters.split_off(&(end + 1));
         let woken = std::mem::replace(&mut state.waiters, later);

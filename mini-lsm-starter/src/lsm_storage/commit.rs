@@ -118,16 +118,23 @@ struct Queue {
     last_sync: Duration,
     /// A leader waits for the returning writers: the last of them to queue wakes it.
     lingering: bool,
+    /// An empty buffer for the next group's records, kept from the last group.
+    spare: Option<Vec<u8>>,
 }
 
+/// The largest buffer kept for the next group's records: a huge batch's is let go.
+const SPARE_LIMIT: usize = 1 << 20;
 /// The longest a leader waits for the writers of the last group before a sync.
 const MAX_LINGER: Duration = Duration::from_millis(1);
 
 /// A group taken from the front of the queue by its leader.
 struct Group {
-    /// Its members' timestamps, the leader's first.
-    members: Vec<u64>,
+    /// Its first (the leader's) and last member's timestamps: its members are the queued
+    /// writers between them.
+    first: u64,
     last: u64,
+    /// How many writers it carries.
+    count: usize,
     records: Vec<u8>,
     sync: SyncMode,
     #[allow(dead_code, reason = "counted from week 4 day 7 (metrics)")]
@@ -265,20 +272,36 @@ impl LsmStorageInner {
         todo!("week 4 day 2, task 1: queue each commit's batch; the first writer in the queue leads a group, up to a cap, and hands each member its result (book: week4-02-group-commit)")
     }
 
+    /// Writes `group` to `wal` (unless the log has failed before: `sticky`), and hands its
+    /// result to its members.
+    fn lead_group(&self, wal: &Wal, group: Group, sticky: Option<String>) -> Result<()> {
+        todo!("week 4 day 2, task 1: queue each commit's batch; the first writer in the queue leads a group, up to a cap, and hands each member its result (book: week4-02-group-commit)")
+    }
+
     /// Hands a written (or failed) group's result to its members and lets the next leader go.
-    fn finish_group(&self, group: Group, written: std::result::Result<(), String>, took: Duration) {
+    fn finish_group(
+        &self,
+        mut group: Group,
+        written: std::result::Result<(), String>,
+        took: Duration,
+    ) {
         let signal = &*self.commit_queue;
         let mut queue = signal.queue.lock();
+        if group.records.capacity() <= SPARE_LIMIT {
+            group.records.clear();
+            queue.spare = Some(std::mem::take(&mut group.records));
+        }
         queue.leading = false;
         queue.done_upto = group.last;
-        queue.returning = group.members.len();
+        queue.returning = group.count;
         if group.sync == SyncMode::Fsync {
             queue.last_sync = took;
         }
         if let Err(error) = &written {
             let message = format!("writing the log failed for this write's group: {error}");
-            // The leader returns its own error; the others find theirs here.
-            for &ts in &group.members[1..] {
+            // The leader returns its own error; the others find theirs here. (A timestamp in
+            // between that was never queued, such as a bare `Mvcc::commit`'s, never asks.)
+            for ts in group.first + 1..=group.last {
                 queue.failed.insert(ts, message.clone());
             }
             // TODO(week 4 day 3, task 1: fail every writer of a group whose log write or sync failed, and make the error sticky (book: week4-03-log-errors))
