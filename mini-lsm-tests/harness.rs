@@ -12,6 +12,8 @@
 
 // The harness may span several files: every file of mini-lsm-tests/ that is not a chapter's is
 // part of it, and `copy-test` copies them all. They sit beside this one in the starter too.
+#[path = "harness_commit.rs"]
+pub(crate) mod commit;
 #[path = "harness_compaction.rs"]
 pub(crate) mod compaction;
 #[path = "harness_mvcc.rs"]

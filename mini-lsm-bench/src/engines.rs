@@ -110,10 +110,22 @@ impl CourseConfig {
 /// A callback that sees each entry of a scan.
 pub type Visit<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<()>;
 
-/// What a benchmark needs of an engine.
-pub trait Engine {
+/// What a benchmark needs of an engine. Shared by the threads of `fillsync`.
+pub trait Engine: Send + Sync {
     /// Stores a value.
     fn put(&self, key: &[u8], value: &[u8]) -> Result<()>;
+    /// Stores a value, and returns only once it is synced to the disk (`fillsync`).
+    ///
+    /// # Errors
+    /// The engine's error; by default, that the engine does not take synced writes here.
+    fn put_synced(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        let _ = (key, value);
+        bail!("this engine does not run fillsync in this benchmark")
+    }
+    /// How many times the engine has synced its log so far, if it tells.
+    fn log_syncs(&self) -> Option<u64> {
+        None
+    }
     /// Whether `key` holds exactly `expected` (`None`: is absent).
     fn get_is(&self, key: &[u8], expected: Option<&[u8]>) -> Result<bool>;
     /// Visits every live entry in key order.
@@ -171,6 +183,15 @@ macro_rules! mini_lsm_engine {
                 self.0.put(key, value)
             }
 
+            fn put_synced(&self, key: &[u8], value: &[u8]) -> Result<()> {
+                let fsync = $krate::lsm_storage::WriteOptions::fsync();
+                self.0.put_opt(key, value, &fsync)
+            }
+
+            fn log_syncs(&self) -> Option<u64> {
+                Some(self.0.inner.stats().log_syncs)
+            }
+
             fn get_is(&self, key: &[u8], expected: Option<&[u8]>) -> Result<bool> {
                 Ok(self.0.get(key)?.as_deref() == expected)
             }
@@ -225,7 +246,21 @@ mini_lsm_engine!(Starter, mini_lsm_starter);
 /// # Errors
 /// An unknown name, an engine that is not built in, or the engine's own error.
 pub fn open(name: &str, path: &Path, config: &CourseConfig) -> Result<Box<dyn Engine>> {
-    let _ = config; // Only the course engines read it, and they may not be built in.
+    open_counting(name, path, config, false)
+}
+
+/// [`open`], with RocksDB's statistics on when `count_syncs` (for `fillsync`'s syncs per write;
+/// they cost RocksDB some speed, so the other phases run without them).
+///
+/// # Errors
+/// As [`open`].
+pub fn open_counting(
+    name: &str,
+    path: &Path,
+    config: &CourseConfig,
+    count_syncs: bool,
+) -> Result<Box<dyn Engine>> {
+    let _ = (config, count_syncs); // Only some engines read them, and they may not be built in.
     Ok(match name {
         #[cfg(feature = "ref")]
         "ref" => Box::new(Reference::open(path, config)?),
@@ -234,7 +269,7 @@ pub fn open(name: &str, path: &Path, config: &CourseConfig) -> Result<Box<dyn En
         #[cfg(feature = "fjall")]
         "fjall" => Box::new(fjall::Fjall::open(path)?),
         #[cfg(feature = "rocksdb")]
-        "rocksdb" => Box::new(rocksdb::RocksDb::open(path)?),
+        "rocksdb" => Box::new(rocksdb::RocksDb::open(path, count_syncs)?),
         other if ENGINES.contains(&other) => bail!(
             "engine `{other}` is not built in; `cargo x bench --engine {other}` builds it with \
              the {other} feature{}",

@@ -6,8 +6,13 @@ use std::time::Instant;
 use anyhow::{ensure, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::engines::{open, CourseConfig, Engine};
+use crate::engines::{open, open_counting, CourseConfig, Engine};
 use crate::workload::{SplitMix64, Workload, KEY_LEN, VALUE_LEN};
+
+/// The thread counts `fillsync` runs with, one line each.
+const FILLSYNC_THREADS: [usize; 3] = [1, 4, 16];
+/// The most puts `fillsync` makes per thread count: each costs a sync on one thread.
+const FILLSYNC_MAX: u64 = 20_000;
 
 /// Runs phases for one engine.
 pub struct Runner {
@@ -54,9 +59,14 @@ impl Runner {
             };
             println!("engine={}: {config}", self.engine);
         }
+        if wanted.contains(&"fillsync") {
+            for threads in FILLSYNC_THREADS {
+                self.fill_sync(threads)?;
+            }
+        }
         let fillseq = self.dir.join("fillseq");
         let random = self.dir.join("fillrandom");
-        let needs_random_db = wanted.iter().any(|p| *p != "fillseq");
+        let needs_random_db = wanted.iter().any(|p| !matches!(*p, "fillseq" | "fillsync"));
         if wanted.contains(&"fillseq") {
             self.phase("fillseq", || self.fill(&fillseq, false))?;
         }
@@ -151,6 +161,55 @@ impl Runner {
         bar.finish_and_clear();
         db.close()?;
         Ok(figures)
+    }
+
+    /// fillsync: `min(n, FILLSYNC_MAX)` puts into an empty database from `threads` threads, each
+    /// acknowledged only once it is synced to the disk. Prints its own line: the rate, and the
+    /// log syncs per acknowledged write (where the engine tells).
+    fn fill_sync(&self, threads: usize) -> Result<()> {
+        let w = &self.workload;
+        let n = w.n.min(FILLSYNC_MAX);
+        let path = self.dir.join(format!("fillsync-{threads}"));
+        reset_peak_rss();
+        let db = open_counting(&self.engine, &path, &self.course, true)?;
+        let syncs_before = db.log_syncs();
+        let start = Instant::now();
+        std::thread::scope(|scope| -> Result<()> {
+            let workers: Vec<_> = (0..threads as u64)
+                .map(|t| {
+                    let db = &db;
+                    scope.spawn(move || -> Result<()> {
+                        let mut i = t;
+                        while i < n {
+                            db.put_synced(&w.key(i), w.value(i, 0))?;
+                            i += threads as u64;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for worker in workers {
+                worker
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a fillsync thread panicked"))??;
+            }
+            Ok(())
+        })?;
+        let secs = start.elapsed().as_secs_f64();
+        let syncs = match (syncs_before, db.log_syncs()) {
+            (Some(before), Some(after)) => format!("{:.3}", (after - before) as f64 / n as f64),
+            _ => "unknown".to_string(),
+        };
+        db.close()?;
+        println!(
+            "engine={} workload=fillsync threads={threads} num={n} secs={secs:.3} \
+             ops_per_sec={:.0} fsyncs_per_write={syncs} peak_rss_kb={}",
+            self.engine,
+            n as f64 / secs,
+            peak_rss_kb()
+        );
+        let _ = std::fs::remove_dir_all(&path);
+        Ok(())
     }
 
     /// readrandom: `n` lookups of random existing keys, each checked.

@@ -31,9 +31,12 @@
 //!   be sure the memtable it writes into is the current one and not being frozen.
 //!
 //! Lock order: `compaction_lock` (week 2), then `state_lock`, then `state`. Never hold `state`
-//! while waiting for `state_lock`. From week 3 a commit takes the commit lock (in [`Mvcc`]) and
-//! then the read side of `state`, and never `state_lock`: it freezes, if it must, after it
-//! published. The snapshots' lock in [`Mvcc`] is taken last, around O(1) work, by anyone.
+//! while waiting for `state_lock`. In week 3 a commit takes the commit lock (in [`Mvcc`]) and
+//! then the read side of `state`; from week 4 day 1 the commit pipeline (`commit.rs`) takes the
+//! read side of `state` first and holds it until its batch is applied, and takes the commit lock
+//! inside it, for the prepare step only (nothing takes `state` under the commit lock any more).
+//! A commit never takes `state_lock`: it freezes, if it must, after it published. The snapshots'
+//! lock in [`Mvcc`] is taken last, around O(1) work, by anyone.
 //!
 //! # Invariants
 //!
@@ -52,6 +55,7 @@
 //! manifest (reopening starts empty), no compaction (L0 grows without bound, and so does the
 //! number of SSTs a read may touch). Week 2 adds all three.
 
+mod commit;
 mod compact;
 mod flush;
 mod mini_lsm;
@@ -68,9 +72,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
+use commit::CommitQueue;
+pub use commit::WriteOptions;
 pub use mini_lsm::MiniLsm;
 pub use options::{LsmStorageOptions, RecoveryMode};
 pub use repair::RepairReport;
@@ -91,7 +97,7 @@ use crate::metrics::{Metrics, Stats};
 use crate::mvcc::{Isolation, Mvcc, Snapshot, Transaction};
 use crate::table::{sst_path, SsTable};
 use crate::wal::wal_path;
-pub use crate::wal::WalMode;
+pub use crate::wal::{SyncMode, WalMode};
 use state_cell::StateCell;
 
 // ANCHOR: lsm_storage_state
@@ -188,8 +194,12 @@ pub struct LsmStorageInner {
     manifest: Option<Manifest>,
     /// What `open` had to repair or drop (torn log tails, stray files), one line each.
     recovery_report: Vec<String>,
-    /// Commit timestamps (week 3).
+    /// Commit timestamps (week 3), and from week 4 day 1 the prepare and publish steps of the
+    /// commit pipeline.
     pub(crate) mvcc: Mvcc,
+    /// The writers waiting for their log records, and the sticky log error (week 4 days 2-3;
+    /// see `commit.rs`).
+    pub(crate) commit_queue: Arc<CommitQueue>,
     /// The compaction filters added so far (week 3 day 7); each compaction reads them when it
     /// starts.
     compaction_filters: RwLock<Vec<Arc<dyn CompactionFilter>>>,
@@ -230,6 +240,16 @@ impl LsmStorageInner {
         options
             .clock
             .on_advance(Arc::downgrade(&flush_done) as Weak<dyn Wake>);
+        // And the writers waiting in the commit pipeline (week 4 days 1-2).
+        let mvcc = Mvcc::new(recovered.latest_commit_ts);
+        let commit_queue = Arc::new(CommitQueue::default());
+        let publisher = mvcc.publisher();
+        options
+            .clock
+            .on_advance(Arc::downgrade(&publisher) as Weak<dyn Wake>);
+        options
+            .clock
+            .on_advance(Arc::downgrade(&commit_queue) as Weak<dyn Wake>);
         Ok(Self {
             state: Arc::new(StateCell::new(recovered.state)),
             state_lock: Mutex::new(()),
@@ -246,7 +266,8 @@ impl LsmStorageInner {
             bg_error: Mutex::new(None),
             manifest: recovered.manifest,
             recovery_report: recovered.report,
-            mvcc: Mvcc::new(recovered.latest_commit_ts),
+            mvcc,
+            commit_queue,
             compaction_filters: RwLock::new(Vec::new()),
         })
     }
@@ -468,6 +489,13 @@ impl LsmStorageInner {
     /// If a log cannot be written or synced.
     pub fn sync(&self) -> Result<()> {
         // @task week2_day6 4
+        // @task week4_day3 2 stub=comment
+        if let Some(error) = self.commit_queue.sticky_error() {
+            bail!(
+                "cannot sync: an earlier log write failed, so the log's tail is unknown: {error}"
+            );
+        }
+        // @end
         let snapshot = self.snapshot();
         // Oldest first: a crash in the middle then leaves older writes durable and newer ones
         // not, never the reverse, so that what recovery finds is a prefix of the history.
@@ -485,9 +513,22 @@ impl LsmStorageInner {
     // ANCHOR: record_bg_error
     /// Keeps the first background error, and wakes stalled writers so they see it.
     pub(crate) fn record_bg_error(&self, error: anyhow::Error) {
+        self.record_failure(format!(
+            "a background flush or compaction failed: {error:#}"
+        ));
+    }
+
+    /// Keeps a failed log write or sync as the engine's sticky error (week 4 day 3): every later
+    /// write and `close` return it.
+    pub(crate) fn record_log_error(&self, error: &str) {
+        self.record_failure(format!("a log write or sync failed: {error}"));
+    }
+
+    /// Keeps `failure` if it is the first, and wakes stalled writers so they see it.
+    fn record_failure(&self, failure: String) {
         let mut slot = self.bg_error.lock();
         if slot.is_none() {
-            *slot = Some(format!("{error:#}"));
+            *slot = Some(failure);
             self.has_bg_error.store(true, Ordering::Release);
         }
         drop(slot);
@@ -496,7 +537,8 @@ impl LsmStorageInner {
     // ANCHOR_END: record_bg_error
 
     // ANCHOR: check_bg_error
-    /// Returns the background error, if a background flush or compaction has ever failed.
+    /// Returns the background error, if a background flush or compaction has ever failed (or,
+    /// from week 4 day 3, a log write or sync).
     ///
     /// # Errors
     /// The sticky background error.
@@ -506,8 +548,7 @@ impl LsmStorageInner {
         }
         match &*self.bg_error.lock() {
             Some(message) => Err(anyhow!(
-                "a background flush or compaction failed earlier, so the engine refuses writes: \
-                 {message}"
+                "the engine refuses writes since an earlier failure: {message}"
             )),
             None => Ok(()),
         }

@@ -44,6 +44,12 @@ mod week3_day5;
 mod week3_day6;
 #[path = "../../mini-lsm-tests/week3_day7.rs"]
 mod week3_day7;
+#[path = "../../mini-lsm-tests/week4_day1.rs"]
+mod week4_day1;
+#[path = "../../mini-lsm-tests/week4_day2.rs"]
+mod week4_day2;
+#[path = "../../mini-lsm-tests/week4_day3.rs"]
+mod week4_day3;
 #[path = "../../mini-lsm-tests/week4_day4.rs"]
 mod week4_day4;
 #[path = "../../mini-lsm-tests/week4_day5.rs"]

@@ -11,7 +11,8 @@
 //!
 //! ```text
 //!   counted at ...                                  counts
-//!   the commit (commit_batch)                       writes, entries, user bytes, groups
+//!   the log write of a group (commit.rs), or the    writes, entries, user bytes, groups
+//!   commit without a log (commit_batch)
 //!   get / get_with_ts, scan / scan_with_ts          gets, hits, scans; user bytes handed back
 //!   the stall (wait_for_room)                       slowed and stopped writes, time, timeouts
 //!   the flush and compaction installs               SSTs and their bytes, read and written
@@ -57,8 +58,9 @@ pub struct Stats {
     pub entries_written: u64,
     /// User bytes written: every key and value, once (a delete's key too).
     pub bytes_written: u64,
-    /// Groups the writes were committed in. Every write is a group of its own until group
-    /// commit (week 4 day 2) lets one log write carry several.
+    /// Groups the writes were committed in: with the log on, one per log write, which carries
+    /// the writes of every writer queued behind its leader (group commit, week 4 day 2);
+    /// without it, one per write.
     pub write_groups: u64,
     /// Writes in the largest group.
     pub max_write_group: u64,
@@ -94,6 +96,9 @@ pub struct Stats {
     pub log_bytes: u64,
     /// Bytes appended to every file: logs, SSTs, the manifest.
     pub file_bytes_written: u64,
+    /// Syncs of write-ahead logs: with group commit (week 4 day 2), one per group that asked
+    /// for fsync, and one per freeze, `sync` and `close`.
+    pub log_syncs: u64,
 }
 
 impl Stats {
@@ -167,6 +172,38 @@ struct WriteCounts {
     max_group: u64,
 }
 
+/// The writes of a group, their entries and user bytes (see [`Metrics::record_tally`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GroupTally {
+    /// Writes (each put, delete and batch is one).
+    pub writes: u64,
+    /// Their entries.
+    pub entries: u64,
+    /// Their keys' and values' bytes.
+    pub bytes: u64,
+}
+
+impl GroupTally {
+    /// One write of `entries` (an empty value is a delete, whose key still counts).
+    pub fn of(entries: &[(&[u8], &[u8])]) -> Self {
+        Self {
+            writes: 1,
+            entries: entries.len() as u64,
+            bytes: entries
+                .iter()
+                .map(|(key, value)| (key.len() + value.len()) as u64)
+                .sum(),
+        }
+    }
+
+    /// Adds `other` to this tally.
+    pub fn add(&mut self, other: &Self) {
+        self.writes += other.writes;
+        self.entries += other.entries;
+        self.bytes += other.bytes;
+    }
+}
+
 #[derive(Debug, Default)]
 struct StallCounts {
     slowed: u64,
@@ -228,18 +265,23 @@ impl Metrics {
     /// Counts a group of writes committed together, each given as its entries (an empty value is
     /// a delete, whose key still counts).
     pub fn record_group(&self, group: &[&[(&[u8], &[u8])]]) {
-        let entries: usize = group.iter().map(|write| write.len()).sum();
-        let bytes: usize = group
-            .iter()
-            .flat_map(|write| write.iter())
-            .map(|(key, value)| key.len() + value.len())
-            .sum();
+        let mut tally = GroupTally::default();
+        for write in group {
+            tally.add(&GroupTally::of(write));
+        }
+        self.record_tally(&tally);
+    }
+
+    /// Counts a group of writes committed together, as tallied by its members: with group
+    /// commit (week 4 day 2) each writer tallies its own write when it queues, and the leader
+    /// that writes the group to the log adds them up and counts the group, once it is written.
+    pub fn record_tally(&self, group: &GroupTally) {
         let mut counts = self.writes.lock();
-        counts.writes += group.len() as u64;
-        counts.entries += entries as u64;
-        counts.bytes += bytes as u64;
+        counts.writes += group.writes;
+        counts.entries += group.entries;
+        counts.bytes += group.bytes;
         counts.groups += 1;
-        counts.max_group = counts.max_group.max(group.len() as u64);
+        counts.max_group = counts.max_group.max(group.writes);
     }
 
     /// Counts a point lookup and what it found.
@@ -317,6 +359,7 @@ impl Metrics {
             compaction_bytes_written: background.compaction_written,
             log_bytes: self.files.log(),
             file_bytes_written: self.files.total(),
+            log_syncs: self.files.log_syncs(),
         }
     }
 }

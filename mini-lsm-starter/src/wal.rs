@@ -27,23 +27,36 @@
 //!
 //! # Format
 //!
-//! The file is a log of records (see [`crate::record`]); each payload is a batch (big-endian):
+//! The file is a log of records (see [`crate::record`]); each payload is a group of batches
+//! (big-endian):
 //!
 //! ```text
-//! payload := ts:u64  count:u32  (key_len:u16 key value_len:u16 value){count}  kind:u8{count}
-//!                                                         (week 4 day 6, with a merge operand)
+//! payload := batch+                                                             (week 4 day 2)
+//! batch   := ts:u64  count:u32  (key_len:u16 key value_len:u16 value){n}  [kind:u8{n}]
+//!            n = count & 0x7FFF_FFFF; the kind column is there iff count & 0x8000_0000
+//!                                                         (the kind column: week 4 day 6)
 //! payload := ts:u64  count:u32  (key_len:u16 key value_len:u16 value){count}    (week 3 day 3)
 //! payload := count:u32  (key_len:u16 key value_len:u16 value){count}           (before it)
 //! ```
 //!
-//! An empty value deletes. `ts` is the batch's commit timestamp: every entry of a record is a
-//! version at that one timestamp, which is how a batch stays one commit after a crash.
+//! An empty value deletes. `ts` is the batch's commit timestamp: every entry of a batch is a
+//! version at that one timestamp, which is how a batch stays one commit after a crash. From week
+//! 4 day 2 a record holds the batches of one commit group, in timestamp order, so that a group is
+//! recovered all or nothing, as one record is; a week 3 record is a group of one batch, and reads
+//! the same.
 //!
 //! `kind` (week 4 day 6) is entry i's [`ValueKind`] tag (0 put, 1 delete, 2 merge operand), in
-//! a column after the entries, present only in a batch with a merge operand: every other batch
-//! keeps the bytes it had, and a reader tells the two apart by what follows the entries (nothing,
-//! or exactly `count` bytes). A reader of week 3 refuses such a record (stray bytes after the
-//! batch) rather than replay an operand as a value.
+//! a column after the entries, present only in a batch with a merge operand, and flagged by the
+//! top bit of `count` ([`KIND_COLUMN`]) so that each batch of a group says where it ends. Every
+//! batch without an operand keeps the bytes it had; a reader of week 3 refuses a batch with one
+//! (its count is absurd, the batch is "cut short") rather than replay an operand as a value.
+//!
+//! # Sync modes (week 4 day 2)
+//!
+//! Each write says how durable it must be before it returns, with a [`SyncMode`]: buffered in
+//! the process, written to the OS, or synced to the disk. A group is written as far as its most
+//! demanding member asked: a write that asked for a sync never returns from a group that did not
+//! sync.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -79,6 +92,29 @@ impl WalMode {
         match self {
             Self::Buffered => BUFFER_LIMIT,
             Self::WriteEachBatch => 0,
+        }
+    }
+}
+
+/// How durable a write is when it returns (week 4 day 2); ordered from the least to the most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SyncMode {
+    /// In the log's buffer in the process, written out once 64 KiB collect or at `sync`: a
+    /// process crash may lose it.
+    Buffered,
+    /// Written to the OS (its page cache) before the write returns: a process crash keeps it, a
+    /// power loss may not.
+    Os,
+    /// Written and synced to the disk (fsync) before the write returns: a power loss keeps it.
+    Fsync,
+}
+
+impl From<WalMode> for SyncMode {
+    /// The sync mode of the engine-wide [`WalMode`]: what a write without options gets.
+    fn from(mode: WalMode) -> Self {
+        match mode {
+            WalMode::Buffered => Self::Buffered,
+            WalMode::WriteEachBatch => Self::Os,
         }
     }
 }
@@ -218,7 +254,22 @@ impl Wal {
         kinds: &[ValueKind],
         ts: u64,
     ) -> Result<()> {
-        todo!("week 4 day 6, task 1: give every entry a kind (put, delete, merge operand) in the memtable, the block's kind column, the log and the write batch, and merge through the commit path (book: week4-06-merge-operator)")
+        let mut inner = self.inner.lock();
+        // The payload is built in a buffer the log keeps, not a fresh `Vec` per put: one
+        // allocation and free less on every write.
+        let WalInner {
+            buffer, payload, ..
+        } = &mut *inner;
+        payload.clear();
+        encode_batch(payload, batch, kinds, ts);
+        encode_record(buffer, payload);
+        if payload.capacity() > BUFFER_LIMIT {
+            *payload = Vec::new(); // Do not keep a huge batch's worth of memory.
+        }
+        if inner.buffer.len() >= inner.buffer_limit {
+            inner.write_out()?;
+        }
+        Ok(())
     }
 
     /// Writes out the buffer and syncs the file: every batch put so far is durable.
@@ -227,6 +278,18 @@ impl Wal {
     /// If the write or the sync fails.
     pub fn sync(&self) -> Result<()> {
         todo!("week 2 day 6, task 1: append, sync and replay the log (book: week2-06-wal)")
+    }
+
+    /// Appends the batches of one commit group, `batches` (each encoded by [`encode_batch`], in
+    /// timestamp order), as one record, and takes it as far as `sync` says: left in the buffer
+    /// (written out once it holds 64 KiB), written to the file, or written and synced
+    /// (week 4 day 2).
+    ///
+    /// # Errors
+    /// If the write or the sync fails: the group's records may then be in the file in part, and
+    /// the log takes no more writes (see `lsm_storage/commit.rs`).
+    pub fn append_group(&self, batches: &[u8], sync: SyncMode) -> Result<()> {
+        todo!("week 4 day 2, task 2: write a group as one log record, as far as its most demanding member asked, and read it back (book: week4-02-group-commit)")
     }
 
     /// Makes this log wait for `predecessor`: before any of this log's bytes reach its file,
@@ -280,14 +343,19 @@ impl Wal {
     pub fn salvage(fs: &dyn FileSystem, path: &Path) -> Result<WalSalvage> {
         let data = fs.read_all(path)?;
         let salvaged = salvage_records(path, &data);
-        let parsed: Vec<u64> = salvaged
+        // Each record that parses: its batches' timestamps.
+        let parsed: Vec<Vec<u64>> = salvaged
             .payloads
             .iter()
-            .map_while(|p| parse_payload(p).ok().map(|(ts, _)| ts))
+            .map_while(|p| {
+                let group = parse_group(p).ok()?;
+                Some(group.into_iter().map(|(ts, _)| ts).collect())
+            })
             .collect();
-        let batches = parsed.len();
-        let max_ts = parsed.into_iter().max().unwrap_or(0);
-        let keep = match salvaged.starts.get(batches) {
+        let records = parsed.len();
+        let batches = parsed.iter().map(Vec::len).sum();
+        let max_ts = parsed.into_iter().flatten().max().unwrap_or(0);
+        let keep = match salvaged.starts.get(records) {
             Some(&start) => start,
             None => salvaged.end,
         };
@@ -318,6 +386,57 @@ impl WalInner {
 /// A batch's entries, as `(key, value, kind)` borrowed from a payload.
 type Batch<'a> = Vec<(&'a [u8], &'a [u8], ValueKind)>;
 
+/// The top bit of a batch's `count`: a kind column follows the entries (week 4 day 6).
+pub const KIND_COLUMN: u32 = 1 << 31;
+
+/// Appends one batch, committed at `ts`, to `buf` in the log's format (`batch` in the module
+/// docs); a group's batches follow each other in one record. `kinds` is empty, or holds each
+/// entry's kind (week 4 day 6).
+pub fn encode_batch(buf: &mut Vec<u8>, batch: &[(&[u8], &[u8])], kinds: &[ValueKind], ts: u64) {
+    buf.put_u64(ts);
+    let count_at = buf.len();
+    buf.put_u32(batch.len() as u32);
+    for (key, value) in batch {
+        buf.put_u16(key.len() as u16);
+        buf.put_slice(key);
+        buf.put_u16(value.len() as u16);
+        buf.put_slice(value);
+    }
+    // TODO(week 4 day 6, task 1: give every entry a kind (put, delete, merge operand) in the memtable, the block's kind column, the log and the write batch, and merge through the commit path (book: week4-06-merge-operator))
+}
+
+/// Parses a record's payload into its batches, each with its commit timestamp: a group of
+/// batches from week 4 day 2, one batch before.
+fn parse_group(payload: &[u8]) -> Result<Vec<(u64, Batch<'_>)>> {
+    // TODO(week 4 day 2, task 2: write a group as one log record, as far as its most demanding member asked, and read it back (book: week4-02-group-commit))
+    Ok(vec![parse_payload(payload)?])
+}
+
+/// A batch's entry count, and whether a kind column follows its entries, from its `count`
+/// field (see [`KIND_COLUMN`]).
+fn split_count(count: u32) -> (usize, bool) {
+    ((count & !KIND_COLUMN) as usize, count & KIND_COLUMN != 0)
+}
+
+/// The length of the batch at the start of `buf`, which may be followed by more: its header,
+/// entries and kind column, walked through without copying.
+fn batch_len(buf: &[u8]) -> Result<usize> {
+    ensure!(buf.len() >= 12, "batch cut short in its header");
+    let (count, has_kinds) = split_count(u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]));
+    let mut at = 12;
+    for _ in 0..count * 2 {
+        ensure!(buf.len() >= at + 2, "batch cut short");
+        let len = u16::from_be_bytes([buf[at], buf[at + 1]]) as usize;
+        at += 2 + len;
+        ensure!(buf.len() >= at, "batch cut short");
+    }
+    if has_kinds {
+        at += count;
+        ensure!(buf.len() >= at, "batch cut short in its kind column");
+    }
+    Ok(at)
+}
+
 /// Parses a record's payload: its batch's commit timestamp (week 3 day 3; 0 before it) and
 /// entries.
 fn parse_payload(payload: &[u8]) -> Result<(u64, Batch<'_>)> {
@@ -328,7 +447,11 @@ fn parse_payload(payload: &[u8]) -> Result<(u64, Batch<'_>)> {
 /// Parses a batch payload into `(key, value, kind)` entries: with its kind column if it has one
 /// (week 4 day 6), else each a put or, for an empty value, a tombstone.
 fn decode_batch<'a>(payload: &'a [u8]) -> Result<Batch<'a>> {
-    let (entries, rest) = decode_entries(payload)?;
+    ensure!(payload.len() >= 4, "batch cut short");
+    let (count, body) = payload.split_at(4);
+    let (count, has_kinds) =
+        split_count(u32::from_be_bytes([count[0], count[1], count[2], count[3]]));
+    let (entries, rest) = decode_entries(count, body)?;
     // TODO(week 4 day 6, task 1: give every entry a kind (put, delete, merge operand) in the memtable, the block's kind column, the log and the write batch, and merge through the commit path (book: week4-06-merge-operator))
     ensure!(rest.is_empty(), "{} stray bytes after a batch", rest.len());
     let of = |(key, value): (&'a [u8], &'a [u8])| (key, value, ValueKind::of_value(value));
@@ -338,7 +461,8 @@ fn decode_batch<'a>(payload: &'a [u8]) -> Result<Batch<'a>> {
 /// A batch's `(key, value)` pairs borrowed from a payload, and the bytes after them.
 type Entries<'a> = (Vec<(&'a [u8], &'a [u8])>, &'a [u8]);
 
-/// Parses a batch payload's entries into `(key, value)` pairs, and returns what follows them.
-fn decode_entries(payload: &[u8]) -> Result<Entries<'_>> {
+/// Parses the `count` entries at the start of `body` (a batch after its count) into
+/// `(key, value)` pairs, and returns what follows them.
+fn decode_entries(count: usize, body: &[u8]) -> Result<Entries<'_>> {
     todo!("week 2 day 6, task 1: append, sync and replay the log (book: week2-06-wal)")
 }

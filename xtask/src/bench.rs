@@ -107,7 +107,7 @@ pub fn bench(
         .collect();
     let (fills, rest): (Vec<&str>, Vec<&str>) = wanted
         .iter()
-        .partition(|p| matches!(**p, "fillseq" | "fillrandom"));
+        .partition(|p| matches!(**p, "fillsync" | "fillseq" | "fillrandom"));
     for engine in engines {
         step(&format!("engine {engine}"));
         // Fills and reads run in separate processes, so that the memory a fill leaves in the

@@ -39,6 +39,12 @@ const BUSY: [&str; 4] = [
 pub struct RocksDb {
     db: DB,
     write: WriteOptions,
+    /// Writes synced before they return (`fillsync`).
+    synced: WriteOptions,
+    /// The options the database was opened with: their statistics count the log's syncs, when
+    /// they are on.
+    options: Options,
+    statistics: bool,
 }
 
 impl RocksDb {
@@ -46,7 +52,7 @@ impl RocksDb {
     ///
     /// # Errors
     /// RocksDB's own error.
-    pub fn open(path: &Path) -> Result<Self> {
+    pub fn open(path: &Path, statistics: bool) -> Result<Self> {
         let mut table = BlockBasedOptions::default();
         table.set_block_size(4096);
         // A full filter (one per table), not the old block-based one.
@@ -59,13 +65,21 @@ impl RocksDb {
         options.set_compression_type(DBCompressionType::None);
         options.set_bottommost_compression_type(DBCompressionType::None);
         options.set_block_based_table_factory(&table);
+        if statistics {
+            options.enable_statistics();
+        }
 
         let mut write = WriteOptions::default();
         write.set_sync(false);
         write.disable_wal(false);
+        let mut synced = WriteOptions::default();
+        synced.set_sync(true);
         Ok(Self {
             db: DB::open(&options, path)?,
             write,
+            synced,
+            options,
+            statistics,
         })
     }
 
@@ -85,6 +99,17 @@ impl RocksDb {
 impl Engine for RocksDb {
     fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
         Ok(self.db.put_opt(key, value, &self.write)?)
+    }
+
+    fn put_synced(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        Ok(self.db.put_opt(key, value, &self.synced)?)
+    }
+
+    fn log_syncs(&self) -> Option<u64> {
+        self.statistics.then(|| {
+            self.options
+                .get_ticker_count(::rocksdb::statistics::Ticker::WalFileSynced)
+        })
     }
 
     fn get_is(&self, key: &[u8], expected: Option<&[u8]>) -> Result<bool> {

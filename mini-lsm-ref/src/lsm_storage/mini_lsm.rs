@@ -11,7 +11,9 @@ use bytes::Bytes;
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
-use super::{LsmStorageInner, LsmStorageOptions, RepairReport, WriteBatchOp, WriteBatchRecord};
+use super::{
+    LsmStorageInner, LsmStorageOptions, RepairReport, WriteBatchOp, WriteBatchRecord, WriteOptions,
+};
 use crate::compact::{CompactionFilter, CompactionOptions};
 use crate::lsm_iterator::{FusedIterator, LsmIterator};
 use crate::metrics::Stats;
@@ -217,6 +219,34 @@ impl MiniLsm {
     /// As [`LsmStorageInner::write_batch_ops`].
     pub fn write_batch_ops<T: AsRef<[u8]>>(&self, batch: &[WriteBatchOp<T>]) -> Result<()> {
         self.inner.write_batch_ops(batch)
+    }
+
+    /// See [`LsmStorageInner::put_opt`] (week 4 day 2).
+    ///
+    /// # Errors
+    /// As [`LsmStorageInner::put_opt`].
+    pub fn put_opt(&self, key: &[u8], value: &[u8], options: &WriteOptions) -> Result<()> {
+        self.inner.put_opt(key, value, options)
+    }
+
+    /// See [`LsmStorageInner::delete_opt`] (week 4 day 2).
+    ///
+    /// # Errors
+    /// As [`LsmStorageInner::put_opt`].
+    pub fn delete_opt(&self, key: &[u8], options: &WriteOptions) -> Result<()> {
+        self.inner.delete_opt(key, options)
+    }
+
+    /// See [`LsmStorageInner::write_batch_opt`] (week 4 day 2).
+    ///
+    /// # Errors
+    /// As [`LsmStorageInner::write_batch_opt`].
+    pub fn write_batch_opt<T: AsRef<[u8]>>(
+        &self,
+        batch: &[WriteBatchRecord<T>],
+        options: &WriteOptions,
+    ) -> Result<()> {
+        self.inner.write_batch_opt(batch, options)
     }
 
     /// See [`LsmStorageInner::scan`].

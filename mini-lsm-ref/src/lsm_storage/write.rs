@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The write path: put and delete into the memtable, freezing, and the write stall.
+//! The write path: put and delete into the memtable, freezing, and the write stall. From week 4
+//! day 1 a write commits through the pipeline of `commit.rs` (prepare, log by group commit,
+//! apply, publish); `put_opt`, `delete_opt` and `write_batch_opt` (day 2) say how durable each
+//! write must be when it returns.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -8,6 +11,7 @@ use std::time::Instant;
 use anyhow::{anyhow, ensure, Result};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use super::commit::WriteOptions;
 use super::new_memtable;
 use super::stall::{Pressure, StallCause};
 use super::write_buffer::MemoryUse;
@@ -127,11 +131,7 @@ impl LsmStorageInner {
     /// value is longer than 65535 bytes, a background flush has failed, or the write stalled past
     /// `write_stall_timeout`. On error nothing was written.
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        ensure!(
-            !value.is_empty(),
-            "cannot put an empty value: the empty value marks a deletion; call delete instead"
-        );
-        self.write_entry(key, value)
+        self.put_opt(key, value, &self.default_write_options())
     }
 
     /// Deletes `key` by writing a tombstone (the empty value).
@@ -139,7 +139,7 @@ impl LsmStorageInner {
     /// # Errors
     /// As [`Self::put`].
     pub fn delete(&self, key: &[u8]) -> Result<()> {
-        self.write_entry(key, b"")
+        self.delete_opt(key, &self.default_write_options())
     }
     // ANCHOR_END: put_delete
 
@@ -157,7 +157,12 @@ impl LsmStorageInner {
         self.check_merge_operator()?;
         self.check_bg_error()?;
         self.wait_for_room()?;
-        let (_, size) = self.commit_batch(&[(key, operand)], &[ValueKind::Merge], None)?;
+        let (_, size) = self.commit_batch(
+            &[(key, operand)],
+            &[ValueKind::Merge],
+            None,
+            &self.default_write_options(),
+        )?;
         self.try_freeze(size)
         // @end
     }
@@ -176,6 +181,31 @@ impl LsmStorageInner {
     }
     // ANCHOR_END: merge
 
+    /// [`Self::put`], durable as `options` says when it returns (week 4 day 2).
+    ///
+    /// # Errors
+    /// As [`Self::put`]; and if the log write or sync fails, or failed before (week 4 day 3).
+    pub fn put_opt(&self, key: &[u8], value: &[u8], options: &WriteOptions) -> Result<()> {
+        ensure!(
+            !value.is_empty(),
+            "cannot put an empty value: the empty value marks a deletion; call delete instead"
+        );
+        self.write_entry(key, value, options)
+    }
+
+    /// [`Self::delete`], durable as `options` says when it returns (week 4 day 2).
+    ///
+    /// # Errors
+    /// As [`Self::put_opt`].
+    pub fn delete_opt(&self, key: &[u8], options: &WriteOptions) -> Result<()> {
+        self.write_entry(key, b"", options)
+    }
+
+    /// The options of a write that names none: durable as the engine's `wal_mode` says.
+    pub fn default_write_options(&self) -> WriteOptions {
+        WriteOptions::default_for(self.options.wal_mode)
+    }
+
     // ANCHOR: write_batch
     /// Applies every record of `batch`, in order, atomically with respect to crashes: after a
     /// crash and `open`, either all of them are there or none is. (Concurrent readers may still
@@ -184,6 +214,19 @@ impl LsmStorageInner {
     /// # Errors
     /// As [`Self::put`], for any record; on error nothing was written.
     pub fn write_batch<T: AsRef<[u8]>>(&self, batch: &[WriteBatchRecord<T>]) -> Result<()> {
+        self.write_batch_opt(batch, &self.default_write_options())
+    }
+
+    /// [`Self::write_batch`], durable as `options` says when it returns (week 4 day 2).
+    ///
+    /// # Errors
+    /// As [`Self::write_batch`]; and if the log write or sync fails, or failed before (week 4
+    /// day 3).
+    pub fn write_batch_opt<T: AsRef<[u8]>>(
+        &self,
+        batch: &[WriteBatchRecord<T>],
+        options: &WriteOptions,
+    ) -> Result<()> {
         // @task week2_day7 2
         let entries: Vec<(&[u8], &[u8])> = batch
             .iter()
@@ -202,7 +245,7 @@ impl LsmStorageInner {
         self.check_bg_error()?;
         self.wait_for_room()?;
         // @task week3_day3 2
-        let (_, size) = self.commit_batch(&entries, &[], None)?;
+        let (_, size) = self.commit_batch(&entries, &[], None, options)?;
         // @or week2_day7 2
         // // One memtable takes the whole batch: the read lock keeps a freeze out until it is in.
         // let size = {
@@ -250,7 +293,7 @@ impl LsmStorageInner {
         }
         self.check_bg_error()?;
         self.wait_for_room()?;
-        let (_, size) = self.commit_batch(&entries, &kinds, None)?;
+        let (_, size) = self.commit_batch(&entries, &kinds, None, &self.default_write_options())?;
         self.try_freeze(size)
         // @end
     }
@@ -261,7 +304,8 @@ impl LsmStorageInner {
     /// timestamp: into the log and the memtable, then published (see [`crate::mvcc`]). `kinds`
     /// is empty, or from week 4 day 6 holds each entry's kind (a batch with merge operands). Returns
     /// the commit timestamp and the memtable's size after the write, for the caller's freeze.
-    /// A transaction's commit passes its `check` (week 3 day 6); a plain write passes none.
+    /// A transaction's commit passes its `check` (week 3 day 6); a plain write passes none. It
+    /// returns once the batch is as durable as `options` asks (week 4 day 2).
     ///
     /// The caller has checked the entries and waited for room; this is the commit itself.
     ///
@@ -273,22 +317,26 @@ impl LsmStorageInner {
         entries: &[(&[u8], &[u8])],
         kinds: &[ValueKind],
         check: Option<&CommitCheck<'_>>,
+        options: &WriteOptions,
     ) -> Result<(u64, usize)> {
         // @task week3_day3 2
-        let committed = self.mvcc.commit_checked(entries, check, |ts| {
-            // One memtable takes the whole batch: the read lock keeps a freeze out until it is in.
-            let state = self.state.read();
-            // @task week4_day6 1
-            state.memtable.put_batch_kinds_at(entries, kinds, ts)?;
-            // @or week3_day3 2
-            // state.memtable.put_batch_at(entries, ts)?;
-            // @end
-            Ok(state.memtable.approximate_size())
-        })?;
+        // @task week4_day1 3
+        let committed = self.commit_pipelined(entries, kinds, check, options)?;
+        // @or week3_day3 2
+        // let committed = self.mvcc.commit_checked(entries, check, |ts| {
+        //     // One memtable takes the whole batch: the read lock keeps a freeze out until it is in.
+        //     let state = self.state.read();
+        //     state.memtable.put_batch_at(entries, ts)?;
+        //     Ok(state.memtable.approximate_size())
+        // })?;
+        // let _ = options; // Each write's own options come with group commit (week 4 day 2).
+        // @end
         // @task week4_day7 1 stub=comment
-        // Counted here, once per commit and only once it succeeded: a write is one group of its
-        // own until group commit (week 4 day 2) lets one log write carry several.
-        self.metrics.record_group(&[entries]);
+        // Counted here, once per commit and only once it succeeded, when no log groups it:
+        // with a log, group commit (week 4 day 2) counts each group where it is written.
+        if !self.options.enable_wal {
+            self.metrics.record_group(&[entries]);
+        }
         // @end
         Ok(committed)
         // @end
@@ -313,7 +361,7 @@ impl LsmStorageInner {
         // @task week3_day5 3
         self.check_bg_error()?;
         self.wait_for_room()?;
-        let (ts, size) = self.commit_batch(entries, &[], check)?;
+        let (ts, size) = self.commit_batch(entries, &[], check, &self.default_write_options())?;
         self.try_freeze(size)?;
         Ok(ts)
         // @end
@@ -321,7 +369,7 @@ impl LsmStorageInner {
     // ANCHOR_END: commit_txn
 
     /// Writes one entry; an empty value is a tombstone.
-    fn write_entry(&self, key: &[u8], value: &[u8]) -> Result<()> {
+    fn write_entry(&self, key: &[u8], value: &[u8], options: &WriteOptions) -> Result<()> {
         check_entry_size(key, value)?;
         self.check_bg_error()?;
         // @task week1_day6 4 stub=comment
@@ -330,7 +378,7 @@ impl LsmStorageInner {
         // @task week1_day1 2
         // ANCHOR: write_entry
         // @task week3_day3 2
-        let (_, size) = self.commit_batch(&[(key, value)], &[], None)?;
+        let (_, size) = self.commit_batch(&[(key, value)], &[], None, options)?;
         // @or week1_day1 2
         // // The read lock keeps a freeze from swapping the memtable out while we write into it, so a
         // // frozen memtable never receives a write. Writers share the read lock with each other.

@@ -78,6 +78,15 @@ pub struct LsmStorageOptions {
     pub recovery_mode: RecoveryMode,
     /// What a transaction's commit is validated for (week 3 day 6): serializable unless set.
     pub isolation: Isolation,
+    /// How long a write waits in the commit pipeline (week 4 days 1-2) for the log to write its
+    /// group, and for the commits before it to be published, on `clock`. A log that does not
+    /// answer in time is an error that stops writes (the record may still reach the file).
+    pub commit_timeout: Duration,
+    /// The most writes one log write carries (group commit, week 4 day 2).
+    pub max_group_writes: usize,
+    /// About the most bytes of records one log write carries: a group takes writes while it is
+    /// below this, and always at least one (group commit, week 4 day 2).
+    pub max_group_bytes: usize,
     /// The file system every file goes through: the real one, or a `MemFs` in crash tests.
     pub fs: Arc<dyn FileSystem>,
     /// Folds merge operands into values (week 4 day 6); `None` refuses `merge`. Not recorded in
@@ -102,6 +111,8 @@ const MAX_BLOOM_BITS_PER_KEY: usize = 64;
 /// The most memtables `num_memtable_limit + write_stall_margin` may allow: far beyond any memory,
 /// and far from an overflow.
 const MAX_STALL_LIMIT: usize = 1 << 32;
+/// The largest `max_group_bytes`: a group is one log record, whose length is 32-bit.
+const MAX_GROUP_BYTES: usize = 1 << 30;
 /// The most levels below L0.
 const MAX_LEVELS: usize = 32;
 /// The largest count of SSTs or tiers a compaction setting may name (triggers, widths).
@@ -131,6 +142,9 @@ impl LsmStorageOptions {
             wal_mode: WalMode::Buffered,
             recovery_mode: RecoveryMode::TolerateTornTail,
             isolation: Isolation::Serializable,
+            commit_timeout: Duration::from_secs(60),
+            max_group_writes: 256,
+            max_group_bytes: 1 << 20,
             fs: Arc::new(RealFs),
             merge_operator: None,
         }
@@ -199,7 +213,8 @@ impl LsmStorageOptions {
         );
         check_compaction(&self.compaction_options)?;
         self.compaction_options.validate()?;
-        self.check_stalls()
+        self.check_stalls()?;
+        self.check_commit()
     }
 
     /// Checks the L0 triggers, the slowdown delay and the memory budget (week 4 days 4-5).
@@ -267,6 +282,31 @@ impl LsmStorageOptions {
                  ({stop}): writers slow down first, and stop only if that was not enough"
             );
         }
+        Ok(())
+    }
+
+    /// Checks the commit pipeline's timeout and group caps (week 4 days 1-2).
+    ///
+    /// # Errors
+    /// Names the setting, its value, and its range.
+    fn check_commit(&self) -> Result<()> {
+        ensure!(
+            (Duration::from_millis(1)..=MAX_WRITE_STALL_TIMEOUT).contains(&self.commit_timeout),
+            "commit_timeout is {:?}; it must be from 1 ms to 24 h: a log that takes longer than a \
+             day to write is hung",
+            self.commit_timeout
+        );
+        ensure!(
+            (1..=MAX_COUNT).contains(&self.max_group_writes),
+            "max_group_writes is {}; it must be 1..={MAX_COUNT} (1 writes every write on its own)",
+            self.max_group_writes
+        );
+        ensure!(
+            (1..=MAX_GROUP_BYTES).contains(&self.max_group_bytes),
+            "max_group_bytes is {}; it must be 1..={MAX_GROUP_BYTES} (1 GiB): a group is one log \
+             record, whose length is 32-bit",
+            self.max_group_bytes
+        );
         Ok(())
     }
 }

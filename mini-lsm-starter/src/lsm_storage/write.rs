@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The write path: put and delete into the memtable, freezing, and the write stall.
+//! The write path: put and delete into the memtable, freezing, and the write stall. From week 4
+//! day 1 a write commits through the pipeline of `commit.rs` (prepare, log by group commit,
+//! apply, publish); `put_opt`, `delete_opt` and `write_batch_opt` (day 2) say how durable each
+//! write must be when it returns.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -8,6 +11,7 @@ use std::time::Instant;
 use anyhow::{anyhow, ensure, Result};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use super::commit::WriteOptions;
 use super::new_memtable;
 use super::stall::{Pressure, StallCause};
 use super::write_buffer::MemoryUse;
@@ -124,11 +128,7 @@ impl LsmStorageInner {
     /// value is longer than 65535 bytes, a background flush has failed, or the write stalled past
     /// `write_stall_timeout`. On error nothing was written.
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        ensure!(
-            !value.is_empty(),
-            "cannot put an empty value: the empty value marks a deletion; call delete instead"
-        );
-        self.write_entry(key, value)
+        self.put_opt(key, value, &self.default_write_options())
     }
 
     /// Deletes `key` by writing a tombstone (the empty value).
@@ -136,7 +136,7 @@ impl LsmStorageInner {
     /// # Errors
     /// As [`Self::put`].
     pub fn delete(&self, key: &[u8]) -> Result<()> {
-        self.write_entry(key, b"")
+        self.delete_opt(key, &self.default_write_options())
     }
 
     /// Adds `operand` to `key`'s merge operands (week 4 day 6): reads fold it, with every operand
@@ -163,6 +163,31 @@ impl LsmStorageInner {
         Ok(())
     }
 
+    /// [`Self::put`], durable as `options` says when it returns (week 4 day 2).
+    ///
+    /// # Errors
+    /// As [`Self::put`]; and if the log write or sync fails, or failed before (week 4 day 3).
+    pub fn put_opt(&self, key: &[u8], value: &[u8], options: &WriteOptions) -> Result<()> {
+        ensure!(
+            !value.is_empty(),
+            "cannot put an empty value: the empty value marks a deletion; call delete instead"
+        );
+        self.write_entry(key, value, options)
+    }
+
+    /// [`Self::delete`], durable as `options` says when it returns (week 4 day 2).
+    ///
+    /// # Errors
+    /// As [`Self::put_opt`].
+    pub fn delete_opt(&self, key: &[u8], options: &WriteOptions) -> Result<()> {
+        self.write_entry(key, b"", options)
+    }
+
+    /// The options of a write that names none: durable as the engine's `wal_mode` says.
+    pub fn default_write_options(&self) -> WriteOptions {
+        WriteOptions::default_for(self.options.wal_mode)
+    }
+
     /// Applies every record of `batch`, in order, atomically with respect to crashes: after a
     /// crash and `open`, either all of them are there or none is. (Concurrent readers may still
     /// see part of a batch; week 3's timestamps make batches atomic for readers too.)
@@ -170,6 +195,19 @@ impl LsmStorageInner {
     /// # Errors
     /// As [`Self::put`], for any record; on error nothing was written.
     pub fn write_batch<T: AsRef<[u8]>>(&self, batch: &[WriteBatchRecord<T>]) -> Result<()> {
+        self.write_batch_opt(batch, &self.default_write_options())
+    }
+
+    /// [`Self::write_batch`], durable as `options` says when it returns (week 4 day 2).
+    ///
+    /// # Errors
+    /// As [`Self::write_batch`]; and if the log write or sync fails, or failed before (week 4
+    /// day 3).
+    pub fn write_batch_opt<T: AsRef<[u8]>>(
+        &self,
+        batch: &[WriteBatchRecord<T>],
+        options: &WriteOptions,
+    ) -> Result<()> {
         todo!("week 2 day 7, task 2: write a batch through the engine atomically (book: week2-07-batch-checksums)")
     }
 
@@ -187,7 +225,8 @@ impl LsmStorageInner {
     /// timestamp: into the log and the memtable, then published (see [`crate::mvcc`]). `kinds`
     /// is empty, or from week 4 day 6 holds each entry's kind (a batch with merge operands). Returns
     /// the commit timestamp and the memtable's size after the write, for the caller's freeze.
-    /// A transaction's commit passes its `check` (week 3 day 6); a plain write passes none.
+    /// A transaction's commit passes its `check` (week 3 day 6); a plain write passes none. It
+    /// returns once the batch is as durable as `options` asks (week 4 day 2).
     ///
     /// The caller has checked the entries and waited for room; this is the commit itself.
     ///
@@ -199,6 +238,7 @@ impl LsmStorageInner {
         entries: &[(&[u8], &[u8])],
         kinds: &[ValueKind],
         check: Option<&CommitCheck<'_>>,
+        options: &WriteOptions,
     ) -> Result<(u64, usize)> {
         todo!("week 3 day 3, task 2: commit every write and batch at the next timestamp, and publish it once applied (book: week3-03-commit-timestamps)")
     }
@@ -220,7 +260,7 @@ impl LsmStorageInner {
     }
 
     /// Writes one entry; an empty value is a tombstone.
-    fn write_entry(&self, key: &[u8], value: &[u8]) -> Result<()> {
+    fn write_entry(&self, key: &[u8], value: &[u8], options: &WriteOptions) -> Result<()> {
         check_entry_size(key, value)?;
         self.check_bg_error()?;
         // TODO(week 1 day 6, task 4: stall writers while too many memtables wait, and wake them when a flush makes room (book: week1-06-write-path))

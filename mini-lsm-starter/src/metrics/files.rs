@@ -19,6 +19,8 @@ use crate::fs::{FileSystem, ReadableFile, WritableFile};
 pub(crate) struct FileBytes {
     log: AtomicU64,
     total: AtomicU64,
+    /// Syncs of write-ahead logs (that succeeded).
+    log_syncs: AtomicU64,
 }
 
 impl FileBytes {
@@ -30,6 +32,11 @@ impl FileBytes {
     /// Bytes appended to every file.
     pub(crate) fn total(&self) -> u64 {
         self.total.load(Ordering::Relaxed)
+    }
+
+    /// Syncs of write-ahead logs.
+    pub(crate) fn log_syncs(&self) -> u64 {
+        self.log_syncs.load(Ordering::Relaxed)
     }
 }
 
@@ -75,7 +82,11 @@ impl WritableFile for CountingFile {
     }
 
     fn sync(&mut self) -> Result<()> {
-        self.inner.sync()
+        self.inner.sync()?;
+        if self.is_log {
+            self.bytes.log_syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
     }
 }
 
