@@ -18,7 +18,7 @@ use crate::lsm_storage::{LsmStorageInner, LsmStorageOptions, MiniLsm, WriteBatch
 use crate::mem_table::MemTable;
 use crate::merge::{AddOperator, AppendOperator, MergeOperator, ValueKind};
 use crate::table::{SsTableBuilder, SsTableIterator};
-use crate::wal::Wal;
+use crate::wal::{encode_batch, SyncMode, Wal};
 
 use super::harness::compaction::{flush_all, move_l1_to_l2};
 use super::harness::persist::{db, mem_options};
@@ -198,6 +198,39 @@ fn test_task1_wal_records_kinds() {
     a.sync().unwrap();
     b.sync().unwrap();
     assert_eq!(fs.read_all(&plain).unwrap(), fs.read_all(&kinded).unwrap());
+}
+
+/// A log record holding a commit group replays each batch with its own kinds: a batch with an
+/// operand says where it ends, so the plain batch after it is read as a batch, not as kinds.
+#[test]
+fn test_task1_group_record_mixes_batches_with_and_without_kinds() {
+    let fs = MemFs::new();
+    fs.create_dir_all(&db()).unwrap();
+    let path = db().join("1.wal");
+    let wal = Wal::create(&fs, &path).unwrap();
+    let plain: [(&[u8], &[u8]); 2] = [(b"a", b"1"), (b"b", b"")];
+    let merged: [(&[u8], &[u8]); 2] = [(b"c", b"+1"), (b"d", b"2")];
+    let kinds = [ValueKind::Merge, ValueKind::Put];
+    let mut group = Vec::new();
+    encode_batch(&mut group, &plain, &[], 4);
+    encode_batch(&mut group, &merged, &kinds, 5);
+    encode_batch(&mut group, &plain[..1], &[], 6);
+    wal.append_group(&group, SyncMode::Fsync).unwrap();
+    let mut replayed = Vec::new();
+    let replay = Wal::replay_kinds_at(&fs, &path, |key, value, kind| {
+        replayed.push((key.key_ref().to_vec(), key.ts(), value.to_vec(), kind));
+    })
+    .unwrap();
+    assert_eq!(replay.batches, 3);
+    let entry = |key: &[u8], ts, value: &[u8], kind| (key.to_vec(), ts, value.to_vec(), kind);
+    let expected = vec![
+        entry(b"a", 4, b"1", ValueKind::Put),
+        entry(b"b", 4, b"", ValueKind::Delete),
+        entry(b"c", 5, b"+1", ValueKind::Merge),
+        entry(b"d", 5, b"2", ValueKind::Put),
+        entry(b"a", 6, b"1", ValueKind::Put),
+    ];
+    assert_eq!(replayed, expected);
 }
 
 /// The memtable keeps each entry's kind, and a flush writes it into the SST.
