@@ -156,6 +156,17 @@ enum Turn {
     TimedOut,
 }
 
+/// Where a commit's log record went in the prepare step.
+pub(crate) enum Logged {
+    /// Into the log (or there is no log): nothing to wait for.
+    Written,
+    /// Into the commit queue (week 4 day 2): a leader writes it with its group.
+    Queued,
+    /// Into the log's buffer, alone, and it must still be written out as its sync mode asks:
+    /// the writer leads a group of one (week 4 day 2).
+    Leading,
+}
+
 impl Wake for CommitQueue {
     /// A fake clock moved: the waiters look at their deadlines again.
     fn wake(&self) {
@@ -315,23 +326,21 @@ impl LsmStorageInner {
         // a queued record (see the module docs).
         let state = self.state.read();
         let memtable = &state.memtable;
-        let (ts, logged) = self.mvcc.prepare(entries, check, |ts| {
-            // @task week4_day2 1
-            if memtable.has_log() {
-                self.commit_queue.push(entries, kinds, ts, options.sync);
-            }
-            Ok(())
-            // @or week4_day1 3
-            // match memtable.wal() {
-            //     Some(wal) => wal.put_batch_at(entries, ts),
-            //     None => Ok(()),
-            // }
-            // @end
-        })?;
+        let (ts, logged) = self
+            .mvcc
+            .prepare(entries, check, |ts| match memtable.wal() {
+                // @task week4_day2 1
+                Some(wal) => self.log_alone_or_queue(wal, entries, kinds, ts, options.sync),
+                // @or week4_day1 3
+                // Some(wal) => wal.put_batch_at(entries, ts).map(|()| Logged::Written),
+                // @end
+                None => Ok(Logged::Written),
+            })?;
         // @task week4_day2 1 stub=comment
-        let logged = logged.and_then(|()| match memtable.wal() {
-            Some(wal) => self.log_group_commit(wal, ts, clock, deadline),
-            None => Ok(()),
+        let logged = logged.and_then(|logged| match (logged, memtable.wal()) {
+            (Logged::Queued, Some(wal)) => self.log_group_commit(wal, ts, clock, deadline),
+            (Logged::Leading, Some(wal)) => self.lead_alone(wal, entries, ts, options.sync),
+            _ => Ok(()),
         });
         // @end
         if logged.is_ok() {
@@ -347,6 +356,79 @@ impl LsmStorageInner {
         // @end
     }
     // ANCHOR_END: commit_pipeline
+
+    // ANCHOR: log_alone_or_queue
+    /// The log step of a commit's prepare, under the commit lock: queues the batch for group
+    /// commit, or, when no other writer is queued or leading and no sync is asked, puts its
+    /// record straight into `wal`'s buffer, a group of its own. That fast path is the week 3
+    /// write path: a lone writer pays for no queue, no hand-off and no second copy of its
+    /// record. The log stays in timestamp order: every earlier record is in it, and every later
+    /// writer waits for the commit lock, then finds this one leading if its record must still
+    /// be written out ([`Logged::Leading`]); that write happens after the commit lock is let go,
+    /// so a slow write(2) holds up no other writer's prepare.
+    ///
+    /// # Errors
+    /// The sticky log error (week 4 day 3), or a failed write of a full buffer, which it makes
+    /// sticky; the batch is then not durable and not applied.
+    fn log_alone_or_queue(
+        &self,
+        wal: &Wal,
+        entries: &[(&[u8], &[u8])],
+        kinds: &[ValueKind],
+        ts: u64,
+        sync: SyncMode,
+    ) -> Result<Logged> {
+        // @task week4_day2 1
+        let signal = &*self.commit_queue;
+        let mut queue = signal.queue.lock();
+        let alone = queue.members.is_empty() && !queue.leading && queue.sticky.is_none();
+        if !alone || sync == SyncMode::Fsync {
+            drop(queue);
+            signal.push(entries, kinds, ts, sync);
+            return Ok(Logged::Queued);
+        }
+        // A writer of the last group back in line: a leader lingering for it need not.
+        queue.returning = queue.returning.saturating_sub(1);
+        if wal.buffer_batch(entries, kinds, ts, sync) {
+            queue.leading = true;
+            return Ok(Logged::Leading);
+        }
+        // @task week4_day7 1 stub=comment
+        self.metrics.record_group(&[entries]);
+        // @end
+        Ok(Logged::Written)
+        // @end
+    }
+
+    /// Writes out `wal`'s buffer, which ends with the record of `ts` alone, as `sync` says, as
+    /// the leader of a group of one (see [`Self::log_alone_or_queue`]).
+    ///
+    /// # Errors
+    /// As [`Self::lead_group`].
+    fn lead_alone(
+        &self,
+        wal: &Wal,
+        entries: &[(&[u8], &[u8])],
+        ts: u64,
+        sync: SyncMode,
+    ) -> Result<()> {
+        // @task week4_day2 1
+        let group = Group {
+            first: ts,
+            last: ts,
+            count: 1,
+            records: Vec::new(),
+            sync,
+            tally: GroupTally::of(entries),
+        };
+        let started = Instant::now();
+        let written = wal.write_buffered(sync);
+        let result = written.as_ref().map(|_| ()).map_err(|e| format!("{e:#}"));
+        self.finish_group(group, result, started.elapsed());
+        written
+        // @end
+    }
+    // ANCHOR_END: log_alone_or_queue
 
     // ANCHOR: log_group_commit
     /// Waits until the record queued for `ts` is written to `wal` as far as its group asked, and
@@ -448,7 +530,8 @@ impl LsmStorageInner {
     ) {
         let signal = &*self.commit_queue;
         let mut queue = signal.queue.lock();
-        if group.records.capacity() <= SPARE_LIMIT {
+        // (A group of one written alone brings no buffer: the spare stays.)
+        if group.records.capacity() > 0 && group.records.capacity() <= SPARE_LIMIT {
             group.records.clear();
             queue.spare = Some(std::mem::take(&mut group.records));
         }

@@ -152,6 +152,17 @@ enum Turn {
     TimedOut,
 }
 
+/// Where a commit's log record went in the prepare step.
+pub(crate) enum Logged {
+    /// Into the log (or there is no log): nothing to wait for.
+    Written,
+    /// Into the commit queue (week 4 day 2): a leader writes it with its group.
+    Queued,
+    /// Into the log's buffer, alone, and it must still be written out as its sync mode asks:
+    /// the writer leads a group of one (week 4 day 2).
+    Leading,
+}
+
 impl Wake for CommitQueue {
     /// A fake clock moved: the waiters look at their deadlines again.
     fn wake(&self) {
@@ -265,6 +276,44 @@ impl LsmStorageInner {
         todo!("week 4 day 1, task 3: commit through the pipeline: prepare, apply your own batch concurrently, publish (book: week4-01-ordered-publishing)")
     }
 
+    /// The log step of a commit's prepare, under the commit lock: queues the batch for group
+    /// commit, or, when no other writer is queued or leading and no sync is asked, puts its
+    /// record straight into `wal`'s buffer, a group of its own. That fast path is the week 3
+    /// write path: a lone writer pays for no queue, no hand-off and no second copy of its
+    /// record. The log stays in timestamp order: every earlier record is in it, and every later
+    /// writer waits for the commit lock, then finds this one leading if its record must still
+    /// be written out ([`Logged::Leading`]); that write happens after the commit lock is let go,
+    /// so a slow write(2) holds up no other writer's prepare.
+    ///
+    /// # Errors
+    /// The sticky log error (week 4 day 3), or a failed write of a full buffer, which it makes
+    /// sticky; the batch is then not durable and not applied.
+    fn log_alone_or_queue(
+        &self,
+        wal: &Wal,
+        entries: &[(&[u8], &[u8])],
+        kinds: &[ValueKind],
+        ts: u64,
+        sync: SyncMode,
+    ) -> Result<Logged> {
+        todo!("week 4 day 2, task 1: queue each commit's batch; the first writer in the queue leads a group, up to a cap, and hands each member its result (book: week4-02-group-commit)")
+    }
+
+    /// Writes out `wal`'s buffer, which ends with the record of `ts` alone, as `sync` says, as
+    /// the leader of a group of one (see [`Self::log_alone_or_queue`]).
+    ///
+    /// # Errors
+    /// As [`Self::lead_group`].
+    fn lead_alone(
+        &self,
+        wal: &Wal,
+        entries: &[(&[u8], &[u8])],
+        ts: u64,
+        sync: SyncMode,
+    ) -> Result<()> {
+        todo!("week 4 day 2, task 1: queue each commit's batch; the first writer in the queue leads a group, up to a cap, and hands each member its result (book: week4-02-group-commit)")
+    }
+
     /// Waits until the record queued for `ts` is written to `wal` as far as its group asked, and
     /// leads the group that holds it if it is first in the queue when no one else leads.
     ///
@@ -296,7 +345,8 @@ impl LsmStorageInner {
     ) {
         let signal = &*self.commit_queue;
         let mut queue = signal.queue.lock();
-        if group.records.capacity() <= SPARE_LIMIT {
+        // (A group of one written alone brings no buffer: the spare stays.)
+        if group.records.capacity() > 0 && group.records.capacity() <= SPARE_LIMIT {
             group.records.clear();
             queue.spare = Some(std::mem::take(&mut group.records));
         }
