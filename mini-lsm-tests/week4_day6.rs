@@ -17,6 +17,7 @@ use crate::key::KeySlice;
 use crate::lsm_storage::{LsmStorageInner, LsmStorageOptions, MiniLsm, WriteBatchOp};
 use crate::mem_table::MemTable;
 use crate::merge::{AddOperator, AppendOperator, MergeOperator, ValueKind};
+use crate::mvcc::{Conflict, Isolation};
 use crate::table::{SsTableBuilder, SsTableIterator};
 use crate::wal::{encode_batch, SyncMode, Wal};
 
@@ -694,4 +695,96 @@ fn test_task3_random_against_model() {
             );
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Task 4: merge inside a transaction
+
+/// A transaction's merge folds into its own put or delete at once, reads over its snapshot
+/// where it wrote nothing else, and commits an operand: a merge committed by someone else
+/// meanwhile still counts (an unvalidated transaction, so that both commit).
+#[test]
+fn test_task4_transaction_merges_read_and_commit_as_operands() {
+    let mut options = options(AddOperator);
+    options.isolation = Isolation::Unvalidated;
+    let (_dir, inner) = open_engine(options);
+    inner.put(b"c", b"10").unwrap();
+    inner.put(b"e", b"50").unwrap();
+    flush_all(&inner);
+    let mut txn = inner.new_txn();
+    txn.merge(b"c", b"5").unwrap();
+    txn.merge(b"c", b"2").unwrap();
+    assert_eq!(
+        txn.get(b"c").unwrap(),
+        val("17"),
+        "two operands over the snapshot's 10"
+    );
+    txn.put(b"d", b"1").unwrap();
+    txn.merge(b"d", b"4").unwrap();
+    assert_eq!(
+        txn.get(b"d").unwrap(),
+        val("5"),
+        "an operand over its own put"
+    );
+    txn.delete(b"e").unwrap();
+    txn.merge(b"e", b"3").unwrap();
+    assert_eq!(
+        txn.get(b"e").unwrap(),
+        val("3"),
+        "an operand over its own delete"
+    );
+    let mut iter = txn.scan(Bound::Unbounded, Bound::Unbounded).unwrap();
+    let seen: Vec<(Bytes, Bytes)> = collect_user(&mut iter).unwrap();
+    drop(iter);
+    let expected: Vec<(Bytes, Bytes)> = [("c", "17"), ("d", "5"), ("e", "3")]
+        .iter()
+        .map(|(k, v)| (Bytes::from(*k), Bytes::from(*v)))
+        .collect();
+    assert_eq!(seen, expected, "the transaction's scan");
+    inner.merge(b"c", b"100").unwrap();
+    assert_eq!(
+        txn.get(b"c").unwrap(),
+        val("17"),
+        "a later commit stays out of its reads"
+    );
+    txn.commit().unwrap();
+    assert_eq!(
+        inner.get(b"c").unwrap(),
+        val("117"),
+        "committed as an operand, not as 17"
+    );
+    assert_eq!(inner.get(b"d").unwrap(), val("5"));
+    assert_eq!(inner.get(b"e").unwrap(), val("3"));
+}
+
+/// A transaction's merge is a write for validation: under snapshot isolation, two transactions
+/// that merge one key conflict like two that put it (the first to commit wins); an aborted
+/// transaction's operands leave nothing.
+#[test]
+fn test_task4_transaction_merges_validate_and_abort_like_writes() {
+    let mut options = options(AddOperator);
+    options.isolation = Isolation::Snapshot;
+    let (_dir, inner) = open_engine(options);
+    let mut first = inner.new_txn();
+    let mut second = inner.new_txn();
+    first.merge(b"n", b"1").unwrap();
+    second.merge(b"n", b"1").unwrap();
+    first.commit().unwrap();
+    let error = second
+        .commit()
+        .expect_err("the second merge of n must conflict");
+    assert!(
+        error.downcast_ref::<Conflict>().is_some(),
+        "the error: {error:#}"
+    );
+    let mut aborted = inner.new_txn();
+    aborted.merge(b"n", b"1000").unwrap();
+    drop(aborted);
+    assert_eq!(inner.get(b"n").unwrap(), val("1"));
+    let (_dir, plain) = open_engine(LsmStorageOptions::default_for_week2_test(
+        CompactionOptions::NoCompaction,
+    ));
+    let mut txn = plain.new_txn();
+    let error = txn.merge(b"n", b"1").expect_err("no operator").to_string();
+    assert!(error.contains("merge_operator"), "the error: {error}");
 }

@@ -51,8 +51,7 @@
 //!
 //! The operator is not recorded in the database: open it again with the same operator, or the
 //! operands already written cannot be read (reads and compactions meeting one fail, naming the
-//! missing operator). No merge inside transactions yet: a transaction reads folded values and
-//! may put the result. Reads fold every time: a key with a thousand operands above its last
+//! missing operator). Reads fold every time: a key with a thousand operands above its last
 //! compaction costs a thousand entries per read (RocksDB caps this with
 //! `max_successive_merges`, folding at write time).
 

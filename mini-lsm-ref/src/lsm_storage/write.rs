@@ -18,7 +18,7 @@ use super::write_buffer::MemoryUse;
 use super::LsmStorageInner;
 use crate::clock::{Clock, RealClock, Wake};
 use crate::manifest::ManifestRecord;
-use crate::merge::ValueKind;
+use crate::merge::{MergeOperator, ValueKind};
 use crate::metrics::StallOutcome;
 use crate::mvcc::CommitCheck;
 
@@ -167,17 +167,17 @@ impl LsmStorageInner {
         // @end
     }
 
-    /// Checks that merges can be read: the engine has a merge operator.
+    /// Checks that merges can be read: the engine has a merge operator, which it returns.
     ///
     /// # Errors
     /// If it has none, saying how to give it one.
-    fn check_merge_operator(&self) -> Result<()> {
-        ensure!(
-            self.options.merge_operator.is_some(),
-            "cannot merge: the engine has no merge operator; set `merge_operator` in the \
-             options it is opened with (`mini_lsm::merge::AddOperator` adds decimal integers)"
-        );
-        Ok(())
+    pub(crate) fn check_merge_operator(&self) -> Result<&dyn MergeOperator> {
+        self.options.merge_operator.as_deref().ok_or_else(|| {
+            anyhow!(
+                "cannot merge: the engine has no merge operator; set `merge_operator` in the \
+                 options it is opened with (`mini_lsm::merge::AddOperator` adds decimal integers)"
+            )
+        })
     }
     // ANCHOR_END: merge
 
@@ -345,8 +345,9 @@ impl LsmStorageInner {
     // ANCHOR_END: write_batch
 
     // ANCHOR: commit_txn
-    /// Commits a transaction's write set `entries` (already checked, each key once) as one
-    /// batch, validated with `check` (week 3 day 6): the steps of [`Self::write_batch`], so that
+    /// Commits a transaction's write set `entries` (already checked, each key once; `kinds`
+    /// empty, or each entry's kind when some are merge operands, week 4 day 6) as one batch,
+    /// validated with `check` (week 3 day 6): the steps of [`Self::write_batch`], so that
     /// a transaction's commit stalls, fails on a background error and freezes the memtable
     /// exactly as a batch does. Returns the commit timestamp.
     ///
@@ -356,12 +357,13 @@ impl LsmStorageInner {
     pub(crate) fn commit_txn(
         &self,
         entries: &[(&[u8], &[u8])],
+        kinds: &[ValueKind],
         check: Option<&CommitCheck<'_>>,
     ) -> Result<u64> {
         // @task week3_day5 3
         self.check_bg_error()?;
         self.wait_for_room()?;
-        let (ts, size) = self.commit_batch(entries, &[], check, &self.default_write_options())?;
+        let (ts, size) = self.commit_batch(entries, kinds, check, &self.default_write_options())?;
         self.try_freeze(size)?;
         Ok(ts)
         // @end

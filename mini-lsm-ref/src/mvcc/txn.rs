@@ -17,6 +17,15 @@
 //! transaction or none of it, and a crash keeps all of it or none. Dropping a transaction
 //! without committing aborts it: its writes never left it.
 //!
+//! Merges (week 4 day 6) join the write set too. An operand over a key the transaction put or
+//! deleted folds into that write at once (the transaction knows the base); an operand over a key
+//! it did not write stays an operand, the transaction's operands for a key folded into one (the
+//! operator's partial-merge law, see [`crate::merge`]), and commits as an operand, so that what
+//! other writers merged into the key meanwhile still counts. The transaction reads such a key as
+//! its snapshot's value with the operand folded over it. For validation a merge is a write: two
+//! transactions that merge one key conflict as two that put it do (a transaction may have read
+//! the key and chosen its operand from what it saw).
+//!
 //! Invariants: the write set holds each key once, with its latest value (empty for a delete); a
 //! transaction that committed or failed to takes no more reads or writes (each returns an error
 //! saying so); while it is active, its read timestamp holds the watermark, so compaction keeps
@@ -39,6 +48,7 @@ use crate::iterators::two_merge_iterator::TwoMergeIterator;
 use crate::iterators::StorageIterator;
 use crate::lsm_iterator::{FusedIterator, LsmIterator};
 use crate::lsm_storage::{check_entry_size, LsmStorageInner};
+use crate::merge::{no_operator, ValueKind};
 
 // ANCHOR: txn_state
 /// Where a transaction is in its life.
@@ -64,6 +74,9 @@ pub struct Transaction<'a> {
     isolation: Isolation,
     /// Its writes, not yet committed: key -> value, empty for a delete.
     writes: BTreeMap<Bytes, Bytes>,
+    /// Its merge operands over keys it did not put or delete, one (folded) per key (week 4 day
+    /// 6). No key is in both maps.
+    merges: BTreeMap<Bytes, Bytes>,
     /// What it read from its snapshot (serializable only, week 3 day 6).
     reads: ReadSet,
     /// Active (with its snapshot), committed or failed.
@@ -90,6 +103,7 @@ impl<'a> Transaction<'a> {
             read_ts: snapshot.read_ts(),
             isolation,
             writes: BTreeMap::new(),
+            merges: BTreeMap::new(),
             reads: ReadSet::default(),
             state: TxnState::Active(snapshot),
         }
@@ -141,6 +155,12 @@ impl<'a> Transaction<'a> {
             self.reads.add_key(key);
         }
         // @end
+        // @task week4_day6 4 stub=comment
+        if let Some(operand) = self.merges.get(key) {
+            let value = self.fold_over_snapshot(key, operand)?;
+            return Ok((!value.is_empty()).then_some(value));
+        }
+        // @end
         self.active()?.get(key)
         // @end
     }
@@ -164,7 +184,7 @@ impl<'a> Transaction<'a> {
             self.reads.add_range(lower, upper);
         }
         // @end
-        let writes = if range_is_empty(lower, upper) {
+        let mut writes: Vec<(Bytes, Bytes)> = if range_is_empty(lower, upper) {
             Vec::new()
         } else {
             self.writes
@@ -172,6 +192,16 @@ impl<'a> Transaction<'a> {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         };
+        // @task week4_day6 4 stub=comment
+        if !range_is_empty(lower, upper) && !self.merges.is_empty() {
+            // The keys with operands join as their folded values (empty: none), in key order.
+            for (key, operand) in self.merges.range::<[u8], _>((lower, upper)) {
+                let value = self.fold_over_snapshot(key, operand)?;
+                writes.push((key.clone(), value));
+            }
+            writes.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        // @end
         let snapshot = self.active()?.scan(lower, upper)?;
         Ok(FusedIterator::new(TxnIterator::new(
             WriteSetIterator::new(writes),
@@ -212,10 +242,54 @@ impl<'a> Transaction<'a> {
         // @task week3_day5 1
         self.active()?;
         check_entry_size(key, value)?;
+        // @task week4_day6 4 stub=comment
+        self.merges.remove(key); // A put or a delete replaces the operands under it.
+                                 // @end
         self.writes
             .insert(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
         Ok(())
         // @end
+    }
+
+    /// Adds `operand` to `key` (week 4 day 6): folded at once into the transaction's own put or
+    /// delete of `key`; otherwise kept, folded with its earlier operands for `key`, and
+    /// committed as an operand. See the module docs.
+    ///
+    /// # Errors
+    /// If the transaction has committed or failed; if the engine has no merge operator, or it
+    /// fails to fold; if the key or operand is longer than 65535 bytes.
+    pub fn merge(&mut self, key: &[u8], operand: &[u8]) -> Result<()> {
+        // @task week4_day6 4
+        self.active()?;
+        check_entry_size(key, operand)?;
+        let operator = self.inner.check_merge_operator()?;
+        if let Some(value) = self.writes.get(key) {
+            let base = (!value.is_empty()).then_some(&value[..]);
+            let folded = operator.merge(key, base, &[operand])?;
+            check_entry_size(key, &folded)?;
+            self.writes
+                .insert(Bytes::copy_from_slice(key), folded.into());
+            return Ok(());
+        }
+        let folded = match self.merges.get(key) {
+            Some(earlier) => operator.merge(key, None, &[earlier, operand])?,
+            None => operand.to_vec(),
+        };
+        check_entry_size(key, &folded)?;
+        self.merges
+            .insert(Bytes::copy_from_slice(key), folded.into());
+        Ok(())
+        // @end
+    }
+
+    /// The value `key` reads as in this transaction when its only write is `operand`: its
+    /// snapshot's value (read, and for a serializable transaction recorded as read) with the
+    /// operand folded over it; empty for none.
+    fn fold_over_snapshot(&self, key: &[u8], operand: &[u8]) -> Result<Bytes> {
+        let operator = self.inner.options.merge_operator.as_deref();
+        let operator = operator.ok_or_else(|| no_operator(key))?;
+        let base = self.active()?.get(key)?;
+        Ok(operator.merge(key, base.as_deref(), &[operand])?.into())
     }
     // ANCHOR_END: txn_write
 
@@ -233,24 +307,35 @@ impl<'a> Transaction<'a> {
     pub fn commit(&mut self) -> Result<Option<u64>> {
         // @task week3_day5 3
         self.active()?;
-        if self.writes.is_empty() {
+        if self.writes.is_empty() && self.merges.is_empty() {
             self.finish(TxnState::Committed);
             return Ok(None);
         }
-        let entries: Vec<(&[u8], &[u8])> = self
+        let mut entries: Vec<(&[u8], &[u8])> = self
             .writes
             .iter()
             .map(|(key, value)| (&key[..], &value[..]))
             .collect();
+        let mut kinds = Vec::new();
+        // @task week4_day6 4 stub=comment
+        if !self.merges.is_empty() {
+            kinds = entries
+                .iter()
+                .map(|(_, v)| ValueKind::of_value(v))
+                .collect();
+            entries.extend(self.merges.iter().map(|(key, op)| (&key[..], &op[..])));
+            kinds.resize(entries.len(), ValueKind::Merge);
+        }
+        // @end
         // @task week3_day6 2
         let check = CommitCheck {
             read_ts: self.read_ts,
             isolation: self.isolation,
             reads: &self.reads,
         };
-        let committed = self.inner.commit_txn(&entries, Some(&check));
+        let committed = self.inner.commit_txn(&entries, &kinds, Some(&check));
         // @or week3_day5 3
-        // let committed = self.inner.commit_txn(&entries, None);
+        // let committed = self.inner.commit_txn(&entries, &kinds, None);
         // @end
         match committed {
             Ok(ts) => {

@@ -18,7 +18,7 @@ use super::write_buffer::MemoryUse;
 use super::LsmStorageInner;
 use crate::clock::{Clock, RealClock, Wake};
 use crate::manifest::ManifestRecord;
-use crate::merge::ValueKind;
+use crate::merge::{MergeOperator, ValueKind};
 use crate::metrics::StallOutcome;
 use crate::mvcc::CommitCheck;
 
@@ -150,17 +150,17 @@ impl LsmStorageInner {
         todo!("week 4 day 6, task 1: give every entry a kind (put, delete, merge operand) in the memtable, the block's kind column, the log and the write batch, and merge through the commit path (book: week4-06-merge-operator)")
     }
 
-    /// Checks that merges can be read: the engine has a merge operator.
+    /// Checks that merges can be read: the engine has a merge operator, which it returns.
     ///
     /// # Errors
     /// If it has none, saying how to give it one.
-    fn check_merge_operator(&self) -> Result<()> {
-        ensure!(
-            self.options.merge_operator.is_some(),
-            "cannot merge: the engine has no merge operator; set `merge_operator` in the \
-             options it is opened with (`mini_lsm::merge::AddOperator` adds decimal integers)"
-        );
-        Ok(())
+    pub(crate) fn check_merge_operator(&self) -> Result<&dyn MergeOperator> {
+        self.options.merge_operator.as_deref().ok_or_else(|| {
+            anyhow!(
+                "cannot merge: the engine has no merge operator; set `merge_operator` in the \
+                 options it is opened with (`mini_lsm::merge::AddOperator` adds decimal integers)"
+            )
+        })
     }
 
     /// [`Self::put`], durable as `options` says when it returns (week 4 day 2).
@@ -243,8 +243,9 @@ impl LsmStorageInner {
         todo!("week 3 day 3, task 2: commit every write and batch at the next timestamp, and publish it once applied (book: week3-03-commit-timestamps)")
     }
 
-    /// Commits a transaction's write set `entries` (already checked, each key once) as one
-    /// batch, validated with `check` (week 3 day 6): the steps of [`Self::write_batch`], so that
+    /// Commits a transaction's write set `entries` (already checked, each key once; `kinds`
+    /// empty, or each entry's kind when some are merge operands, week 4 day 6) as one batch,
+    /// validated with `check` (week 3 day 6): the steps of [`Self::write_batch`], so that
     /// a transaction's commit stalls, fails on a background error and freezes the memtable
     /// exactly as a batch does. Returns the commit timestamp.
     ///
@@ -254,6 +255,7 @@ impl LsmStorageInner {
     pub(crate) fn commit_txn(
         &self,
         entries: &[(&[u8], &[u8])],
+        kinds: &[ValueKind],
         check: Option<&CommitCheck<'_>>,
     ) -> Result<u64> {
         todo!("week 3 day 5, task 3: commit the write set as one batch through the commit path; a finished transaction refuses use (book: week3-05-transactions)")

@@ -17,6 +17,15 @@
 //! transaction or none of it, and a crash keeps all of it or none. Dropping a transaction
 //! without committing aborts it: its writes never left it.
 //!
+//! Merges (week 4 day 6) join the write set too. An operand over a key the transaction put or
+//! deleted folds into that write at once (the transaction knows the base); an operand over a key
+//! it did not write stays an operand, the transaction's operands for a key folded into one (the
+//! operator's partial-merge law, see [`crate::merge`]), and commits as an operand, so that what
+//! other writers merged into the key meanwhile still counts. The transaction reads such a key as
+//! its snapshot's value with the operand folded over it. For validation a merge is a write: two
+//! transactions that merge one key conflict as two that put it do (a transaction may have read
+//! the key and chosen its operand from what it saw).
+//!
 //! Invariants: the write set holds each key once, with its latest value (empty for a delete); a
 //! transaction that committed or failed to takes no more reads or writes (each returns an error
 //! saying so); while it is active, its read timestamp holds the watermark, so compaction keeps
@@ -39,6 +48,7 @@ use crate::iterators::two_merge_iterator::TwoMergeIterator;
 use crate::iterators::StorageIterator;
 use crate::lsm_iterator::{FusedIterator, LsmIterator};
 use crate::lsm_storage::{check_entry_size, LsmStorageInner};
+use crate::merge::{no_operator, ValueKind};
 
 /// Where a transaction is in its life.
 enum TxnState<'a> {
@@ -61,6 +71,9 @@ pub struct Transaction<'a> {
     isolation: Isolation,
     /// Its writes, not yet committed: key -> value, empty for a delete.
     writes: BTreeMap<Bytes, Bytes>,
+    /// Its merge operands over keys it did not put or delete, one (folded) per key (week 4 day
+    /// 6). No key is in both maps.
+    merges: BTreeMap<Bytes, Bytes>,
     /// What it read from its snapshot (serializable only, week 3 day 6).
     reads: ReadSet,
     /// Active (with its snapshot), committed or failed.
@@ -86,6 +99,7 @@ impl<'a> Transaction<'a> {
             read_ts: snapshot.read_ts(),
             isolation,
             writes: BTreeMap::new(),
+            merges: BTreeMap::new(),
             reads: ReadSet::default(),
             state: TxnState::Active(snapshot),
         }
@@ -160,6 +174,27 @@ impl<'a> Transaction<'a> {
     /// Writes `value` (empty: a delete) under `key` in the write set, replacing an earlier write.
     fn write(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         todo!("week 3 day 5, task 1: begin a transaction on a snapshot, write into its private write set, read its own writes first (book: week3-05-transactions)")
+    }
+
+    /// Adds `operand` to `key` (week 4 day 6): folded at once into the transaction's own put or
+    /// delete of `key`; otherwise kept, folded with its earlier operands for `key`, and
+    /// committed as an operand. See the module docs.
+    ///
+    /// # Errors
+    /// If the transaction has committed or failed; if the engine has no merge operator, or it
+    /// fails to fold; if the key or operand is longer than 65535 bytes.
+    pub fn merge(&mut self, key: &[u8], operand: &[u8]) -> Result<()> {
+        todo!("week 4 day 6, task 4: merge inside a transaction: fold into its own put or delete, else keep one operand per key, read it over the snapshot, commit it as an operand (book: week4-06-merge-operator)")
+    }
+
+    /// The value `key` reads as in this transaction when its only write is `operand`: its
+    /// snapshot's value (read, and for a serializable transaction recorded as read) with the
+    /// operand folded over it; empty for none.
+    fn fold_over_snapshot(&self, key: &[u8], operand: &[u8]) -> Result<Bytes> {
+        let operator = self.inner.options.merge_operator.as_deref();
+        let operator = operator.ok_or_else(|| no_operator(key))?;
+        let base = self.active()?.get(key)?;
+        Ok(operator.merge(key, base.as_deref(), &[operand])?.into())
     }
 
     /// Commits the write set as one batch at one commit timestamp, through the engine's commit
