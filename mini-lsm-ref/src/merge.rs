@@ -123,6 +123,7 @@ pub trait MergeOperator: Send + Sync + Debug {
 }
 // ANCHOR_END: merge_operator
 
+// ANCHOR: add_operator
 /// Adds decimal integers: values and operands are ASCII decimal `i64`s (`"42"`, `"-3"`); the
 /// sum of nothing is 0. The REPL's operator: `merge visits 1`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -162,6 +163,7 @@ impl MergeOperator for AddOperator {
         Ok(sum.to_string().into_bytes())
     }
 }
+// ANCHOR_END: add_operator
 
 /// Appends operands to the value, in order, each after a separator (but the first of an empty
 /// value): a list. Order matters, which makes it the operator that shows a fold in the wrong

@@ -232,6 +232,7 @@ impl LsmStorageInner {
                 key = Some(user_key.to_vec());
                 settled = false;
             }
+            // ANCHOR: compact_versions
             // The value written for this version, or `None` to leave it out.
             let value = if ts > watermark {
                 Some(iter.value())
@@ -273,6 +274,7 @@ impl LsmStorageInner {
                 // current.add(iter.key(), value);
                 // @end
             }
+            // ANCHOR_END: compact_versions
             iter.next()?;
         }
         if let Some(last) = builder {
