@@ -23,8 +23,9 @@
 //! operator's partial-merge law, see [`crate::merge`]), and commits as an operand, so that what
 //! other writers merged into the key meanwhile still counts. The transaction reads such a key as
 //! its snapshot's value with the operand folded over it. For validation a merge is a write: two
-//! transactions that merge one key conflict as two that put it do (a transaction may have read
-//! the key and chosen its operand from what it saw).
+//! transactions that merge one key conflict exactly when two that put it would, at each
+//! isolation level (a transaction may have read the key and chosen its operand from what it
+//! saw).
 //!
 //! Invariants: the write set holds each key once, with its latest value (empty for a delete); a
 //! transaction that committed or failed to takes no more reads or writes (each returns an error
