@@ -372,17 +372,7 @@ impl Wal {
         ts: u64,
     ) -> Result<()> {
         let mut inner = self.inner.lock();
-        // The payload is built in a buffer the log keeps, not a fresh `Vec` per put: one
-        // allocation and free less on every write.
-        let WalInner {
-            buffer, payload, ..
-        } = &mut *inner;
-        payload.clear();
-        encode_batch(payload, batch, kinds, ts);
-        encode_record(buffer, payload);
-        if payload.capacity() > BUFFER_LIMIT {
-            *payload = Vec::new(); // Do not keep a huge batch's worth of memory.
-        }
+        inner.buffer_record(batch, kinds, ts);
         if inner.buffer.len() >= inner.buffer_limit {
             inner.write_out()?;
         }
@@ -434,15 +424,7 @@ impl Wal {
         sync: SyncMode,
     ) -> bool {
         let mut inner = self.inner.lock();
-        let WalInner {
-            buffer, payload, ..
-        } = &mut *inner;
-        payload.clear();
-        encode_batch(payload, batch, kinds, ts);
-        encode_record(buffer, payload);
-        if payload.capacity() > BUFFER_LIMIT {
-            *payload = Vec::new(); // Do not keep a huge batch's worth of memory.
-        }
+        inner.buffer_record(batch, kinds, ts);
         inner.must_write_out(sync)
     }
 
@@ -539,6 +521,18 @@ impl Wal {
 
 // ANCHOR: write_out
 impl WalInner {
+    /// Appends one batch, committed at `ts`, to the buffer as a record of its own. The payload
+    /// is built in a buffer the log keeps, not a fresh `Vec` per write: one allocation and free
+    /// less on every write.
+    fn buffer_record(&mut self, batch: &[(&[u8], &[u8])], kinds: &[ValueKind], ts: u64) {
+        self.payload.clear();
+        encode_batch(&mut self.payload, batch, kinds, ts);
+        encode_record(&mut self.buffer, &self.payload);
+        if self.payload.capacity() > BUFFER_LIMIT {
+            self.payload = Vec::new(); // Do not keep a huge batch's worth of memory.
+        }
+    }
+
     /// Whether the buffer must be written out for a record that asked for `sync`: when it did
     /// not ask to stay in the process, or the buffer is full (week 4 day 2).
     fn must_write_out(&self, sync: SyncMode) -> bool {

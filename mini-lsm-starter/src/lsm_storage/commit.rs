@@ -259,8 +259,9 @@ impl LsmStorageInner {
 
     /// Commits `entries` (an empty value is a tombstone; `kinds` empty or one per entry, week 4
     /// day 6) as one batch through the pipeline (see the module docs): prepared at the next
-    /// timestamp, logged (durable as `options` says), applied, published. Returns the timestamp and the memtable's size after the write, for
-    /// the caller's freeze. A transaction passes its `check` (week 3 day 6).
+    /// timestamp, logged (durable as `options` says), applied, published. Returns the timestamp
+    /// and the memtable's size after the write, for the caller's freeze. A transaction passes
+    /// its `check` (week 3 day 6).
     ///
     /// # Errors
     /// A [`crate::mvcc::Conflict`] if `check` fails; the log error if the log write or sync

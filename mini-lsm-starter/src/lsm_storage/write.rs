@@ -223,8 +223,9 @@ impl LsmStorageInner {
 
     /// Commits `entries` (an empty value is a tombstone) as one batch at the next commit
     /// timestamp: into the log and the memtable, then published (see [`crate::mvcc`]). `kinds`
-    /// is empty, or from week 4 day 6 holds each entry's kind (a batch with merge operands). Returns
-    /// the commit timestamp and the memtable's size after the write, for the caller's freeze.
+    /// is empty, or from week 4 day 6 holds each entry's kind (a batch with merge operands).
+    /// Returns the commit timestamp and the memtable's size after the write, for the caller's
+    /// freeze.
     /// A transaction's commit passes its `check` (week 3 day 6); a plain write passes none. It
     /// returns once the batch is as durable as `options` asks (week 4 day 2).
     ///
