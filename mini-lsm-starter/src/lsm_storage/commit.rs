@@ -36,6 +36,7 @@
 //! next group can be written while the last one syncs. With one sync in flight at a time, the
 //! throughput of synced writes is about (group size) / (sync time).
 
+use std::cell::OnceCell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
