@@ -7,6 +7,11 @@
 //! `&LsmStorageInner`, and the case keeps it across operations until it drops it (a transaction:
 //! until it commits or aborts) or the engine reopens. Dropping the struct drops the snapshots and
 //! transactions first, then the engine.
+//!
+//! The engine's files live on a `MemFs` seen through a `HoldFs` (`hold_fs.rs`, printed into the
+//! tests of cases that use it), which can hold one append to a log: a `group` holds its leader
+//! there while the other writers queue behind it, each on a scoped thread of its own that borrows
+//! the engine. Every wait for them is bounded.
 
 /// Generates `$seq` (a sequential engine) and `$conc` (a concurrent one) for crate `$krate`.
 macro_rules! engine_adapters {
@@ -23,10 +28,53 @@ macro_rules! engine_adapters {
             txns: [Option<$krate::mvcc::Transaction<'this>>; TXN_SLOTS],
         }
 
+        #[expect(dead_code, reason = "`Gate::wait_held` serves the printed tests")]
+        mod hold {
+            use anyhow::Result;
+            use $krate::fs::{FileSystem, MemFs, ReadableFile, WritableFile};
+            include!("hold_fs.rs");
+
+            /// A fresh gate and a `HoldFs` on `mem` that passes through it.
+            pub fn on(
+                mem: MemFs,
+            ) -> (
+                std::sync::Arc<dyn FileSystem>,
+                std::sync::Arc<dyn Hold + Send + Sync>,
+            ) {
+                let gate = std::sync::Arc::new(Gate::default());
+                let fs = HoldFs {
+                    mem,
+                    gate: std::sync::Arc::clone(&gate),
+                };
+                (std::sync::Arc::new(fs), gate)
+            }
+
+            /// The gate's operations the adapter uses.
+            pub trait Hold {
+                fn arm(&self);
+                fn holding(&self) -> bool;
+                fn release(&self);
+            }
+
+            impl Hold for Gate {
+                fn arm(&self) {
+                    Gate::arm(self)
+                }
+                fn holding(&self) -> bool {
+                    Gate::holding(self)
+                }
+                fn release(&self) {
+                    Gate::release(self)
+                }
+            }
+        }
+
         /// An engine of the course on a `MemFs`, driven one operation at a time.
         pub struct $seq {
             config: Config,
             fs: $krate::fs::MemFs,
+            /// The gate the engine's logs pass through (see `hold_fs.rs`).
+            gate: std::sync::Arc<dyn hold::Hold + Send + Sync>,
             open: Option<Open>,
         }
 
@@ -55,9 +103,11 @@ macro_rules! engine_adapters {
             /// # Errors
             /// The engine's `open` error.
             pub fn open(config: Config) -> Result<Self> {
+                let fs = $krate::fs::MemFs::new();
                 let mut engine = Self {
                     config,
-                    fs: $krate::fs::MemFs::new(),
+                    gate: hold::on(fs.clone()).1,
+                    fs,
                     open: None,
                 };
                 engine.reopen()?;
@@ -72,7 +122,9 @@ macro_rules! engine_adapters {
                 options.compaction_options = compaction(self.config);
                 options.enable_wal = self.config.wal;
                 options.isolation = isolation(self.config);
-                options.fs = std::sync::Arc::new(self.fs.clone());
+                options.merge_operator = Some(std::sync::Arc::new(
+                    $krate::merge::AppendOperator::new(crate::model::MERGE_SEPARATOR),
+                ));
                 options
             }
 
@@ -84,8 +136,11 @@ macro_rules! engine_adapters {
                 // Before the write-path chapter `open` does not create its directory.
                 self.fs
                     .create_dir_all(std::path::Path::new(settings::DIR))?;
-                let inner =
-                    $krate::lsm_storage::LsmStorageInner::open(settings::DIR, self.options())?;
+                let mut options = self.options();
+                let (fs, gate) = hold::on(self.fs.clone());
+                options.fs = fs;
+                self.gate = gate;
+                let inner = $krate::lsm_storage::LsmStorageInner::open(settings::DIR, options)?;
                 self.open = Some(Open::new(
                     inner,
                     |_| std::array::from_fn(|_| None),
@@ -259,6 +314,64 @@ macro_rules! engine_adapters {
                 Ok(())
             }
 
+            /// Runs a group (see [`Op::Group`]): the first put is held at its log write until each
+            /// of the others is queued behind it (on scoped threads borrowing the engine); then the
+            /// latest commit timestamp is read, and they are let go. Returns that timestamp.
+            fn group(&self, writes: &[(SyncMode, Vec<u8>, Vec<u8>)]) -> Result<Reply> {
+                use std::time::{Duration, Instant};
+                let inner = self.inner()?;
+                let gate = &*self.gate;
+                let put = |(sync, k, v): &(SyncMode, Vec<u8>, Vec<u8>)| {
+                    let options = $krate::lsm_storage::WriteOptions::new(sync_mode(*sync));
+                    crate::run::quietly(|| inner.put_opt(k, v, &options))
+                };
+                std::thread::scope(|scope| {
+                    gate.arm();
+                    let mut writers = Vec::new();
+                    // Waits (bounded) until `ready`, or until the last writer returned.
+                    let wait = |ready: &dyn Fn() -> bool,
+                                writer: &std::thread::ScopedJoinHandle<'_, _>,
+                                what: &str| {
+                        let deadline = Instant::now() + Duration::from_secs(30);
+                        while !ready() {
+                            if writer.is_finished() {
+                                anyhow::bail!("{what}: it returned instead");
+                            }
+                            anyhow::ensure!(Instant::now() < deadline, "{what} within 30 s");
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        Ok(())
+                    };
+                    let mut lined_up = Ok(());
+                    for (i, write) in writes.iter().enumerate() {
+                        let writer = scope.spawn(move || put(write));
+                        lined_up = if i == 0 {
+                            let what = "the group's first put did not reach its log write";
+                            wait(&|| gate.holding(), &writer, what)
+                        } else {
+                            let what = format!(
+                                "the group's put #{i} did not queue behind the held leader"
+                            );
+                            wait(&|| inner.queued_writers() >= i, &writer, &what)
+                        };
+                        writers.push(writer);
+                        if lined_up.is_err() {
+                            break;
+                        }
+                    }
+                    let seen = inner.latest_commit_ts();
+                    gate.release();
+                    for writer in writers {
+                        match writer.join() {
+                            Ok(Ok(written)) => written?,
+                            Ok(Err(caught)) => crate::run::rethrow(caught),
+                            Err(payload) => std::panic::resume_unwind(payload),
+                        }
+                    }
+                    lined_up.map(|()| Reply::Ts(seen))
+                })
+            }
+
             /// Drops every snapshot and aborts every transaction, as a reopen must before the
             /// engine goes.
             fn drop_snapshots(&mut self) {
@@ -310,16 +423,51 @@ macro_rules! engine_adapters {
                         self.fs = image;
                         self.reopen()?;
                     }
-                    Op::Batch(records) => {
-                        use $krate::lsm_storage::WriteBatchRecord;
-                        let batch: Vec<WriteBatchRecord<&[u8]>> = records
+                    Op::Batch(records)
+                        if records.iter().any(|r| matches!(r, BatchOp::Merge(..))) =>
+                    {
+                        use $krate::lsm_storage::WriteBatchOp;
+                        let batch: Vec<WriteBatchOp<&[u8]>> = records
                             .iter()
                             .map(|r| match r {
-                                BatchOp::Put(k, v) => WriteBatchRecord::Put(&k[..], &v[..]),
-                                BatchOp::Del(k) => WriteBatchRecord::Del(&k[..]),
+                                BatchOp::Put(k, v) => WriteBatchOp::Put(&k[..], &v[..]),
+                                BatchOp::Del(k) => WriteBatchOp::Del(&k[..]),
+                                BatchOp::Merge(k, v) => WriteBatchOp::Merge(&k[..], &v[..]),
                             })
                             .collect();
-                        self.inner()?.write_batch(&batch)?;
+                        self.inner()?.write_batch_ops(&batch)?;
+                    }
+                    Op::Batch(records) => self.inner()?.write_batch(&records_of(records)?)?,
+                    Op::BatchOpt(sync, records) => {
+                        let options = $krate::lsm_storage::WriteOptions::new(sync_mode(*sync));
+                        self.inner()?
+                            .write_batch_opt(&records_of(records)?, &options)?;
+                    }
+                    Op::PutOpt(sync, k, v) => {
+                        let options = $krate::lsm_storage::WriteOptions::new(sync_mode(*sync));
+                        self.inner()?.put_opt(k, v, &options)?;
+                    }
+                    Op::DeleteOpt(sync, k) => {
+                        let options = $krate::lsm_storage::WriteOptions::new(sync_mode(*sync));
+                        self.inner()?.delete_opt(k, &options)?;
+                    }
+                    Op::Merge(k, v) => self.inner()?.merge(k, v)?,
+                    Op::Group(writes) => return self.group(writes),
+                    // Without a log the crash would lose the memtables, as above.
+                    Op::PowerCut | Op::ProcessCrash if !self.config.wal => self.drop_snapshots(),
+                    Op::PowerCut => {
+                        self.drop_snapshots();
+                        let image = self.fs.crash_now(false);
+                        self.open = None;
+                        self.fs = image;
+                        self.reopen()?;
+                    }
+                    Op::ProcessCrash => {
+                        // Dropped unclosed: what the logs' buffers hold is gone; what was
+                        // written to the files (the OS's page cache) is there for the reopen.
+                        self.drop_snapshots();
+                        self.open = None;
+                        self.reopen()?;
                     }
                     Op::LatestTs => return Ok(Reply::Ts(self.inner()?.latest_commit_ts())),
                     Op::Snapshot(s) => self.hold(*s, true)?,
@@ -400,15 +548,7 @@ macro_rules! engine_adapters {
             }
 
             fn write_batch(&self, batch: &[BatchOp]) -> Result<()> {
-                use $krate::lsm_storage::WriteBatchRecord;
-                let batch: Vec<WriteBatchRecord<&[u8]>> = batch
-                    .iter()
-                    .map(|r| match r {
-                        BatchOp::Put(k, v) => WriteBatchRecord::Put(&k[..], &v[..]),
-                        BatchOp::Del(k) => WriteBatchRecord::Del(&k[..]),
-                    })
-                    .collect();
-                self.0.write_batch(&batch)
+                self.0.write_batch(&records_of(batch)?)
             }
 
             fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -430,9 +570,40 @@ macro_rules! engine_adapters {
     };
 }
 
-/// The compaction options and isolation level of a configuration, for crate `$krate`.
+/// The compaction options and isolation level of a configuration, and the other types verify
+/// maps to crate `$krate`'s.
 macro_rules! compaction_options {
     ($krate:ident) => {
+        /// The engine's sync mode for `sync`.
+        pub fn sync_mode(sync: SyncMode) -> $krate::lsm_storage::SyncMode {
+            match sync {
+                SyncMode::Buffered => $krate::lsm_storage::SyncMode::Buffered,
+                SyncMode::Os => $krate::lsm_storage::SyncMode::Os,
+                SyncMode::Fsync => $krate::lsm_storage::SyncMode::Fsync,
+            }
+        }
+
+        /// A batch of puts and deletes as the engine's records (a merge has none: it goes
+        /// through `write_batch_ops`).
+        ///
+        /// # Errors
+        /// If the batch holds a merge.
+        pub fn records_of(
+            records: &[BatchOp],
+        ) -> Result<Vec<$krate::lsm_storage::WriteBatchRecord<&[u8]>>> {
+            use $krate::lsm_storage::WriteBatchRecord;
+            records
+                .iter()
+                .map(|r| match r {
+                    BatchOp::Put(k, v) => Ok(WriteBatchRecord::Put(&k[..], &v[..])),
+                    BatchOp::Del(k) => Ok(WriteBatchRecord::Del(&k[..])),
+                    BatchOp::Merge(..) => Err(anyhow::anyhow!(
+                        "a batch with a merge goes through write_batch_ops"
+                    )),
+                })
+                .collect()
+        }
+
         /// The isolation level of `config`'s transactions.
         pub fn isolation(config: Config) -> $krate::mvcc::Isolation {
             match config.isolation {

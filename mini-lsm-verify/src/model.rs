@@ -38,6 +38,19 @@
 //! Time travel (week 3 day 7) reads at any timestamp from the watermark to the latest commit,
 //! and is refused outside it.
 //!
+//! Week 4: a version may be a merge operand (day 6). A read at `ts` folds, as `merge.rs`
+//! documents: from the newest version at or below `ts` down, it collects operands until a put
+//! (the base) or a tombstone or the oldest version (no base), and appends them, oldest first, to
+//! the base with `,` between (the append operator); an empty result reads as no value. Whatever
+//! compaction folds (only at or below the watermark), a read must see this. Sync modes, power
+//! cuts and process crashes change nothing here: a case crashes only where every commit must
+//! survive (see [`crate::ops::Durable`]). A group commits its puts in order, one commit each, and
+//! while they wait the latest commit is the one before the group.
+//!
+//! ```text
+//!   k01: 7=+v5  5=+v2  3=v9  1=+v1          a read at 7 sees v9,v2,v5; at 4 sees v9; at 2 sees v1
+//! ```
+//!
 //! Left out: which key a conflict names (the engine may report any that forbids the commit), and
 //! compaction filters (day 7), whose whole point is to change what reads return.
 
@@ -50,14 +63,44 @@ use anyhow::Result;
 
 use crate::engines::{Engine, Reply};
 use crate::ops::{BatchOp, Chapter, Config, Isolation, Op, Slot, SLOTS, TXN_SLOTS};
+
+/// A batch's records as versions.
+fn batch_versions(records: &[BatchOp]) -> impl Iterator<Item = (Vec<u8>, Version)> + '_ {
+    records.iter().map(|record| match record {
+        BatchOp::Put(k, v) => (k.clone(), Version::Put(v.clone())),
+        BatchOp::Del(k) => (k.clone(), Version::Del),
+        BatchOp::Merge(k, v) => (k.clone(), Version::Merge(v.clone())),
+    })
+}
 use crate::text::show;
 pub use txn::txn_slot_error;
 use txn::Txn;
 
+/// The separator of the append operator verify opens the engine with.
+pub const MERGE_SEPARATOR: &[u8] = b",";
+
+/// One version of a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Version {
+    /// A value.
+    Put(Vec<u8>),
+    /// A tombstone.
+    Del,
+    /// A merge operand (week 4 day 6).
+    Merge(Vec<u8>),
+}
+
+impl Version {
+    /// A put of `value`, or a tombstone for `None`.
+    pub fn of(value: Option<Vec<u8>>) -> Self {
+        value.map_or(Self::Del, Self::Put)
+    }
+}
+
 /// Every committed version of every key.
 #[derive(Debug, Default, Clone)]
 pub struct Versions {
-    keys: BTreeMap<Vec<u8>, BTreeMap<u64, Option<Vec<u8>>>>,
+    keys: BTreeMap<Vec<u8>, BTreeMap<u64, Version>>,
     latest: u64,
 }
 
@@ -67,20 +110,47 @@ impl Versions {
         self.latest
     }
 
-    /// Commits `writes` (`None` deletes) at the next timestamp, in order: a key written twice
-    /// keeps its last write. Returns the commit timestamp.
-    pub fn commit(&mut self, writes: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>) -> u64 {
+    /// Commits `writes` at the next timestamp, in order: a key written twice keeps its last
+    /// write (as the engine's memtable does: one entry per key and timestamp). Returns the commit
+    /// timestamp.
+    pub fn commit(&mut self, writes: impl IntoIterator<Item = (Vec<u8>, Version)>) -> u64 {
         self.latest += 1;
-        for (key, value) in writes {
-            self.keys.entry(key).or_default().insert(self.latest, value);
+        for (key, version) in writes {
+            self.keys
+                .entry(key)
+                .or_default()
+                .insert(self.latest, version);
         }
         self.latest
     }
 
-    /// The value of `key` as of `ts`: its newest version at or below `ts`, unless a tombstone.
+    /// The value of `key` as of `ts`: its newest version at or below `ts`, unless a tombstone;
+    /// operands folded over what lies under them (see the module docs).
     pub fn get_at(&self, key: &[u8], ts: u64) -> Option<Vec<u8>> {
         let versions = self.keys.get(key)?;
-        versions.range(..=ts).next_back()?.1.clone()
+        let mut operands = Vec::new();
+        let mut base: Option<&[u8]> = None;
+        for (_, version) in versions.range(..=ts).rev() {
+            match version {
+                Version::Merge(operand) => operands.push(operand.as_slice()),
+                Version::Put(value) => {
+                    base = Some(value);
+                    break;
+                }
+                Version::Del => break,
+            }
+        }
+        if operands.is_empty() {
+            return base.map(<[u8]>::to_vec);
+        }
+        let mut folded = base.unwrap_or_default().to_vec();
+        for operand in operands.iter().rev() {
+            if !folded.is_empty() && !operand.is_empty() {
+                folded.extend_from_slice(MERGE_SEPARATOR);
+            }
+            folded.extend_from_slice(operand);
+        }
+        (!folded.is_empty()).then_some(folded)
     }
 
     /// Whether a commit above `ts` wrote `key`.
@@ -203,6 +273,7 @@ impl Model {
                 Ok(Reply::Committed(ts)) => ts,
                 _ => None,
             },
+            Op::Group(writes) => (!writes.is_empty()).then(|| self.versions.latest() + 1),
             op => op.commits().then(|| self.versions.latest() + 1),
         }
     }
@@ -212,18 +283,25 @@ impl Engine for Model {
     fn apply(&mut self, op: &Op) -> Result<Reply> {
         let latest = self.versions.latest();
         match op {
-            Op::Put(k, v) => {
-                self.versions.commit([(k.clone(), Some(v.clone()))]);
+            Op::Put(k, v) | Op::PutOpt(_, k, v) => {
+                self.versions.commit([(k.clone(), Version::Put(v.clone()))]);
             }
-            Op::Delete(k) => {
-                self.versions.commit([(k.clone(), None)]);
+            Op::Delete(k) | Op::DeleteOpt(_, k) => {
+                self.versions.commit([(k.clone(), Version::Del)]);
             }
-            Op::Batch(records) => {
+            Op::Merge(k, v) => {
                 self.versions
-                    .commit(records.iter().map(|record| match record {
-                        BatchOp::Put(k, v) => (k.clone(), Some(v.clone())),
-                        BatchOp::Del(k) => (k.clone(), None),
-                    }));
+                    .commit([(k.clone(), Version::Merge(v.clone()))]);
+            }
+            Op::Batch(records) | Op::BatchOpt(_, records) => {
+                self.versions.commit(batch_versions(records));
+            }
+            Op::Group(writes) => {
+                // While the group waits behind its leader, none of it is visible.
+                for (_, k, v) in writes {
+                    self.versions.commit([(k.clone(), Version::Put(v.clone()))]);
+                }
+                return Ok(Reply::Ts(latest));
             }
             Op::Get(k) => return Ok(Reply::Value(self.versions.get_at(k, latest))),
             Op::Scan(l, u) => {
@@ -268,7 +346,7 @@ impl Engine for Model {
                     self.versions.scan_at(|k| within(l, u, k), ts),
                 ));
             }
-            Op::CloseReopen | Op::CrashReopen => {
+            Op::CloseReopen | Op::CrashReopen | Op::PowerCut | Op::ProcessCrash => {
                 self.snapshots = [None; SLOTS];
                 self.txns = Default::default();
             }
@@ -313,7 +391,11 @@ impl Engine for Model {
             .iter()
             .flat_map(|(k, versions)| {
                 versions.iter().rev().map(move |(ts, v)| {
-                    let v = v.as_deref().map_or("<tombstone>".to_string(), show);
+                    let v = match v {
+                        Version::Put(v) => show(v),
+                        Version::Del => "<tombstone>".to_string(),
+                        Version::Merge(v) => format!("+{}", show(v)),
+                    };
                     format!("{}@{ts}={v}", show(k))
                 })
             })
@@ -418,6 +500,70 @@ mod tests {
         assert_eq!(get(&mut model, Op::Get(b"a".to_vec())), value("3"));
         model.apply(&Op::CrashReopen).unwrap();
         assert_eq!(model.apply(&Op::LatestTs).unwrap(), Reply::Ts(3));
+    }
+
+    /// Operands fold oldest first over the newest put under them, or over nothing under a
+    /// tombstone or the oldest version; an empty fold reads as no value; a read at an older
+    /// timestamp folds only what lies at or below it; a batch's last write of a key wins.
+    #[test]
+    fn operands_fold_as_merge_rs_documents() {
+        let mut m = Model {
+            stamped: true,
+            ..Model::new()
+        };
+        let merge = |k: &str, v: &str| Op::Merge(k.as_bytes().to_vec(), v.as_bytes().to_vec());
+        let get_at = |m: &Model, k: &str, ts| m.versions.get_at(k.as_bytes(), ts);
+        let some = |v: &str| Some(v.as_bytes().to_vec());
+        for op in [
+            merge("k", "a"),           // 1
+            put("k", "b"),             // 2
+            merge("k", "c"),           // 3
+            merge("k", "d"),           // 4
+            Op::Delete(b"k".to_vec()), // 5
+            merge("k", "e"),           // 6
+            merge("j", ""),            // 7
+            Op::Batch(vec![
+                BatchOp::Put(b"j".to_vec(), b"x".to_vec()),
+                BatchOp::Merge(b"j".to_vec(), b"y".to_vec()),
+            ]), // 8: the merge wins
+        ] {
+            m.apply(&op).unwrap();
+        }
+        assert_eq!(get_at(&m, "k", 1), some("a"), "no base: the operand alone");
+        assert_eq!(
+            get_at(&m, "k", 2),
+            some("b"),
+            "a put replaces what is under it"
+        );
+        assert_eq!(get_at(&m, "k", 4), some("b,c,d"), "oldest first");
+        assert_eq!(get_at(&m, "k", 5), None);
+        assert_eq!(get_at(&m, "k", 6), some("e"), "a tombstone ends the fold");
+        assert_eq!(get_at(&m, "j", 7), None, "an empty fold is no value");
+        assert_eq!(get_at(&m, "j", 8), some("y"));
+        assert!(
+            m.dump().contains("k@6=+e k@5=<tombstone> k@4=+d"),
+            "{}",
+            m.dump()
+        );
+    }
+
+    /// A group commits its puts in order, one timestamp each, and replies with the latest
+    /// commit before it: what a reader must see while the group waits.
+    #[test]
+    fn a_group_commits_in_order_and_is_invisible_while_it_waits() {
+        use crate::ops::SyncMode::{Fsync, Os};
+        let mut m = Model::new();
+        m.apply(&put("a", "1")).unwrap();
+        let group = Op::Group(vec![
+            (Os, b"a".to_vec(), b"2".to_vec()),
+            (Fsync, b"b".to_vec(), b"3".to_vec()),
+            (Os, b"a".to_vec(), b"4".to_vec()),
+        ]);
+        assert_eq!(m.commit_ts(&group), Some(2));
+        assert_eq!(m.apply(&group).unwrap(), Reply::Ts(1));
+        assert_eq!(m.apply(&Op::LatestTs).unwrap(), Reply::Ts(4));
+        assert_eq!(m.versions.get_at(b"a", 3), Some(b"2".to_vec()));
+        assert_eq!(get(&mut m, Op::Get(b"a".to_vec())), value("4"));
     }
 
     /// A snapshot reads as of its timestamp whatever comes after; reads at older timestamps

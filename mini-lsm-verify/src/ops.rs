@@ -18,6 +18,17 @@
 //! the case's [`Isolation`], an option the engine is opened with. Time travel (week 3 day 7)
 //! reads through `new_snapshot_at` at a timestamp given relative to the latest commit, which may
 //! be refused: `travel_get -3 k01` three commits back, `travel_get +1 k01` one above the latest.
+//!
+//! Week 4 adds the production write path. Writes may name how durable they must be when they
+//! return ([`SyncMode`], day 2: `put_opt fsync k01 v3`), and two crashes test what that promises:
+//! a *power cut* keeps only what was synced, a *process crash* keeps what reached the OS too.
+//! A case cuts the power only where every commit so far must survive it (the last write asked for
+//! fsync, or nothing was written since a sync), and crashes the process only where every commit
+//! reached the OS, so the model knows exactly what is left: everything. A *group* lines writers
+//! up behind a leader held in the middle of its log write, so that they commit as one group, and
+//! reads the latest commit timestamp while they wait: none of them may be visible yet (day 1).
+//! Merge operands (day 6: `merge k01 v5`, and `merge:` records in batches) are folded by the
+//! append operator, whose result shows the order of the fold.
 
 use std::fmt;
 use std::ops::Bound;
@@ -65,6 +76,13 @@ impl Chapter {
     pub const VALIDATION: Self = Self(3, 6);
     /// Time travel: reads through `new_snapshot_at`, refused outside the watermark..latest.
     pub const TIME_TRAVEL: Self = Self(3, 7);
+    /// Ordered publishing: a timestamp is visible only once it and every earlier one applied.
+    pub const PUBLISH: Self = Self(4, 1);
+    /// Group commit and sync modes: `put_opt` and friends, power cuts and process crashes, and
+    /// writers lined up into one group.
+    pub const GROUP_COMMIT: Self = Self(4, 2);
+    /// Merge operands: `merge`, and batches with operands (`write_batch_ops`).
+    pub const MERGE: Self = Self(4, 6);
 
     /// Parses a chapter id, `weekW_dayD`.
     ///
@@ -204,6 +222,57 @@ pub enum BatchOp {
     Put(Vec<u8>, Vec<u8>),
     /// Delete a key.
     Del(Vec<u8>),
+    /// Add a merge operand (week 4 day 6): the batch is written with `write_batch_ops`.
+    Merge(Vec<u8>, Vec<u8>),
+}
+
+/// How durable a write must be when it returns (the engine's `SyncMode`, week 4 day 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SyncMode {
+    /// In the log's buffer in the process.
+    Buffered,
+    /// Written to the OS: a process crash keeps it.
+    Os,
+    /// Synced to the disk: a power cut keeps it.
+    Fsync,
+}
+
+impl SyncMode {
+    /// Every mode, the least durable first (shrinking moves towards the first).
+    pub const ALL: [Self; 3] = [Self::Buffered, Self::Os, Self::Fsync];
+
+    /// Its name in the text form.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Buffered => "buffered",
+            Self::Os => "os",
+            Self::Fsync => "fsync",
+        }
+    }
+}
+
+/// What a crash may lose, as far as the case knows: how far every commit so far has gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Durable {
+    /// Some commit may still be in the log's buffer in the process.
+    Process,
+    /// Every commit reached the OS: a process crash loses none.
+    Os,
+    /// Every commit is synced: a power cut loses none.
+    Disk,
+}
+
+impl Durable {
+    /// How far every commit has gone after `op` commits with `sync` (a write without options, a
+    /// merge or a transaction's commit: the engine's default, buffered). A write taken to the OS
+    /// or synced takes every earlier commit with it, as the log is written in commit order.
+    pub fn after_commit(sync: Option<SyncMode>) -> Self {
+        match sync {
+            Some(SyncMode::Fsync) => Self::Disk,
+            Some(SyncMode::Os) => Self::Os,
+            Some(SyncMode::Buffered) | None => Self::Process,
+        }
+    }
 }
 
 /// A snapshot slot, `0..SLOTS`; or a transaction slot, `0..TXN_SLOTS`.
@@ -256,6 +325,24 @@ pub enum Op {
     TravelGet(i8, Vec<u8>),
     /// `scan_at` (through `new_snapshot_at`) at the latest commit plus `offset`.
     TravelScan(i8, Bound<Vec<u8>>, Bound<Vec<u8>>),
+    /// `put_opt` with a sync mode (week 4 day 2).
+    PutOpt(SyncMode, Vec<u8>, Vec<u8>),
+    /// `delete_opt` with a sync mode.
+    DeleteOpt(SyncMode, Vec<u8>),
+    /// `write_batch_opt` with a sync mode (puts and deletes only).
+    BatchOpt(SyncMode, Vec<BatchOp>),
+    /// Cuts the power without a sync (`MemFs::crash_now`) and opens what survived: allowed only
+    /// where every commit is synced ([`Durable::Disk`]).
+    PowerCut,
+    /// Drops the engine without closing it, as a killed process does, and opens the same files:
+    /// allowed only where every commit reached the OS ([`Durable::Os`]).
+    ProcessCrash,
+    /// Puts committed as one group: the first (which syncs or writes to the OS) is held at its
+    /// log write until each of the others is queued behind it, on threads of their own; then the
+    /// latest commit timestamp is read (none of them may be visible), and they are let go.
+    Group(Vec<(SyncMode, Vec<u8>, Vec<u8>)>),
+    /// `merge` (week 4 day 6), with the append operator.
+    Merge(Vec<u8>, Vec<u8>),
 }
 
 impl Op {
@@ -269,6 +356,9 @@ impl Op {
             Op::TriggerCompaction => Chapter::SIMPLE,
             Op::CloseReopen => Chapter::REOPEN,
             Op::CrashReopen => Chapter::WAL,
+            Op::Batch(records) if records.iter().any(|r| matches!(r, BatchOp::Merge(..))) => {
+                Chapter::MERGE
+            }
             Op::Batch(_) => Chapter::BATCH,
             Op::LatestTs => Chapter::COMMIT_TS,
             Op::Snapshot(_)
@@ -285,6 +375,13 @@ impl Op {
             | Op::Commit(_)
             | Op::Abort(_) => Chapter::TXN,
             Op::TravelGet(..) | Op::TravelScan(..) => Chapter::TIME_TRAVEL,
+            Op::PutOpt(..)
+            | Op::DeleteOpt(..)
+            | Op::BatchOpt(..)
+            | Op::PowerCut
+            | Op::ProcessCrash
+            | Op::Group(_) => Chapter::GROUP_COMMIT,
+            Op::Merge(..) => Chapter::MERGE,
         }
     }
 
@@ -305,6 +402,7 @@ impl Op {
                 | Op::Commit(_)
                 | Op::TravelGet(..)
                 | Op::TravelScan(..)
+                | Op::Group(_)
         )
     }
 
@@ -324,12 +422,46 @@ impl Op {
 
     /// Whether it always commits (at the next timestamp); a transaction's `commit` may not.
     pub fn commits(&self) -> bool {
-        matches!(self, Op::Put(..) | Op::Delete(_) | Op::Batch(_))
+        matches!(
+            self,
+            Op::Put(..)
+                | Op::Delete(_)
+                | Op::Batch(_)
+                | Op::PutOpt(..)
+                | Op::DeleteOpt(..)
+                | Op::BatchOpt(..)
+                | Op::Merge(..)
+        )
     }
 
     /// Whether it reopens the engine, dropping every snapshot.
     pub fn reopens(&self) -> bool {
-        matches!(self, Op::CloseReopen | Op::CrashReopen)
+        matches!(
+            self,
+            Op::CloseReopen | Op::CrashReopen | Op::PowerCut | Op::ProcessCrash
+        )
+    }
+
+    /// How far every commit has gone after this operation, given how far they had gone before:
+    /// a write lowers it to what its sync mode promises (or raises it, taking every earlier
+    /// commit along); a close, or a crash that syncs first, makes everything durable; a reopen
+    /// after a crash keeps only what is durable, so everything left is.
+    pub fn durable_after(&self, before: Durable) -> Durable {
+        match self {
+            Op::PutOpt(sync, ..) | Op::DeleteOpt(sync, _) | Op::BatchOpt(sync, _) => {
+                Durable::after_commit(Some(*sync))
+            }
+            // Its members commit in order, so the last one's mode holds for all of them (an
+            // earlier member's fsync may have taken the last along, but a case does not count on
+            // how the engine groups them).
+            Op::Group(writes) => Durable::after_commit(writes.last().map(|w| w.0)),
+            // A transaction's commit may write, at the engine's default mode.
+            Op::Put(..) | Op::Delete(_) | Op::Batch(_) | Op::Merge(..) | Op::Commit(_) => {
+                Durable::Process
+            }
+            op if op.reopens() => Durable::Disk,
+            _ => before,
+        }
     }
 }
 

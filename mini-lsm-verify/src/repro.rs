@@ -8,7 +8,7 @@ use std::fmt::Write;
 use std::ops::Bound;
 
 use crate::engines::{settings, Refusal, Reply};
-use crate::ops::{BatchOp, Case, Isolation, Op, Slot, Strategy, SLOTS, TXN_SLOTS};
+use crate::ops::{BatchOp, Case, Isolation, Op, Slot, Strategy, SyncMode, SLOTS, TXN_SLOTS};
 use crate::run::model_trace;
 
 /// A byte-string literal: `b"k01"`.
@@ -72,6 +72,55 @@ pub fn compaction_code(strategy: Strategy) -> String {
     }
 }
 
+/// `&WriteOptions::new(SyncMode::Fsync)`.
+fn write_options(sync: SyncMode) -> String {
+    let mode = match sync {
+        SyncMode::Buffered => "Buffered",
+        SyncMode::Os => "Os",
+        SyncMode::Fsync => "Fsync",
+    };
+    format!("&WriteOptions::new(SyncMode::{mode})")
+}
+
+/// Whether a batch holds a merge operand (it is written with `write_batch_ops`).
+fn merges(records: &[BatchOp]) -> bool {
+    records.iter().any(|r| matches!(r, BatchOp::Merge(..)))
+}
+
+/// A batch's records as `WriteBatchRecord`s, or `WriteBatchOp`s if it merges.
+fn records(records: &[BatchOp]) -> String {
+    let kind = if merges(records) {
+        "WriteBatchOp"
+    } else {
+        "WriteBatchRecord"
+    };
+    let shown: Vec<String> = records
+        .iter()
+        .map(|r| match r {
+            BatchOp::Put(k, v) => format!("{kind}::Put({}, {})", slice(k), slice(v)),
+            BatchOp::Del(k) => format!("{kind}::Del({})", slice(k)),
+            BatchOp::Merge(k, v) => format!("{kind}::Merge({}, {})", slice(k), slice(v)),
+        })
+        .collect();
+    format!("&[{}]", shown.join(", "))
+}
+
+/// The `HoldFs` of `hold_fs.rs` without its file comments, indented into a test's body.
+fn hold_fs_code() -> String {
+    include_str!("hold_fs.rs")
+        .lines()
+        .skip_while(|l| l.starts_with("//"))
+        .skip_while(|l| l.is_empty())
+        .map(|l| {
+            if l.is_empty() {
+                "\n".to_string()
+            } else {
+                format!("    {l}\n")
+            }
+        })
+        .collect()
+}
+
 /// The refusal as the engine's `TimeTravelError`, in Rust.
 fn refusal(r: &Refusal) -> String {
     match r {
@@ -118,7 +167,9 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
     let refusals = trace
         .iter()
         .any(|step| matches!(step.reply, Ok(Reply::Refused(_))));
-    let crashes = case.config.wal && has(|op| matches!(op, Op::CrashReopen));
+    let crashes = case.config.wal && has(|op| matches!(op, Op::CrashReopen | Op::PowerCut));
+    let groups = case.config.wal && has(|op| matches!(op, Op::Group(_)));
+    let merged = has(|op| matches!(op, Op::Merge(..)) || matches!(op, Op::Batch(r) if merges(r)));
     let mut out = String::new();
     let mut line = |text: &str| {
         let _ = writeln!(out, "{text}");
@@ -129,14 +180,34 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
     if case.config.strategy != Strategy::None {
         line("    use crate::compact::*;");
     }
-    line("    use crate::fs::{FileSystem, MemFs};");
+    if groups {
+        line("    use crate::fs::{FileSystem, MemFs, ReadableFile, WritableFile};");
+    } else {
+        line("    use crate::fs::{FileSystem, MemFs};");
+    }
     if scans {
         line("    use crate::iterators::StorageIterator;");
     }
-    if has(|op| matches!(op, Op::Batch(_))) {
-        line("    use crate::lsm_storage::WriteBatchRecord;");
+    let mut storage = vec!["LsmStorageInner", "LsmStorageOptions"];
+    if has(|op| {
+        matches!(
+            op,
+            Op::PutOpt(..) | Op::DeleteOpt(..) | Op::BatchOpt(..) | Op::Group(_)
+        )
+    }) {
+        storage.extend(["SyncMode", "WriteOptions"]);
     }
-    line("    use crate::lsm_storage::{LsmStorageInner, LsmStorageOptions};");
+    if has(|op| matches!(op, Op::BatchOpt(..)) || matches!(op, Op::Batch(r) if !merges(r))) {
+        storage.push("WriteBatchRecord");
+    }
+    if has(|op| matches!(op, Op::Batch(r) if merges(r))) {
+        storage.push("WriteBatchOp");
+    }
+    storage.sort_unstable();
+    line(&format!(
+        "    use crate::lsm_storage::{{{}}};",
+        storage.join(", ")
+    ));
     let conflicts = trace
         .iter()
         .any(|step| matches!(step.reply, Ok(Reply::Conflict)));
@@ -161,6 +232,29 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
     }) {
         line("    use std::ops::Bound;");
     }
+    if groups {
+        line("    use anyhow::Result;");
+        line("");
+        line(
+            "    // Holds a log append while other writers queue behind it (verify's hold_fs.rs).",
+        );
+        out.push_str(&hold_fs_code());
+        let mut line = |text: &str| {
+            let _ = writeln!(out, "{text}");
+        };
+        line("    let gate = std::sync::Arc::new(Gate::default());");
+        line("    // Waits (bounded) until `n` writers are queued behind the held one.");
+        line("    let wait_queued = |engine: &LsmStorageInner, n: usize| {");
+        line("        let deadline = std::time::Instant::now() + Gate::PATIENCE;");
+        line("        while engine.queued_writers() < n {");
+        line("            assert!(std::time::Instant::now() < deadline, \"{n} writers did not queue\");");
+        line("            std::thread::sleep(std::time::Duration::from_millis(1));");
+        line("        }");
+        line("    };");
+    }
+    let mut line = |text: &str| {
+        let _ = writeln!(out, "{text}");
+    };
     line("");
     line("    // The settings `cargo x verify` runs with, on an in-memory file system.");
     line("    let open = |fs: &MemFs| {");
@@ -196,7 +290,18 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
             "        options.isolation = Isolation::{isolation};"
         ));
     }
-    line("        options.fs = std::sync::Arc::new(fs.clone());");
+    if merged {
+        line(&format!(
+            "        options.merge_operator = Some(std::sync::Arc::new(crate::merge::AppendOperator::new({})));",
+            lit(crate::model::MERGE_SEPARATOR)
+        ));
+    }
+    if groups {
+        line("        let gate = std::sync::Arc::clone(&gate);");
+        line("        options.fs = std::sync::Arc::new(HoldFs { mem: fs.clone(), gate });");
+    } else {
+        line("        options.fs = std::sync::Arc::new(fs.clone());");
+    }
     line(&format!(
         "        fs.create_dir_all(std::path::Path::new({:?})).unwrap();",
         settings::DIR
@@ -325,6 +430,70 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
                 line("    drop(engine);");
                 line("    engine = open(&fs);");
             }
+            (Op::PowerCut | Op::ProcessCrash, _) if !case.config.wal => {
+                drop_txns(&mut line, &mut open_txns);
+                drop_snapshots(&mut line, &mut held);
+                line("    // (no log: verify skips the crash)");
+            }
+            (Op::PowerCut, _) => {
+                drop_txns(&mut line, &mut open_txns);
+                drop_snapshots(&mut line, &mut held);
+                line("    fs = fs.crash_now(false); // a power cut: only what was synced survives");
+                line("    drop(engine);");
+                line("    engine = open(&fs);");
+            }
+            (Op::ProcessCrash, _) => {
+                drop_txns(&mut line, &mut open_txns);
+                drop_snapshots(&mut line, &mut held);
+                line("    drop(engine); // a process crash: unclosed, what the logs buffer is lost");
+                line("    engine = open(&fs);");
+            }
+            (Op::PutOpt(sync, k, v), _) => line(&format!(
+                "    engine.put_opt({}, {}, {}).unwrap();",
+                lit(k),
+                lit(v),
+                write_options(*sync)
+            )),
+            (Op::DeleteOpt(sync, k), _) => line(&format!(
+                "    engine.delete_opt({}, {}).unwrap();",
+                lit(k),
+                write_options(*sync)
+            )),
+            (Op::BatchOpt(sync, batch), _) => line(&format!(
+                "    engine.write_batch_opt({}, {}).unwrap();",
+                records(batch),
+                write_options(*sync)
+            )),
+            (Op::Merge(k, v), _) => {
+                line(&format!("    engine.merge({}, {}).unwrap();", lit(k), lit(v)))
+            }
+            (Op::Group(writes), Reply::Ts(want)) => {
+                line("    std::thread::scope(|scope| {");
+                line("        gate.arm(); // the first put waits at its log write");
+                line("        let mut writers = Vec::new();");
+                for (n, (sync, k, v)) in writes.iter().enumerate() {
+                    line(&format!(
+                        "        writers.push(scope.spawn(|| engine.put_opt({}, {}, {})));",
+                        lit(k),
+                        lit(v),
+                        write_options(*sync)
+                    ));
+                    if n == 0 {
+                        line("        assert!(gate.wait_held(), \"the first put did not reach its log write\");");
+                    } else {
+                        line(&format!("        wait_queued(&engine, {n});"));
+                    }
+                }
+                line("        let seen = engine.latest_commit_ts(); // none of the group is visible yet");
+                line("        gate.release();");
+                line("        for writer in writers {");
+                line("            writer.join().unwrap().unwrap();");
+                line("        }");
+                line(&format!(
+                    "        assert_eq!(seen, {want}, {what}, engine.dump());"
+                ));
+                line("    });");
+            }
             (Op::CrashReopen, _) if !case.config.wal => {
                 drop_txns(&mut line, &mut open_txns);
                 drop_snapshots(&mut line, &mut held);
@@ -338,21 +507,14 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
                 line("    drop(engine);");
                 line("    engine = open(&fs);");
             }
-            (Op::Batch(records), _) => {
-                let shown: Vec<String> = records
-                    .iter()
-                    .map(|r| match r {
-                        BatchOp::Put(k, v) => {
-                            format!("WriteBatchRecord::Put({}, {})", slice(k), slice(v))
-                        }
-                        BatchOp::Del(k) => format!("WriteBatchRecord::Del({})", slice(k)),
-                    })
-                    .collect();
-                line(&format!(
-                    "    engine.write_batch(&[{}]).unwrap();",
-                    shown.join(", ")
-                ));
-            }
+            (Op::Batch(batch), _) if merges(batch) => line(&format!(
+                "    engine.write_batch_ops({}).unwrap();",
+                records(batch)
+            )),
+            (Op::Batch(batch), _) => line(&format!(
+                "    engine.write_batch({}).unwrap();",
+                records(batch)
+            )),
             (Op::LatestTs, Reply::Ts(want)) => line(&format!(
                 "    assert_eq!(engine.latest_commit_ts(), {want}, {what}, engine.dump());"
             )),
@@ -439,10 +601,10 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
             (op, reply) => unreachable!("the model replied {reply:?} to {op}"),
         }
     }
-    let reopens = case
-        .ops
-        .iter()
-        .any(|op| matches!(op, Op::CloseReopen) || (crashes && matches!(op, Op::CrashReopen)));
+    let reopens = case.ops.iter().any(|op| {
+        matches!(op, Op::CloseReopen)
+            || (case.config.wal && matches!(op, Op::CrashReopen | Op::PowerCut | Op::ProcessCrash))
+    });
     drop_txns(&mut line, &mut open_txns);
     drop_snapshots(&mut line, &mut held);
     if !reopens {

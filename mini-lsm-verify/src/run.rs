@@ -137,6 +137,25 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "(a panic without a message)".to_string())
 }
 
+/// A panic caught on a thread of its own: its payload, and where it happened.
+pub type Caught = (Box<dyn std::any::Any + Send>, String);
+
+/// Runs `f` on a thread an adapter started (a writer of a `group`), keeping its panic quiet as
+/// [`guarded`] does; the caller hands a caught panic to [`rethrow`] on the guarded thread.
+pub fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, Caught> {
+    GUARDED.with(|g| g.set(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(false));
+    result.map_err(|payload| (payload, LOCATION.with(|l| l.borrow().clone())))
+}
+
+/// Panics again with a panic [`quietly`] caught, so that the [`guarded`] call around it reports
+/// it (a stub reached on a writer's thread is a stub, not a bug).
+pub fn rethrow((payload, location): Caught) -> ! {
+    LOCATION.with(|l| *l.borrow_mut() = location);
+    std::panic::resume_unwind(payload)
+}
+
 /// Runs `f`, turning a panic into a [`Step`].
 pub fn guarded<T>(f: impl FnOnce() -> anyhow::Result<T>) -> Result<T, Step> {
     GUARDED.with(|g| g.set(true));

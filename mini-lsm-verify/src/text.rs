@@ -31,16 +31,27 @@
 //! abort t1                 drop it without committing
 //! travel_get -2 k03        get_at two commits before the latest (week 3 day 7; may be refused)
 //! travel_scan +1 * *       scan_at one above the latest (refused)
+//! put_opt fsync k03 v5     put_opt, synced before it returns (week 4 day 2; buffered, os, fsync)
+//! delete_opt os k03        delete_opt, written to the OS before it returns
+//! batch_opt buffered put:k01=v3 del:k02    write_batch_opt
+//! power_cut                cut the power without a sync (MemFs::crash_now), open what survived
+//! process_crash            drop the engine unclosed, as a killed process, and open the same files
+//! group os:k01=v3 fsync:k02=v4   puts committed as one group: the first held at its log write
+//!                          until the others queue behind it; reads the latest commit meanwhile
+//! merge k03 v7             merge an operand (week 4 day 6; the append operator, joined by `,`)
+//! batch put:k01=v3 merge:k01=v4   a batch with operands: write_batch_ops
 //! ```
 //!
-//! Bytes other than ASCII letters, digits and `_-.` are written `\xNN`.
+//! Bytes other than ASCII letters, digits and `_-.,` are written `\xNN`.
 
 use std::fmt;
 use std::ops::Bound;
 
 use anyhow::{bail, Context, Result};
 
-use crate::ops::{BatchOp, Case, Config, Isolation, Op, Slot, Strategy, SLOTS, TXN_SLOTS};
+use crate::ops::{
+    BatchOp, Case, Config, Isolation, Op, Slot, Strategy, SyncMode, SLOTS, TXN_SLOTS,
+};
 
 impl Case {
     /// The case as text: the config line, then one operation a line.
@@ -76,14 +87,15 @@ impl Case {
     }
 }
 
-/// Bytes as a token: letters, digits and `_-.` as they are, anything else `\xNN`; `""` if empty.
+/// Bytes as a token: letters, digits and `_-.,` as they are, anything else `\xNN`; `""` if
+/// empty.
 pub fn show(bytes: &[u8]) -> String {
     if bytes.is_empty() {
         return "\"\"".to_string();
     }
     let mut out = String::new();
     for &b in bytes {
-        if b.is_ascii_alphanumeric() || b"_-.".contains(&b) {
+        if b.is_ascii_alphanumeric() || b"_-.,".contains(&b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("\\x{b:02x}"));
@@ -108,7 +120,7 @@ fn unshow(token: &str) -> Result<Vec<u8>> {
                 .with_context(|| format!("bad escape in `{token}`: use \\xNN"))?;
             out.push(u8::from_str_radix(hex, 16).with_context(|| format!("bad escape `{hex}`"))?);
             i += 4;
-        } else if bytes[i].is_ascii_alphanumeric() || b"_-.".contains(&bytes[i]) {
+        } else if bytes[i].is_ascii_alphanumeric() || b"_-.,".contains(&bytes[i]) {
             out.push(bytes[i]);
             i += 1;
         } else {
@@ -228,14 +240,24 @@ impl fmt::Display for Op {
             Op::CrashReopen => write!(f, "crash_reopen"),
             Op::Batch(records) => {
                 write!(f, "batch")?;
-                for record in records {
-                    match record {
-                        BatchOp::Put(k, v) => write!(f, " put:{}={}", show(k), show(v))?,
-                        BatchOp::Del(k) => write!(f, " del:{}", show(k))?,
-                    }
+                write_records(f, records)
+            }
+            Op::BatchOpt(sync, records) => {
+                write!(f, "batch_opt {}", sync.name())?;
+                write_records(f, records)
+            }
+            Op::PutOpt(sync, k, v) => write!(f, "put_opt {} {} {}", sync.name(), show(k), show(v)),
+            Op::DeleteOpt(sync, k) => write!(f, "delete_opt {} {}", sync.name(), show(k)),
+            Op::PowerCut => write!(f, "power_cut"),
+            Op::ProcessCrash => write!(f, "process_crash"),
+            Op::Group(writes) => {
+                write!(f, "group")?;
+                for (sync, k, v) in writes {
+                    write!(f, " {}:{}={}", sync.name(), show(k), show(v))?;
                 }
                 Ok(())
             }
+            Op::Merge(k, v) => write!(f, "merge {} {}", show(k), show(v)),
             Op::LatestTs => write!(f, "latest_ts"),
             Op::Snapshot(s) => write!(f, "snapshot s{s}"),
             Op::SnapGet(s, k) => write!(f, "snap_get s{s} {}", show(k)),
@@ -265,6 +287,51 @@ impl fmt::Display for Op {
             ),
         }
     }
+}
+
+/// A batch's records, each after a space: `put:k=v`, `del:k`, `merge:k=v`.
+fn write_records(f: &mut fmt::Formatter<'_>, records: &[BatchOp]) -> fmt::Result {
+    for record in records {
+        match record {
+            BatchOp::Put(k, v) => write!(f, " put:{}={}", show(k), show(v))?,
+            BatchOp::Del(k) => write!(f, " del:{}", show(k))?,
+            BatchOp::Merge(k, v) => write!(f, " merge:{}={}", show(k), show(v))?,
+        }
+    }
+    Ok(())
+}
+
+/// The records of a batch line, from its words.
+fn parse_records(words: &[&str]) -> Result<Vec<BatchOp>> {
+    let mut records = Vec::new();
+    for word in words {
+        let pair = |rest: &str, what: &str| -> Result<(Vec<u8>, Vec<u8>)> {
+            let (k, v) = rest
+                .split_once('=')
+                .with_context(|| format!("a batch {what} is {what}:key=value"))?;
+            Ok((unshow(k)?, unshow(v)?))
+        };
+        if let Some(rest) = word.strip_prefix("put:") {
+            let (k, v) = pair(rest, "put")?;
+            records.push(BatchOp::Put(k, v));
+        } else if let Some(rest) = word.strip_prefix("merge:") {
+            let (k, v) = pair(rest, "merge")?;
+            records.push(BatchOp::Merge(k, v));
+        } else if let Some(k) = word.strip_prefix("del:") {
+            records.push(BatchOp::Del(unshow(k)?));
+        } else {
+            bail!("a batch record is put:key=value, del:key or merge:key=value, not `{word}`");
+        }
+    }
+    Ok(records)
+}
+
+/// `buffered`, `os` or `fsync`.
+fn parse_sync(token: &str) -> Result<SyncMode> {
+    SyncMode::ALL
+        .into_iter()
+        .find(|s| s.name() == token)
+        .with_context(|| format!("`{token}` is not a sync mode: buffered, os or fsync"))
 }
 
 fn parse_config(line: &str) -> Result<Config> {
@@ -336,22 +403,36 @@ pub fn parse_op(line: &str) -> Result<Op> {
         Some("trigger_compaction") => done(1, Op::TriggerCompaction),
         Some("close_reopen") => done(1, Op::CloseReopen),
         Some("crash_reopen") => done(1, Op::CrashReopen),
-        Some("batch") => {
-            let mut records = Vec::new();
-            for word in &words[1..] {
-                if let Some(rest) = word.strip_prefix("put:") {
-                    let (k, v) = rest
-                        .split_once('=')
-                        .context("a batch put is put:key=value")?;
-                    records.push(BatchOp::Put(unshow(k)?, unshow(v)?));
-                } else if let Some(k) = word.strip_prefix("del:") {
-                    records.push(BatchOp::Del(unshow(k)?));
-                } else {
-                    bail!("a batch record is put:key=value or del:key, not `{word}`");
-                }
+        Some("batch") => Ok(Op::Batch(parse_records(&words[1..])?)),
+        Some("batch_opt") => {
+            let sync = parse_sync(word(1)?)?;
+            let records = parse_records(&words[2..])?;
+            if records.iter().any(|r| matches!(r, BatchOp::Merge(..))) {
+                bail!("write_batch_opt takes puts and deletes, not merges");
             }
-            Ok(Op::Batch(records))
+            Ok(Op::BatchOpt(sync, records))
         }
+        Some("put_opt") => done(4, Op::PutOpt(parse_sync(word(1)?)?, arg(2)?, arg(3)?)),
+        Some("delete_opt") => done(3, Op::DeleteOpt(parse_sync(word(1)?)?, arg(2)?)),
+        Some("power_cut") => done(1, Op::PowerCut),
+        Some("process_crash") => done(1, Op::ProcessCrash),
+        Some("group") => {
+            let mut writes = Vec::new();
+            for word in &words[1..] {
+                let (sync, rest) = word
+                    .split_once(':')
+                    .context("a group's write is sync:key=value, like fsync:k01=v3")?;
+                let (k, v) = rest
+                    .split_once('=')
+                    .context("a group's write is sync:key=value, like fsync:k01=v3")?;
+                writes.push((parse_sync(sync)?, unshow(k)?, unshow(v)?));
+            }
+            if writes.first().is_none_or(|w| w.0 == SyncMode::Buffered) {
+                bail!("a group starts with a write that reaches the log (os or fsync), to hold");
+            }
+            Ok(Op::Group(writes))
+        }
+        Some("merge") => done(3, Op::Merge(arg(1)?, arg(2)?)),
         Some("latest_ts") => done(1, Op::LatestTs),
         Some("snapshot") => done(2, Op::Snapshot(parse_slot(word(1)?)?)),
         Some("snap_get") => done(3, Op::SnapGet(parse_slot(word(1)?)?, arg(2)?)),
@@ -439,6 +520,26 @@ mod tests {
                 Op::TravelGet(-3, b"k01".to_vec()),
                 Op::TravelGet(0, b"k01".to_vec()),
                 Op::TravelScan(1, Bound::Unbounded, Bound::Excluded(b"k05".to_vec())),
+                Op::PutOpt(SyncMode::Fsync, b"k01".to_vec(), b"v1".to_vec()),
+                Op::DeleteOpt(SyncMode::Os, b"k01".to_vec()),
+                Op::BatchOpt(
+                    SyncMode::Buffered,
+                    vec![
+                        BatchOp::Put(b"k01".to_vec(), b"v2".to_vec()),
+                        BatchOp::Del(b"k02".to_vec()),
+                    ],
+                ),
+                Op::PowerCut,
+                Op::ProcessCrash,
+                Op::Group(vec![
+                    (SyncMode::Os, b"k01".to_vec(), b"v3".to_vec()),
+                    (SyncMode::Fsync, b"k02".to_vec(), b"v4".to_vec()),
+                ]),
+                Op::Merge(b"k03".to_vec(), b"v,5".to_vec()),
+                Op::Batch(vec![
+                    BatchOp::Merge(b"k03".to_vec(), b"v6".to_vec()),
+                    BatchOp::Del(b"k04".to_vec()),
+                ]),
             ],
         };
         let text = case.to_text();
@@ -455,6 +556,19 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("travel_scan +1 * <k05\n"), "{text}");
+        assert!(
+            text.contains("put_opt fsync k01 v1\ndelete_opt os k01\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("batch_opt buffered put:k01=v2 del:k02\n"),
+            "{text}"
+        );
+        assert!(text.contains("group os:k01=v3 fsync:k02=v4\n"), "{text}");
+        assert!(
+            text.contains("merge k03 v,5\nbatch merge:k03=v6 del:k04\n"),
+            "{text}"
+        );
         assert_eq!(Case::parse(&text).unwrap(), case);
     }
 
@@ -472,5 +586,8 @@ mod tests {
         assert!(err("config wal=on\nbegin t3\n").contains("t0 to t2"));
         assert!(err("config wal=on\ntravel_get 2 k1\n").contains("like -2 or +1"));
         assert!(err("config isolation=strict\n").contains("unknown isolation"));
+        assert!(err("config wal=on\nput_opt always k1 v1\n").contains("buffered, os or fsync"));
+        assert!(err("config wal=on\ngroup buffered:k1=v1\n").contains("os or fsync"));
+        assert!(err("config wal=on\nbatch_opt os merge:k1=v1\n").contains("not merges"));
     }
 }

@@ -64,6 +64,7 @@ impl Engine for Toy {
                     match r {
                         BatchOp::Put(k, v) => self.memtable.insert(k.clone(), Some(v.clone())),
                         BatchOp::Del(k) => self.memtable.insert(k.clone(), None),
+                        BatchOp::Merge(..) => anyhow::bail!("the toy has no merge operator"),
                     };
                 }
             }

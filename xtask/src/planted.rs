@@ -24,6 +24,10 @@
 //! |             | the ranges it scanned, so a phantom commits                         |
 //! | `txn_scan`  | a transaction's scan does not skip the keys its write set deletes   |
 //! | `travel`    | time travel below the watermark is not refused                      |
+//! | `publish`   | a commit publishes its timestamp as soon as it has one, before its  |
+//! |             | log write and its apply: a reader sees the timestamp, not the write |
+//! | `fsync`     | a writer alone that asked for fsync leads a group of one that skips |
+//! |             | the sync: acknowledged before its write is durable                  |
 //!
 //! Each must be found and shrunk to at most [`MAX_SHRUNK`] operations. Then the `#[test]` that
 //! verify printed for each is compiled into the copy and run: it must fail with its bug planted
@@ -64,7 +68,7 @@ pub struct Bug {
 }
 
 /// The bugs the issues name.
-pub const BUGS: [Bug; 10] = [
+pub const BUGS: [Bug; 12] = [
     Bug {
         name: "merge",
         what: "newest-wins reversed: a key's versions merge oldest first",
@@ -147,6 +151,28 @@ pub const BUGS: [Bug; 10] = [
         file: "mvcc.rs",
         find: "if ts < watermark {",
         replace: "if ts < watermark && !crate::planted(\"travel\") {",
+    },
+    Bug {
+        name: "publish",
+        what: "a timestamp published before its write is applied",
+        // Published at prepare, before the log write: verify's `group` holds a leader at its log
+        // write and reads the latest commit while writers queue behind it. (Between the log
+        // write and the apply no verify operation can hold a writer; the published timestamp is
+        // published again after the apply, which is harmless.)
+        file: "lsm_storage/commit.rs",
+        find: "let logged = logged.and_then(|logged| match (logged, memtable.wal()) {",
+        replace: "if crate::planted(\"publish\") { self.mvcc.publish(ts); }\n\
+                  let logged = logged.and_then(|logged| match (logged, memtable.wal()) {",
+    },
+    Bug {
+        name: "fsync",
+        what: "a lone writer's fsync skipped: acknowledged before it is durable",
+        // The path of a writer that finds no group to join: its group of one is written to the
+        // OS only. A power cut after it returns loses the write it acknowledged.
+        file: "lsm_storage/commit.rs",
+        find: "return self.lead_group(wal, group, sticky);",
+        replace: "let group = if crate::planted(\"fsync\") { Group { sync: group.sync.min(SyncMode::Os), ..group } } else { group };\n\
+                  return self.lead_group(wal, group, sticky);",
     },
 ];
 

@@ -152,7 +152,9 @@ impl Model {
                     return Ok(outcome);
                 }
                 if !txn.writes.is_empty() {
-                    self.versions.commit(txn.writes);
+                    let writes = txn.writes.into_iter();
+                    self.versions
+                        .commit(writes.map(|(k, v)| (k, super::Version::of(v))));
                 }
                 return Ok(outcome);
             }
