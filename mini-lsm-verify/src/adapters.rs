@@ -368,7 +368,7 @@ macro_rules! engine_adapters {
                             Err(payload) => std::panic::resume_unwind(payload),
                         }
                     }
-                    lined_up.map(|()| Reply::Ts(seen))
+                    lined_up.map(|()| Reply::WhileHeld(seen))
                 })
             }
 

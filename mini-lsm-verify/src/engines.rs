@@ -30,6 +30,9 @@ pub enum Reply {
     Conflict,
     /// A read at an older timestamp was refused (the engine's `TimeTravelError`).
     Refused(Refusal),
+    /// A group: the latest commit timestamp read while its writers waited behind the leader
+    /// held at its log write.
+    WhileHeld(u64),
 }
 
 /// Why a read through `new_snapshot_at` was refused, with the figures the engine gives.
@@ -224,7 +227,7 @@ mod tests {
             (Buffered, b"k2".to_vec(), b"v2".to_vec()),
             (Os, b"k1".to_vec(), b"v3".to_vec()),
         ]);
-        assert_eq!(engine.apply(&group).unwrap(), Reply::Ts(1));
+        assert_eq!(engine.apply(&group).unwrap(), Reply::WhileHeld(1));
         assert_eq!(engine.apply(&Op::LatestTs).unwrap(), Reply::Ts(4));
         assert_eq!(
             engine.apply(&Op::Get(b"k1".to_vec())).unwrap(),

@@ -301,7 +301,7 @@ impl Engine for Model {
                 for (_, k, v) in writes {
                     self.versions.commit([(k.clone(), Version::Put(v.clone()))]);
                 }
-                return Ok(Reply::Ts(latest));
+                return Ok(Reply::WhileHeld(latest));
             }
             Op::Get(k) => return Ok(Reply::Value(self.versions.get_at(k, latest))),
             Op::Scan(l, u) => {
@@ -560,7 +560,7 @@ mod tests {
             (Os, b"a".to_vec(), b"4".to_vec()),
         ]);
         assert_eq!(m.commit_ts(&group), Some(2));
-        assert_eq!(m.apply(&group).unwrap(), Reply::Ts(1));
+        assert_eq!(m.apply(&group).unwrap(), Reply::WhileHeld(1));
         assert_eq!(m.apply(&Op::LatestTs).unwrap(), Reply::Ts(4));
         assert_eq!(m.versions.get_at(b"a", 3), Some(b"2".to_vec()));
         assert_eq!(get(&mut m, Op::Get(b"a".to_vec())), value("4"));

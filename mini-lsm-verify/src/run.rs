@@ -84,6 +84,9 @@ impl fmt::Display for Step {
             Step::Reply(Reply::Value(None)) => write!(f, "None"),
             Step::Reply(Reply::Value(Some(v))) => write!(f, "Some({})", show(v)),
             Step::Reply(Reply::Ts(ts)) => write!(f, "ts {ts}"),
+            Step::Reply(Reply::WhileHeld(ts)) => {
+                write!(f, "latest commit {ts} while the group waited")
+            }
             Step::Reply(Reply::Committed(Some(ts))) => write!(f, "committed at ts {ts}"),
             Step::Reply(Reply::Committed(None)) => write!(f, "committed (it wrote nothing)"),
             Step::Reply(Reply::Conflict) => write!(f, "a conflict (nothing committed)"),

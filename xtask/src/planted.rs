@@ -166,7 +166,7 @@ pub const BUGS: [Bug; 12] = [
     },
     Bug {
         name: "fsync",
-        what: "a lone writer's fsync skipped: acknowledged before it is durable",
+        what: "a lone fsync writer acknowledged before any sync",
         // The path of a writer that finds no group to join: its group of one is written to the
         // OS only. A power cut after it returns loses the write it acknowledged.
         file: "lsm_storage/commit.rs",
