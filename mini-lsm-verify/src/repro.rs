@@ -335,6 +335,15 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
         line("        out");
         line("    };");
     }
+    if has(|op| matches!(op, Op::GetAt(..) | Op::ScanAt(..))) {
+        line("    // `back` commits before the engine's latest, not below the oldest snapshot or");
+        line("    // transaction held (their read timestamps, `held`), as verify resolves it.");
+        line("    let back_ts = |engine: &LsmStorageInner, back: u64, held: &[u64]| {");
+        line("        let latest = engine.latest_commit_ts();");
+        line("        let watermark = held.iter().copied().min().unwrap_or(latest);");
+        line("        latest.saturating_sub(back).max(watermark).min(latest)");
+        line("    };");
+    }
     if scans {
         line("    let pairs = |entries: &[(&str, &str)]| -> Vec<(String, String)> {");
         line("        entries.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()");
@@ -371,7 +380,26 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
             .read_ts
             .map_or(String::new(), |ts| format!(" (as of ts {ts})"));
         line(&format!("    // #{i}: {op}{as_of}"));
-        let ts = step.read_ts.unwrap_or_default();
+        // A read at an older timestamp resolves it from the engine's own latest commit, as
+        // verify did: an engine whose latest commit is wrong reads where verify saw it read.
+        let held_ts: Vec<String> = (0..SLOTS)
+            .filter(|&s| held[s])
+            .map(|s| format!("s{s}.read_ts()"))
+            .chain(
+                (0..TXN_SLOTS)
+                    .filter(|&t| open_txns[t])
+                    .map(|t| format!("t{t}.read_ts()")),
+            )
+            .collect();
+        let ts = match op {
+            Op::GetAt(back, _) | Op::ScanAt(back, ..) => {
+                format!("back_ts(&engine, {back}, &[{}])", held_ts.join(", "))
+            }
+            Op::TravelGet(offset, _) | Op::TravelScan(offset, ..) => {
+                format!("engine.latest_commit_ts().saturating_add_signed({offset})")
+            }
+            _ => String::new(),
+        };
         let get = |call: String, want: &Option<Vec<u8>>| {
             let want = match want {
                 Some(v) => format!("Some({}.to_string())", text(v)),
@@ -652,8 +680,8 @@ mod tests {
     }
 
     /// Snapshots are locals that borrow the engine, dropped before a reopen and before the
-    /// engine; reads through them, and at older timestamps, assert the model's answer at the
-    /// timestamp the model resolved.
+    /// engine; reads through them, and at older timestamps, assert the model's answer, at the
+    /// timestamp resolved from the engine's latest commit and the snapshots held, as verify did.
     #[test]
     fn snapshots_are_locals_dropped_in_time() {
         let case = Case::parse(
@@ -667,8 +695,8 @@ mod tests {
             "    let s1 = engine.new_snapshot();\n",
             "    // #5: snap_get s1 k01 (as of ts 1)\n",
             "assert_eq!(s1.get(b\"k01\").unwrap().map(|v| text(&v)), Some(\"v1\".to_string()),",
-            "assert_eq!(engine.get_with_ts(b\"k01\", 1).unwrap()",
-            "assert_eq!(collect(engine.scan_with_ts(Bound::Unbounded, Bound::Unbounded, 2).unwrap()), pairs(&[(\"k01\", \"v2\")])",
+            "assert_eq!(engine.get_with_ts(b\"k01\", back_ts(&engine, 5, &[s0.read_ts(), s1.read_ts()])).unwrap()",
+            "assert_eq!(collect(engine.scan_with_ts(Bound::Unbounded, Bound::Unbounded, back_ts(&engine, 1, &[s0.read_ts(), s1.read_ts()])).unwrap()), pairs(&[(\"k01\", \"v2\")])",
             "assert_eq!(engine.latest_commit_ts(), 3,",
             "    drop(s0);\n    drop(s1);\n    // close: without a log",
             "collect(s2.scan(Bound::Included(&b\"k01\"[..]), Bound::Unbounded).unwrap()), pairs(&[(\"k01\", \"v3\")])",
@@ -681,7 +709,7 @@ mod tests {
 
     /// Transactions are locals (`mut` when used), each dropped when it commits or aborts and
     /// before a reopen; a commit asserts its timestamp or a `Conflict`; time travel asserts what
-    /// it reads at the timestamp the model resolved, or the engine's `TimeTravelError`.
+    /// it reads at the engine's latest commit plus its offset, or the engine's `TimeTravelError`.
     #[test]
     fn transactions_are_locals_and_commits_are_asserted() {
         let case = Case::parse(
@@ -701,8 +729,8 @@ mod tests {
             "assert_eq!(t1.get(b\"k01\").unwrap().map(|v| text(&v)), Some(\"v4\".to_string()),",
             "    assert_eq!(t1.commit().map_err(|e| format!(\"{e:#}\")), Ok(Some(3)), \"op #9 `commit t1`\\n{}\", engine.dump());\n    drop(t1);\n",
             "    let t2 = engine.new_txn();\n",
-            "assert_eq!(engine.get_at(b\"k01\", 2).err().and_then(|e| e.downcast_ref::<TimeTravelError>().copied()), Some(TimeTravelError::BelowWatermark { ts: 2, watermark: 3 }),",
-            "assert_eq!(engine.scan_at(Bound::Unbounded, Bound::Unbounded, 4).err().and_then(|e| e.downcast_ref::<TimeTravelError>().copied()), Some(TimeTravelError::AboveLatestCommit { ts: 4, latest: 3 }),",
+            "assert_eq!(engine.get_at(b\"k01\", engine.latest_commit_ts().saturating_add_signed(-1)).err().and_then(|e| e.downcast_ref::<TimeTravelError>().copied()), Some(TimeTravelError::BelowWatermark { ts: 2, watermark: 3 }),",
+            "assert_eq!(engine.scan_at(Bound::Unbounded, Bound::Unbounded, engine.latest_commit_ts().saturating_add_signed(1)).err().and_then(|e| e.downcast_ref::<TimeTravelError>().copied()), Some(TimeTravelError::AboveLatestCommit { ts: 4, latest: 3 }),",
             "    drop(t0); // aborts it\n    drop(t2); // aborts it\n    // close: without a log",
         ];
         for wanted in expect {
