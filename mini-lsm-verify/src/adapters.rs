@@ -543,8 +543,14 @@ macro_rules! engine_adapters {
         }
 
         impl ConcurrentEngine for $conc {
-            fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
-                self.0.put(key, value)
+            fn put(&self, key: &[u8], value: &[u8], sync: Option<SyncMode>) -> Result<()> {
+                match sync {
+                    None => self.0.put(key, value),
+                    Some(sync) => {
+                        let options = $krate::lsm_storage::WriteOptions::new(sync_mode(sync));
+                        self.0.put_opt(key, value, &options)
+                    }
+                }
             }
 
             fn write_batch(&self, batch: &[BatchOp]) -> Result<()> {

@@ -13,6 +13,10 @@
 //!                                     └────────┘   flush thread, compaction thread
 //! ```
 //!
+//! From week 4 day 2 each writer's puts ask for a sync mode, drawn from its seed (one in sixteen
+//! synced, about half written to the OS, the rest buffered), so that group commit puts writers of
+//! every mode in one group, and a synced put waits for its group's sync.
+//!
 //! Thread interleavings cannot be replayed, so a run is repeated, and the table says how many
 //! of them failed and the first failing seed (which fixes the keys and the configuration).
 
@@ -24,7 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::engines::{open_concurrent, ConcurrentEngine};
 use crate::gen::Mix;
-use crate::ops::{BatchOp, Chapter, Config, Strategy};
+use crate::ops::{BatchOp, Chapter, Config, Strategy, SyncMode};
 use crate::run::{guarded, Step, Stub, OPS_RUN};
 
 /// Keys per writer.
@@ -130,9 +134,17 @@ fn writer(shared: &Shared, spec: &RunSpec, w: usize) -> ThreadEnd {
             keys.sort_unstable();
             keys.dedup();
         }
+        let sync = spec
+            .mix
+            .has(Chapter::GROUP_COMMIT)
+            .then(|| match rng.below(16) {
+                0 => SyncMode::Fsync,
+                1..=7 => SyncMode::Os,
+                _ => SyncMode::Buffered,
+            });
         let result = guarded(|| {
             if keys.len() == 1 {
-                shared.engine.put(&key(w, keys[0]), &value)
+                shared.engine.put(&key(w, keys[0]), &value, sync)
             } else {
                 let batch: Vec<BatchOp> = keys
                     .iter()

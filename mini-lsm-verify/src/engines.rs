@@ -10,7 +10,7 @@
 
 use anyhow::Result;
 
-use crate::ops::{BatchOp, Config, Op};
+use crate::ops::{BatchOp, Config, Op, SyncMode};
 
 /// What an operation returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,11 +86,12 @@ pub mod settings {
 
 /// A `MiniLsm` shared by the threads of the concurrency mode.
 pub trait ConcurrentEngine: Send + Sync {
-    /// Stores a value.
+    /// Stores a value, durable as `sync` says when it returns (`None`: the engine's default,
+    /// through `put`; a mode, through `put_opt`, from week 4 day 2).
     ///
     /// # Errors
     /// The engine's own error.
-    fn put(&self, key: &[u8], value: &[u8]) -> Result<()>;
+    fn put(&self, key: &[u8], value: &[u8], sync: Option<SyncMode>) -> Result<()>;
     /// Writes a batch.
     ///
     /// # Errors

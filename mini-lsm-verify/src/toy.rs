@@ -129,7 +129,7 @@ impl ToyShared {
 }
 
 impl crate::engines::ConcurrentEngine for ToyShared {
-    fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+    fn put(&self, key: &[u8], value: &[u8], _: Option<crate::ops::SyncMode>) -> Result<()> {
         let mut map = self.map.lock().expect("not poisoned");
         map.entry(key.to_vec()).or_default().push(value.to_vec());
         Ok(())
@@ -138,7 +138,7 @@ impl crate::engines::ConcurrentEngine for ToyShared {
     fn write_batch(&self, batch: &[BatchOp]) -> Result<()> {
         for record in batch {
             if let BatchOp::Put(k, v) = record {
-                self.put(k, v)?;
+                self.put(k, v, None)?;
             }
         }
         Ok(())
