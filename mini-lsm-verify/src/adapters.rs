@@ -39,7 +39,7 @@ macro_rules! engine_adapters {
                 mem: MemFs,
             ) -> (
                 std::sync::Arc<dyn FileSystem>,
-                std::sync::Arc<dyn Hold + Send + Sync>,
+                std::sync::Arc<dyn Holds + Send + Sync>,
             ) {
                 let gate = std::sync::Arc::new(Gate::default());
                 let fs = HoldFs {
@@ -50,15 +50,19 @@ macro_rules! engine_adapters {
             }
 
             /// The gate's operations the adapter uses.
-            pub trait Hold {
+            pub trait Holds {
                 fn arm(&self);
+                fn arm_sync(&self, n: u32);
                 fn holding(&self) -> bool;
                 fn release(&self);
             }
 
-            impl Hold for Gate {
+            impl Holds for Gate {
                 fn arm(&self) {
                     Gate::arm(self)
+                }
+                fn arm_sync(&self, n: u32) {
+                    Gate::arm_sync(self, n)
                 }
                 fn holding(&self) -> bool {
                     Gate::holding(self)
@@ -74,7 +78,7 @@ macro_rules! engine_adapters {
             config: Config,
             fs: $krate::fs::MemFs,
             /// The gate the engine's logs pass through (see `hold_fs.rs`).
-            gate: std::sync::Arc<dyn hold::Hold + Send + Sync>,
+            gate: std::sync::Arc<dyn hold::Holds + Send + Sync>,
             open: Option<Open>,
         }
 
@@ -372,6 +376,83 @@ macro_rules! engine_adapters {
                 })
             }
 
+            /// Runs a group cut by a power cut (see [`Op::GroupCut`]): the first put (with fsync,
+            /// on an empty memtable, frozen first if need be, so that no freeze syncs in between)
+            /// is held at its log write until the others are queued; then it is let go with the
+            /// second log sync from there held (the first is its own), which is the others'
+            /// group's; the power is cut there, the sync let go (it fails), and the engine opened
+            /// on what survived. Returns which puts returned `Ok`.
+            fn group_cut(&mut self, writes: &[(Vec<u8>, Vec<u8>)]) -> Result<Reply> {
+                use std::time::{Duration, Instant};
+                if !self.inner()?.snapshot().memtable.is_empty() {
+                    self.inner()?.freeze_memtable()?;
+                }
+                self.drop_snapshots();
+                let (inner, gate, fs) = (self.inner()?, &*self.gate, &self.fs);
+                let put = |(k, v): &(Vec<u8>, Vec<u8>)| {
+                    let sync = sync_mode(SyncMode::Fsync);
+                    let options = $krate::lsm_storage::WriteOptions::new(sync);
+                    crate::run::quietly(|| inner.put_opt(k, v, &options))
+                };
+                let (image, acked) = std::thread::scope(|scope| {
+                    gate.arm();
+                    let wait = |ready: &dyn Fn() -> bool,
+                                writer: &std::thread::ScopedJoinHandle<'_, _>,
+                                what: &str| {
+                        let deadline = Instant::now() + Duration::from_secs(30);
+                        while !ready() {
+                            if writer.is_finished() {
+                                anyhow::bail!("{what}: it returned instead");
+                            }
+                            anyhow::ensure!(Instant::now() < deadline, "{what} within 30 s");
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        Ok(())
+                    };
+                    let mut writers = Vec::new();
+                    let mut lined_up = Ok(());
+                    for (i, write) in writes.iter().enumerate() {
+                        let writer = scope.spawn(move || put(write));
+                        lined_up = if i == 0 {
+                            let what = "the group's first put did not reach its log write";
+                            wait(&|| gate.holding(), &writer, what)
+                        } else {
+                            let what = format!(
+                                "the group's put #{i} did not queue behind the held leader"
+                            );
+                            wait(&|| inner.queued_writers() >= i, &writer, &what)
+                        };
+                        writers.push(writer);
+                        if lined_up.is_err() {
+                            break;
+                        }
+                    }
+                    if lined_up.is_ok() && writers.len() > 1 {
+                        gate.arm_sync(2);
+                        gate.release();
+                        let what = "the group behind the first put did not sync (once, after \
+                                    the first put's own sync)";
+                        lined_up = wait(&|| gate.holding(), &writers[1], what);
+                    }
+                    let image = fs.crash_now(false);
+                    gate.arm_sync(0);
+                    gate.release();
+                    let mut acked = Vec::new();
+                    for writer in writers {
+                        match writer.join() {
+                            Ok(Ok(written)) => acked.push(written.is_ok()),
+                            Ok(Err(caught)) => crate::run::rethrow(caught),
+                            Err(payload) => std::panic::resume_unwind(payload),
+                        }
+                    }
+                    lined_up.map(|()| (image, acked))
+                })?;
+                self.open = None;
+                self.fs = image;
+                self.reopen()?;
+                Ok(Reply::Acked(acked))
+            }
+
             /// Drops every snapshot and aborts every transaction, as a reopen must before the
             /// engine goes.
             fn drop_snapshots(&mut self) {
@@ -453,6 +534,7 @@ macro_rules! engine_adapters {
                     }
                     Op::Merge(k, v) => self.inner()?.merge(k, v)?,
                     Op::Group(writes) => return self.group(writes),
+                    Op::GroupCut(writes) => return self.group_cut(writes),
                     // Without a log the crash would lose the memtables, as above.
                     Op::PowerCut | Op::ProcessCrash if !self.config.wal => self.drop_snapshots(),
                     Op::PowerCut => {

@@ -33,6 +33,8 @@ pub enum Reply {
     /// A group: the latest commit timestamp read while its writers waited behind the leader
     /// held at its log write.
     WhileHeld(u64),
+    /// A group cut by a power cut: whether each write returned `Ok`.
+    Acked(Vec<bool>),
 }
 
 /// Why a read through `new_snapshot_at` was refused, with the figures the engine gives.
@@ -217,6 +219,8 @@ mod tests {
 
     /// A group's leader is held at its log write while the others queue behind it: the latest
     /// commit read meanwhile is the one before the group, and then every put is there, in order.
+    /// A group cut by a power cut while the group behind its leader syncs keeps the leader alone,
+    /// the only one that returned.
     #[test]
     fn a_group_is_invisible_while_its_leader_is_held() {
         use crate::ops::SyncMode::{Buffered, Fsync, Os};
@@ -234,9 +238,26 @@ mod tests {
             engine.apply(&Op::Get(b"k1".to_vec())).unwrap(),
             Reply::Value(Some(b"v3".to_vec()))
         );
-        // The last put asked only for the OS: a process crash keeps every one of them.
+        // A group cut while the group behind its leader syncs: the leader alone returned, and
+        // it alone survives.
+        let cut = Op::GroupCut(vec![
+            (b"k3".to_vec(), b"v4".to_vec()),
+            (b"k4".to_vec(), b"v5".to_vec()),
+            (b"k5".to_vec(), b"v6".to_vec()),
+        ]);
+        let acked = Reply::Acked(vec![true, false, false]);
+        assert_eq!(engine.apply(&cut).unwrap(), acked);
+        assert_eq!(engine.apply(&Op::LatestTs).unwrap(), Reply::Ts(5));
+        let all = Op::Scan(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
+        let keys = |r: Reply| match r {
+            Reply::Entries(e) => e.into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        let want: Vec<Vec<u8>> = vec![b"k1".to_vec(), b"k2".to_vec(), b"k3".to_vec()];
+        assert_eq!(keys(engine.apply(&all).unwrap()), want);
+        // A process crash keeps what the reopen after the cut recovered.
         engine.apply(&Op::ProcessCrash).unwrap();
-        assert_eq!(engine.apply(&Op::LatestTs).unwrap(), Reply::Ts(4));
+        assert_eq!(engine.apply(&Op::LatestTs).unwrap(), Reply::Ts(5));
     }
 
     /// The reference agrees with the model on cases of the whole course's mix (compaction,

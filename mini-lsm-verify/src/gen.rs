@@ -172,7 +172,7 @@ impl State {
         let held = |s: Slot| self.held.get(usize::from(s)).copied();
         let open = |t: Slot| self.open.get(usize::from(t)).copied();
         match op {
-            Op::CrashReopen | Op::Group(_) => self.config.wal,
+            Op::CrashReopen | Op::Group(_) | Op::GroupCut(_) => self.config.wal,
             Op::PowerCut => self.config.wal && self.durable == Durable::Disk,
             Op::ProcessCrash => self.config.wal && self.durable >= Durable::Os,
             Op::TriggerCompaction => self.config.strategy != Compaction::None,
@@ -375,6 +375,14 @@ pub fn op(mix: Mix, state: State) -> BoxedStrategy<Op> {
     );
     if config.wal {
         add(Chapter::GROUP_COMMIT, 2, group());
+        let write = (key(), value());
+        add(
+            Chapter::GROUP_COMMIT,
+            1,
+            proptest::collection::vec(write, 3..6)
+                .prop_map(Op::GroupCut)
+                .boxed(),
+        );
     }
     if state.allows(&Op::PowerCut) {
         add(Chapter::GROUP_COMMIT, 3, Just(Op::PowerCut).boxed());

@@ -1,58 +1,83 @@
 // SPDX-License-Identifier: Apache-2.0
-// A `MemFs` whose logs can hold one append. Included by verify's adapters and printed into the
-// tests verify writes for a case with a `group`: the names in scope give `FileSystem`, `MemFs`,
-// `ReadableFile`, `WritableFile` and `Result`.
+// A `MemFs` whose logs can hold one append or one sync. Included by verify's adapters and printed
+// into the tests verify writes for a case with a `group`: the names in scope give `FileSystem`,
+// `MemFs`, `ReadableFile`, `WritableFile` and `Result`.
 
-/// The hold of [`HoldFs`]: `(armed, holding)`: the next append to a log is held; one is now.
+/// The hold of a [`HoldFs`]: which log operation it holds next, and whether it holds one now.
+#[derive(Debug, Default)]
+struct Hold {
+    /// Hold the next append to a log.
+    append: bool,
+    /// Hold the `syncs`-th sync of a log from now (0: none).
+    syncs: u32,
+    /// An append or a sync is held now.
+    holding: bool,
+}
+
+/// Where a [`HoldFs`] holds a log operation, until [`Gate::release`].
 #[derive(Debug, Default)]
 struct Gate {
-    state: std::sync::Mutex<(bool, bool)>,
+    state: std::sync::Mutex<Hold>,
     changed: std::sync::Condvar,
 }
 
 impl Gate {
-    /// How long a held append, or a wait for one, lasts at most.
+    /// How long a held operation, or a wait for one, lasts at most.
     const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
-    /// Holds the next append to a log until [`Gate::release`].
+    /// Holds the next append to a log.
     fn arm(&self) {
-        self.state.lock().unwrap().0 = true;
+        self.state.lock().unwrap().append = true;
     }
 
-    /// Whether an append is held now.
+    /// Holds the `n`-th sync of a log from now.
+    fn arm_sync(&self, n: u32) {
+        self.state.lock().unwrap().syncs = n;
+    }
+
+    /// Whether an operation is held now.
     fn holding(&self) -> bool {
-        self.state.lock().unwrap().1
+        self.state.lock().unwrap().holding
     }
 
-    /// Waits (bounded) until an append is held; whether one is.
+    /// Waits (bounded) until an operation is held; whether one is.
     fn wait_held(&self) -> bool {
         let state = self.state.lock().unwrap();
         let wait = self
             .changed
-            .wait_timeout_while(state, Self::PATIENCE, |s| !s.1);
-        wait.unwrap().0 .1
+            .wait_timeout_while(state, Self::PATIENCE, |s| !s.holding);
+        wait.unwrap().0.holding
     }
 
-    /// Disarms the gate and lets the held append go on.
+    /// Lets the held operation go on, and holds no further append (a sync armed stays armed).
     fn release(&self) {
-        *self.state.lock().unwrap() = (false, false);
+        let mut state = self.state.lock().unwrap();
+        state.append = false;
+        state.holding = false;
         self.changed.notify_all();
     }
 
-    /// Called by each append to a log: held there if the gate is armed.
-    fn pass(&self) -> Result<()> {
+    /// Called by each append (`sync` false) or sync of a log: held there if it is the one armed.
+    fn pass(&self, sync: bool) -> Result<()> {
         let mut state = self.state.lock().unwrap();
-        if !state.0 {
+        let held = if sync {
+            let armed = state.syncs > 0;
+            state.syncs = state.syncs.saturating_sub(1);
+            armed && state.syncs == 0
+        } else {
+            std::mem::take(&mut state.append)
+        };
+        if !held {
             return Ok(());
         }
-        *state = (false, true);
+        state.holding = true;
         self.changed.notify_all();
         let wait = self
             .changed
-            .wait_timeout_while(state, Self::PATIENCE, |s| s.1);
+            .wait_timeout_while(state, Self::PATIENCE, |s| s.holding);
         anyhow::ensure!(
             !wait.unwrap().1.timed_out(),
-            "verify held this log append and never let it go"
+            "verify held this log operation and never let it go"
         );
         Ok(())
     }
@@ -73,11 +98,12 @@ struct HeldFile {
 
 impl WritableFile for HeldFile {
     fn append(&mut self, data: &[u8]) -> Result<()> {
-        self.gate.pass()?;
+        self.gate.pass(false)?;
         self.file.append(data)
     }
 
     fn sync(&mut self) -> Result<()> {
+        self.gate.pass(true)?;
         self.file.sync()
     }
 }

@@ -45,7 +45,8 @@
 //! compaction folds (only at or below the watermark), a read must see this. Sync modes, power
 //! cuts and process crashes change nothing here: a case crashes only where every commit must
 //! survive (see [`crate::ops::Durable`]). A group commits its puts in order, one commit each, and
-//! while they wait the latest commit is the one before the group.
+//! while they wait the latest commit is the one before the group. A group cut by a power cut keeps
+//! its first put, the only one whose sync happened, and only that one may return `Ok`.
 //!
 //! ```text
 //!   k01: 7=+v5  5=+v2  3=v9  1=+v1          a read at 7 sees v9,v2,v5; at 4 sees v9; at 2 sees v1
@@ -274,6 +275,7 @@ impl Model {
                 _ => None,
             },
             Op::Group(writes) => (!writes.is_empty()).then(|| self.versions.latest() + 1),
+            Op::GroupCut(writes) => (!writes.is_empty()).then(|| self.versions.latest() + 1),
             op => op.commits().then(|| self.versions.latest() + 1),
         }
     }
@@ -345,6 +347,17 @@ impl Engine for Model {
                 return Ok(Reply::Entries(
                     self.versions.scan_at(|k| within(l, u, k), ts),
                 ));
+            }
+            Op::GroupCut(writes) => {
+                // Only the first write's sync happened before the power cut.
+                let mut writes = writes.iter();
+                if let Some((k, v)) = writes.next() {
+                    self.versions.commit([(k.clone(), Version::Put(v.clone()))]);
+                }
+                self.snapshots = [None; SLOTS];
+                self.txns = Default::default();
+                let acked = std::iter::once(true).chain(writes.map(|_| false));
+                return Ok(Reply::Acked(acked.collect()));
             }
             Op::CloseReopen | Op::CrashReopen | Op::PowerCut | Op::ProcessCrash => {
                 self.snapshots = [None; SLOTS];

@@ -27,6 +27,8 @@
 //! reached the OS, so the model knows exactly what is left: everything. A *group* lines writers
 //! up behind a leader held in the middle of its log write, so that they commit as one group, and
 //! reads the latest commit timestamp while they wait: none of them may be visible yet (day 1).
+//! A *group cut* lines writers up likewise, then cuts the power while the group behind the leader
+//! waits for its sync: only the leader may have returned `Ok`, and only its write survives.
 //! Merge operands (day 6: `merge k01 v5`, and `merge:` records in batches) are folded by the
 //! append operator, whose result shows the order of the fold.
 
@@ -341,6 +343,11 @@ pub enum Op {
     /// log write until each of the others is queued behind it, on threads of their own; then the
     /// latest commit timestamp is read (none of them may be visible), and they are let go.
     Group(Vec<(SyncMode, Vec<u8>, Vec<u8>)>),
+    /// Puts with fsync, the first held at its log write until the others queue behind it; then
+    /// let go, with the others' group held at its sync, where the power is cut: the first is
+    /// acknowledged, the others must fail (their sync never happened), and the engine opens on
+    /// what survived: the first alone.
+    GroupCut(Vec<(Vec<u8>, Vec<u8>)>),
     /// `merge` (week 4 day 6), with the append operator.
     Merge(Vec<u8>, Vec<u8>),
 }
@@ -380,7 +387,8 @@ impl Op {
             | Op::BatchOpt(..)
             | Op::PowerCut
             | Op::ProcessCrash
-            | Op::Group(_) => Chapter::GROUP_COMMIT,
+            | Op::Group(_)
+            | Op::GroupCut(_) => Chapter::GROUP_COMMIT,
             Op::Merge(..) => Chapter::MERGE,
         }
     }
@@ -403,6 +411,7 @@ impl Op {
                 | Op::TravelGet(..)
                 | Op::TravelScan(..)
                 | Op::Group(_)
+                | Op::GroupCut(_)
         )
     }
 
@@ -438,7 +447,7 @@ impl Op {
     pub fn reopens(&self) -> bool {
         matches!(
             self,
-            Op::CloseReopen | Op::CrashReopen | Op::PowerCut | Op::ProcessCrash
+            Op::CloseReopen | Op::CrashReopen | Op::PowerCut | Op::ProcessCrash | Op::GroupCut(_)
         )
     }
 

@@ -167,8 +167,9 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
     let refusals = trace
         .iter()
         .any(|step| matches!(step.reply, Ok(Reply::Refused(_))));
-    let crashes = case.config.wal && has(|op| matches!(op, Op::CrashReopen | Op::PowerCut));
-    let groups = case.config.wal && has(|op| matches!(op, Op::Group(_)));
+    let crashes =
+        case.config.wal && has(|op| matches!(op, Op::CrashReopen | Op::PowerCut | Op::GroupCut(_)));
+    let groups = case.config.wal && has(|op| matches!(op, Op::Group(_) | Op::GroupCut(_)));
     let merged = has(|op| matches!(op, Op::Merge(..)) || matches!(op, Op::Batch(r) if merges(r)));
     let mut out = String::new();
     let mut line = |text: &str| {
@@ -192,7 +193,7 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
     if has(|op| {
         matches!(
             op,
-            Op::PutOpt(..) | Op::DeleteOpt(..) | Op::BatchOpt(..) | Op::Group(_)
+            Op::PutOpt(..) | Op::DeleteOpt(..) | Op::BatchOpt(..) | Op::Group(_) | Op::GroupCut(_)
         )
     }) {
         storage.extend(["SyncMode", "WriteOptions"]);
@@ -522,6 +523,58 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
                 ));
                 line("    });");
             }
+            (Op::GroupCut(_), _) if !case.config.wal => {
+                line("    // (no log: verify skips the group)");
+            }
+            (Op::GroupCut(writes), Reply::Acked(want)) => {
+                line("    // An empty memtable, so that no freeze syncs the log in the middle.");
+                line("    if !engine.snapshot().memtable.is_empty() {");
+                line("        engine.freeze_memtable().unwrap();");
+                line("    }");
+                drop_txns(&mut line, &mut open_txns);
+                drop_snapshots(&mut line, &mut held);
+                line("    let (image, acked) = std::thread::scope(|scope| {");
+                line("        gate.arm(); // the first put waits at its log write");
+                line("        let mut writers = Vec::new();");
+                for (n, (k, v)) in writes.iter().enumerate() {
+                    line(&format!(
+                        "        writers.push(scope.spawn(|| engine.put_opt({}, {}, {})));",
+                        lit(k),
+                        lit(v),
+                        write_options(SyncMode::Fsync)
+                    ));
+                    if n == 0 {
+                        line("        assert!(gate.wait_held(), \"the first put did not reach its log write\");");
+                    } else {
+                        line(&format!("        wait_queued(&engine, {n});"));
+                    }
+                }
+                line("        // The first sync is the first put's own; the second, its followers' group's.");
+                line("        gate.arm_sync(2);");
+                line("        gate.release();");
+                line("        assert!(gate.wait_held(), \"the followers' group did not sync\");");
+                line("        let image = fs.crash_now(false); // a power cut while that sync waits");
+                line("        gate.arm_sync(0);");
+                line("        gate.release();");
+                line("        let acked: Vec<bool> = writers.into_iter().map(|w| w.join().unwrap().is_ok()).collect();");
+                line("        (image, acked)");
+                line("    });");
+                let want: Vec<String> = want.iter().map(bool::to_string).collect();
+                let message = format!(
+                    "{:?}",
+                    format!(
+                        "op #{i} `{op}`: only the first put may return Ok: the others' sync never \
+                         happened\n{{}}"
+                    )
+                );
+                line(&format!(
+                    "    assert_eq!(acked, [{}], {message}, engine.dump());",
+                    want.join(", ")
+                ));
+                line("    fs = image;");
+                line("    drop(engine);");
+                line("    engine = open(&fs);");
+            }
             (Op::CrashReopen, _) if !case.config.wal => {
                 drop_txns(&mut line, &mut open_txns);
                 drop_snapshots(&mut line, &mut held);
@@ -631,7 +684,11 @@ pub fn rust_test(case: &Case, name: &str, doc: &str) -> String {
     }
     let reopens = case.ops.iter().any(|op| {
         matches!(op, Op::CloseReopen)
-            || (case.config.wal && matches!(op, Op::CrashReopen | Op::PowerCut | Op::ProcessCrash))
+            || (case.config.wal
+                && matches!(
+                    op,
+                    Op::CrashReopen | Op::PowerCut | Op::ProcessCrash | Op::GroupCut(_)
+                ))
     });
     drop_txns(&mut line, &mut open_txns);
     drop_snapshots(&mut line, &mut held);

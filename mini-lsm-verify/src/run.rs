@@ -84,6 +84,13 @@ impl fmt::Display for Step {
             Step::Reply(Reply::Value(None)) => write!(f, "None"),
             Step::Reply(Reply::Value(Some(v))) => write!(f, "Some({})", show(v)),
             Step::Reply(Reply::Ts(ts)) => write!(f, "ts {ts}"),
+            Step::Reply(Reply::Acked(acked)) => {
+                let shown: Vec<&str> = acked
+                    .iter()
+                    .map(|&a| if a { "ok" } else { "failed" })
+                    .collect();
+                write!(f, "writes that returned [{}]", shown.join(" "))
+            }
             Step::Reply(Reply::WhileHeld(ts)) => {
                 write!(f, "latest commit {ts} while the group waited")
             }

@@ -38,6 +38,8 @@
 //! process_crash            drop the engine unclosed, as a killed process, and open the same files
 //! group os:k01=v3 fsync:k02=v4   puts committed as one group: the first held at its log write
 //!                          until the others queue behind it; reads the latest commit meanwhile
+//! group_cut k01=v3 k02=v4 k03=v5   puts with fsync: the first held at its log write until the
+//!                          others queue, then the others' group held at its sync: power cut
 //! merge k03 v7             merge an operand (week 4 day 6; the append operator, joined by `,`)
 //! batch put:k01=v3 merge:k01=v4   a batch with operands: write_batch_ops
 //! ```
@@ -258,6 +260,13 @@ impl fmt::Display for Op {
                 Ok(())
             }
             Op::Merge(k, v) => write!(f, "merge {} {}", show(k), show(v)),
+            Op::GroupCut(writes) => {
+                write!(f, "group_cut")?;
+                for (k, v) in writes {
+                    write!(f, " {}={}", show(k), show(v))?;
+                }
+                Ok(())
+            }
             Op::LatestTs => write!(f, "latest_ts"),
             Op::Snapshot(s) => write!(f, "snapshot s{s}"),
             Op::SnapGet(s, k) => write!(f, "snap_get s{s} {}", show(k)),
@@ -433,6 +442,19 @@ pub fn parse_op(line: &str) -> Result<Op> {
             Ok(Op::Group(writes))
         }
         Some("merge") => done(3, Op::Merge(arg(1)?, arg(2)?)),
+        Some("group_cut") => {
+            let mut writes = Vec::new();
+            for word in &words[1..] {
+                let (k, v) = word
+                    .split_once('=')
+                    .context("a group_cut's write is key=value, like k01=v3")?;
+                writes.push((unshow(k)?, unshow(v)?));
+            }
+            if writes.len() < 3 {
+                bail!("a group_cut has a leader and at least two writes queued behind it");
+            }
+            Ok(Op::GroupCut(writes))
+        }
         Some("latest_ts") => done(1, Op::LatestTs),
         Some("snapshot") => done(2, Op::Snapshot(parse_slot(word(1)?)?)),
         Some("snap_get") => done(3, Op::SnapGet(parse_slot(word(1)?)?, arg(2)?)),
@@ -536,6 +558,11 @@ mod tests {
                     (SyncMode::Fsync, b"k02".to_vec(), b"v4".to_vec()),
                 ]),
                 Op::Merge(b"k03".to_vec(), b"v,5".to_vec()),
+                Op::GroupCut(vec![
+                    (b"k01".to_vec(), b"v7".to_vec()),
+                    (b"k02".to_vec(), b"v8".to_vec()),
+                    (b"k03".to_vec(), b"v9".to_vec()),
+                ]),
                 Op::Batch(vec![
                     BatchOp::Merge(b"k03".to_vec(), b"v6".to_vec()),
                     BatchOp::Del(b"k04".to_vec()),
@@ -565,8 +592,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("group os:k01=v3 fsync:k02=v4\n"), "{text}");
+        assert!(text.contains("group_cut k01=v7 k02=v8 k03=v9\n"), "{text}");
         assert!(
-            text.contains("merge k03 v,5\nbatch merge:k03=v6 del:k04\n"),
+            text.contains("merge k03 v,5\ngroup_cut")
+                && text.contains("\nbatch merge:k03=v6 del:k04\n"),
             "{text}"
         );
         assert_eq!(Case::parse(&text).unwrap(), case);

@@ -28,6 +28,8 @@
 //! |             | log write and its apply: a reader sees the timestamp, not the write |
 //! | `fsync`     | a writer alone that asked for fsync leads a group of one that skips |
 //! |             | the sync: acknowledged before its write is durable                  |
+//! | `ack_group` | a leader marks its group done before it writes and syncs it: the    |
+//! |             | members return as if durable before the sync                        |
 //!
 //! Each must be found and shrunk to at most [`MAX_SHRUNK`] operations. Then the `#[test]` that
 //! verify printed for each is compiled into the copy and run: it must fail with its bug planted
@@ -68,7 +70,7 @@ pub struct Bug {
 }
 
 /// The bugs the issues name.
-pub const BUGS: [Bug; 12] = [
+pub const BUGS: [Bug; 13] = [
     Bug {
         name: "merge",
         what: "newest-wins reversed: a key's versions merge oldest first",
@@ -173,6 +175,21 @@ pub const BUGS: [Bug; 12] = [
         find: "return self.lead_group(wal, group, sticky);",
         replace: "let group = if crate::planted(\"fsync\") { Group { sync: group.sync.min(SyncMode::Os), ..group } } else { group };\n\
                   return self.lead_group(wal, group, sticky);",
+    },
+    Bug {
+        name: "ack_group",
+        what: "a group's writers acknowledged before its leader syncs",
+        // The leader marks its group done before it writes and syncs it: the members return as
+        // if durable while the sync is still to come. Verify's `group_cut` cuts the power there.
+        file: "lsm_storage/commit.rs",
+        find: "None => wal.append_group(&group.records, group.sync),",
+        replace: "None => {\n\
+                  if crate::planted(\"ack_group\") {\n\
+                  self.commit_queue.queue.lock().done_upto = group.last;\n\
+                  self.commit_queue.notify();\n\
+                  }\n\
+                  wal.append_group(&group.records, group.sync)\n\
+                  }",
     },
 ];
 

@@ -168,6 +168,7 @@ fn week4_writes_sync_crash_group_and_merge() {
             count(&|op| matches!(op, Op::Group(w) if w.len() > 1)),
         ),
         ("power_cut", count(&|op| matches!(op, Op::PowerCut))),
+        ("group_cut", count(&|op| matches!(op, Op::GroupCut(_)))),
         ("merge", count(&|op| matches!(op, Op::Merge(..)))),
         (
             "batch with a merge",

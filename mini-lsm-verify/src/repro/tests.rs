@@ -101,7 +101,7 @@ fn week4_operations_print_as_engine_calls() {
     let case = Case::parse(
         "config strategy=none wal=on\nput_opt fsync k01 v1\npower_cut\nmerge k01 v2\n\
          batch put:k02=v3 merge:k02=v4\nbatch_opt os del:k02\ngroup os:k03=v5 fsync:k04=v6\n\
-         get k01\n",
+         get k01\ngroup_cut k05=v7 k06=v8 k07=v9\n",
     )
     .unwrap();
     let test = rust_test(&case, "verify_case_10", "Found by verify.");
@@ -119,6 +119,10 @@ fn week4_operations_print_as_engine_calls() {
         "        wait_queued(&engine, 1);\n",
         "        assert_eq!(seen, 4, ",
         "assert_eq!(engine.get(b\"k01\").unwrap().map(|v| text(&v)), Some(\"v1,v2\".to_string()),",
+        "        gate.arm_sync(2);\n",
+        "        let image = fs.crash_now(false); // a power cut while that sync waits\n",
+        "    assert_eq!(acked, [true, false, false], ",
+        "    fs = image;\n    drop(engine);\n    engine = open(&fs);\n",
     ];
     for wanted in expect {
         assert!(test.contains(wanted), "no `{wanted}` in:\n{test}");
