@@ -387,7 +387,7 @@ pub fn op(mix: Mix, state: State) -> BoxedStrategy<Op> {
     if state.allows(&Op::PowerCut) {
         add(Chapter::GROUP_COMMIT, 3, Just(Op::PowerCut).boxed());
     }
-    if PROCESS_CRASHES && state.allows(&Op::ProcessCrash) {
+    if state.allows(&Op::ProcessCrash) {
         add(Chapter::GROUP_COMMIT, 2, Just(Op::ProcessCrash).boxed());
     }
     add(
@@ -399,14 +399,6 @@ pub fn op(mix: Mix, state: State) -> BoxedStrategy<Op> {
     );
     Union::new_weighted(arms).boxed()
 }
-
-/// Whether cases crash the process (`process_crash`). Off for now: the reference's recovery
-/// vouches in its new manifest for the bytes it replayed from a log without syncing the log
-/// first, so a process crash and then a power cut (or `crash_reopen`) leaves a manifest that
-/// vouches for bytes the log no longer has, and `open` refuses the database:
-/// `delete_opt os k19`, `process_crash`, `crash_reopen`. The operation runs and parses; turn this
-/// on once recovery syncs what it replays.
-const PROCESS_CRASHES: bool = false;
 
 /// Where time travel reads, from the latest commit: 6 commits back to 1 above (refused), the
 /// latest itself most often (always readable).

@@ -200,6 +200,12 @@ pub(crate) fn recover(
             replayed.insert(id);
             replayed_ts = replayed_ts.max(replay.max_ts);
             if !memtable.is_empty() {
+                // The new manifest vouches for these bytes: make them durable first. After a
+                // process crash they may be in the OS's cache only, and a power cut then would
+                // leave a manifest vouching for bytes the log no longer has.
+                fs.open_append(&path)?.sync().with_context(|| {
+                    format!("syncing {} before vouching for it", path.display())
+                })?;
                 sealed.push(ManifestRecord::LogSealed { id, len });
                 imm_memtables.insert(0, Arc::new(memtable));
             }

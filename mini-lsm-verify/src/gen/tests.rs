@@ -168,6 +168,7 @@ fn week4_writes_sync_crash_group_and_merge() {
             count(&|op| matches!(op, Op::Group(w) if w.len() > 1)),
         ),
         ("power_cut", count(&|op| matches!(op, Op::PowerCut))),
+        ("process_crash", count(&|op| matches!(op, Op::ProcessCrash))),
         ("group_cut", count(&|op| matches!(op, Op::GroupCut(_)))),
         ("merge", count(&|op| matches!(op, Op::Merge(..)))),
         (
@@ -179,11 +180,15 @@ fn week4_writes_sync_crash_group_and_merge() {
     ] {
         assert!(n > 10, "{n} {what} in 6000");
     }
-    // Where a power cut stands, the last commit before it was synced.
+    // Where a power cut stands, the last commit before it was synced; where a process crash
+    // stands, it reached the OS.
     let mut durable = Durable::Disk;
     for op in &ops {
         if *op == Op::PowerCut {
             assert_eq!(durable, Durable::Disk);
+        }
+        if *op == Op::ProcessCrash {
+            assert!(durable >= Durable::Os);
         }
         durable = op.durable_after(durable);
     }
