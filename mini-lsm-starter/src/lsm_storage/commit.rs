@@ -18,11 +18,17 @@
 //! commit lock), and groups are taken from its front one at a time, so the log is in timestamp
 //! order and a crash keeps a prefix of the commits.
 //!
+//! A writer alone (nobody queued, no leader writing) that asks for no sync skips the queue: under
+//! the commit lock it puts its record straight into the log's buffer, as week 3 did, and leads a
+//! group of one only if the record must still be written out (see `log_alone_or_queue`). A lone
+//! writer so pays for neither the queue nor a second copy of its record.
+//!
 //! Invariants:
 //! - Every queued writer holds the read side of the engine's state from before its prepare to
 //!   after its apply, so a freeze waits for the queue to drain: every record in the queue belongs
 //!   to the log of the memtable taking writes, and the frozen log is complete.
-//! - At most one leader writes at a time (`leading`); a group is the front of the queue.
+//! - At most one leader writes at a time (`leading`); a group is the front of the queue, or a
+//!   lone writer's record already in the log's buffer.
 //! - A group is one log record: it is recovered whole or not at all.
 //! - A writer returns only after its group was written as far as the group's most demanding
 //!   member asked, which is at least as far as it asked.
