@@ -322,7 +322,6 @@ macro_rules! engine_adapters {
             /// of the others is queued behind it (on scoped threads borrowing the engine); then the
             /// latest commit timestamp is read, and they are let go. Returns that timestamp.
             fn group(&self, writes: &[(SyncMode, Vec<u8>, Vec<u8>)]) -> Result<Reply> {
-                use std::time::{Duration, Instant};
                 let inner = self.inner()?;
                 let gate = &*self.gate;
                 let put = |(sync, k, v): &(SyncMode, Vec<u8>, Vec<u8>)| {
@@ -331,38 +330,10 @@ macro_rules! engine_adapters {
                 };
                 std::thread::scope(|scope| {
                     gate.arm();
-                    let mut writers = Vec::new();
-                    // Waits (bounded) until `ready`, or until the last writer returned.
-                    let wait = |ready: &dyn Fn() -> bool,
-                                writer: &std::thread::ScopedJoinHandle<'_, _>,
-                                what: &str| {
-                        let deadline = Instant::now() + Duration::from_secs(30);
-                        while !ready() {
-                            if writer.is_finished() {
-                                anyhow::bail!("{what}: it returned instead");
-                            }
-                            anyhow::ensure!(Instant::now() < deadline, "{what} within 30 s");
-                            std::thread::sleep(Duration::from_millis(1));
-                        }
-                        Ok(())
-                    };
-                    let mut lined_up = Ok(());
-                    for (i, write) in writes.iter().enumerate() {
-                        let writer = scope.spawn(move || put(write));
-                        lined_up = if i == 0 {
-                            let what = "the group's first put did not reach its log write";
-                            wait(&|| gate.holding(), &writer, what)
-                        } else {
-                            let what = format!(
-                                "the group's put #{i} did not queue behind the held leader"
-                            );
-                            wait(&|| inner.queued_writers() >= i, &writer, &what)
-                        };
-                        writers.push(writer);
-                        if lined_up.is_err() {
-                            break;
-                        }
-                    }
+                    let (writers, lined_up) =
+                        crate::lineup::line_up(scope, writes, put, &|| gate.holding(), &|| {
+                            inner.queued_writers()
+                        });
                     let seen = inner.latest_commit_ts();
                     gate.release();
                     for writer in writers {
@@ -383,7 +354,6 @@ macro_rules! engine_adapters {
             /// group's; the power is cut there, the sync let go (it fails), and the engine opened
             /// on what survived. Returns which puts returned `Ok`.
             fn group_cut(&mut self, writes: &[(Vec<u8>, Vec<u8>)]) -> Result<Reply> {
-                use std::time::{Duration, Instant};
                 if !self.inner()?.snapshot().memtable.is_empty() {
                     self.inner()?.freeze_memtable()?;
                 }
@@ -396,43 +366,16 @@ macro_rules! engine_adapters {
                 };
                 let (image, acked) = std::thread::scope(|scope| {
                     gate.arm();
-                    let wait = |ready: &dyn Fn() -> bool,
-                                writer: &std::thread::ScopedJoinHandle<'_, _>,
-                                what: &str| {
-                        let deadline = Instant::now() + Duration::from_secs(30);
-                        while !ready() {
-                            if writer.is_finished() {
-                                anyhow::bail!("{what}: it returned instead");
-                            }
-                            anyhow::ensure!(Instant::now() < deadline, "{what} within 30 s");
-                            std::thread::sleep(Duration::from_millis(1));
-                        }
-                        Ok(())
-                    };
-                    let mut writers = Vec::new();
-                    let mut lined_up = Ok(());
-                    for (i, write) in writes.iter().enumerate() {
-                        let writer = scope.spawn(move || put(write));
-                        lined_up = if i == 0 {
-                            let what = "the group's first put did not reach its log write";
-                            wait(&|| gate.holding(), &writer, what)
-                        } else {
-                            let what = format!(
-                                "the group's put #{i} did not queue behind the held leader"
-                            );
-                            wait(&|| inner.queued_writers() >= i, &writer, &what)
-                        };
-                        writers.push(writer);
-                        if lined_up.is_err() {
-                            break;
-                        }
-                    }
+                    let (writers, mut lined_up) =
+                        crate::lineup::line_up(scope, writes, put, &|| gate.holding(), &|| {
+                            inner.queued_writers()
+                        });
                     if lined_up.is_ok() && writers.len() > 1 {
                         gate.arm_sync(2);
                         gate.release();
                         let what = "the group behind the first put did not sync (once, after \
                                     the first put's own sync)";
-                        lined_up = wait(&|| gate.holding(), &writers[1], what);
+                        lined_up = crate::lineup::wait_for(&|| gate.holding(), &writers[1], what);
                     }
                     let image = fs.crash_now(false);
                     gate.arm_sync(0);

@@ -19,6 +19,7 @@ mod commands;
 mod concurrent;
 mod engines;
 mod gen;
+mod lineup;
 mod model;
 mod ops;
 mod regress;
