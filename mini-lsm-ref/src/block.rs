@@ -369,8 +369,9 @@ fn decode_timestamps(head: &[u8], num: usize) -> Result<(usize, BlockTimestamps)
         bail!("block has no room for its timestamp kind");
     };
     // @task week4_day6 1 stub=comment
-    let kind = kind & !HAS_KINDS; // The kind column's flag: see `decode_kinds`.
-                                  // @end
+    // Without the kind column's flag (see `decode_kinds`).
+    let kind = kind & !HAS_KINDS;
+    // @end
     let column_len = match kind {
         TS_SAME => SIZEOF_TS,
         TS_EACH => num * SIZEOF_TS,

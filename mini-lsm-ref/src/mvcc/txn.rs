@@ -244,8 +244,9 @@ impl<'a> Transaction<'a> {
         self.active()?;
         check_entry_size(key, value)?;
         // @task week4_day6 4 stub=comment
-        self.merges.remove(key); // A put or a delete replaces the operands under it.
-                                 // @end
+        // A put or a delete replaces the operands under it.
+        self.merges.remove(key);
+        // @end
         self.writes
             .insert(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
         Ok(())
@@ -284,8 +285,8 @@ impl<'a> Transaction<'a> {
     }
 
     /// The value `key` reads as in this transaction when its only write is `operand`: its
-    /// snapshot's value (read, and for a serializable transaction recorded as read) with the
-    /// operand folded over it; empty for none.
+    /// snapshot's value with the operand folded over it; empty for none. (A serializable
+    /// transaction's caller has recorded the read.)
     fn fold_over_snapshot(&self, key: &[u8], operand: &[u8]) -> Result<Bytes> {
         let operator = self.inner.options.merge_operator.as_deref();
         let operator = operator.ok_or_else(|| no_operator(key))?;

@@ -189,8 +189,8 @@ impl<'a> Transaction<'a> {
     }
 
     /// The value `key` reads as in this transaction when its only write is `operand`: its
-    /// snapshot's value (read, and for a serializable transaction recorded as read) with the
-    /// operand folded over it; empty for none.
+    /// snapshot's value with the operand folded over it; empty for none. (A serializable
+    /// transaction's caller has recorded the read.)
     fn fold_over_snapshot(&self, key: &[u8], operand: &[u8]) -> Result<Bytes> {
         let operator = self.inner.options.merge_operator.as_deref();
         let operator = operator.ok_or_else(|| no_operator(key))?;
