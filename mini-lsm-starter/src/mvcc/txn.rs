@@ -49,7 +49,7 @@ use crate::iterators::two_merge_iterator::TwoMergeIterator;
 use crate::iterators::StorageIterator;
 use crate::lsm_iterator::{FusedIterator, LsmIterator};
 use crate::lsm_storage::{check_entry_size, LsmStorageInner};
-use crate::merge::{no_operator, ValueKind};
+use crate::merge::ValueKind;
 
 /// Where a transaction is in its life.
 enum TxnState<'a> {
@@ -192,8 +192,7 @@ impl<'a> Transaction<'a> {
     /// snapshot's value with the operand folded over it; empty for none. (A serializable
     /// transaction's caller has recorded the read.)
     fn fold_over_snapshot(&self, key: &[u8], operand: &[u8]) -> Result<Bytes> {
-        let operator = self.inner.options.merge_operator.as_deref();
-        let operator = operator.ok_or_else(|| no_operator(key))?;
+        let operator = self.inner.check_merge_operator()?;
         let base = self.active()?.get(key)?;
         Ok(operator.merge(key, base.as_deref(), &[operand])?.into())
     }
